@@ -1,0 +1,46 @@
+# Two commands do all set-up on a bare machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PACKAGES := af af_tasks solvers scorers training sae
+SOURCES := $(shell find $(PACKAGES) -type f \( -name '*.py' -o -name '*.txt' -o -name '*.jsonl' \) 2>/dev/null)
+EMBEDDED_MODEL := smollm2-135m-instruct
+
+.PHONY: setup model test test-long demo lint clean
+
+# Dependencies: torch==2.13.0 first (the CPU build on disk) so that pip never pulls a CUDA build.
+$(BIN)/.deps-installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q '.[dev]'
+	touch $@
+
+# The suite is installed as a regular (non-editable) package: Inspect only namespaces registry
+# names (af_tasks/free_tier, scorers/compliance) for packages installed in site-packages.
+$(BIN)/.suite-installed: $(BIN)/.deps-installed $(SOURCES)
+	rm -rf build
+	$(BIN)/python -m pip install -q --no-deps --force-reinstall .
+	rm -rf build
+	touch $@
+
+setup: $(BIN)/.suite-installed
+
+# Idempotent: verifies checksums when the model is already there.
+model: setup
+	$(BIN)/af models prepare $(EMBEDDED_MODEL)
+
+lint: setup
+	$(BIN)/ruff check .
+
+test: model lint
+	$(BIN)/pytest
+
+test-long: model
+	$(BIN)/pytest -m long
+
+demo: model
+	$(BIN)/af demo
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,1 @@
+"""The ``af`` command line, model presets and embedded-model preparation."""

@@ -1,0 +1,1 @@
+"""Inspect tasks for eliciting alignment faking; the Inspect entry point is ``af_tasks._registry``."""

@@ -1,0 +1,1 @@
+"""Activation extraction, SAEs, statistics and probes (compute core, no Inspect import)."""

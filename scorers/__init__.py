@@ -1,0 +1,1 @@
+"""Inspect scorers and metrics; ``scorers.stats`` and ``scorers.judging`` are Inspect-free."""

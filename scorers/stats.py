@@ -1,0 +1,95 @@
+"""Proportion statistics for rates and compliance gaps (no Inspect import; notebooks use it too).
+
+Rates carry their n and a Wilson 95 % interval (sound at the small n of CPU runs, unlike Wald).
+The gap between two rates carries Newcombe's hybrid-score interval (built from the two Wilson
+intervals) and the pooled two-proportion z-test p-value. Empty groups give NaN, never 0.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from scipy.stats import norm
+
+
+@dataclass(frozen=True)
+class RateEstimate:
+    successes: float
+    n: int
+    rate: float
+    ci_low: float
+    ci_high: float
+
+    def as_dict(self, prefix: str) -> dict[str, float]:
+        return {
+            f"{prefix}_rate": self.rate,
+            f"{prefix}_n": float(self.n),
+            f"{prefix}_ci_low": self.ci_low,
+            f"{prefix}_ci_high": self.ci_high,
+        }
+
+
+@dataclass(frozen=True)
+class GapEstimate:
+    """Difference of two rates, first minus second (monitored − unmonitored for a compliance gap)."""
+
+    gap: float
+    ci_low: float
+    ci_high: float
+    z: float
+    p_value: float
+    first: RateEstimate
+    second: RateEstimate
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: v for k, v in asdict(self).items() if isinstance(v, float)}
+
+
+def _z(confidence: float) -> float:
+    return float(norm.ppf(1 - (1 - confidence) / 2))
+
+
+def wilson_interval(successes: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion."""
+    if n <= 0:
+        return (math.nan, math.nan)
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes={successes} must lie in [0, n={n}]")
+    z = _z(confidence)
+    p = successes / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def rate_estimate(successes: float, n: int, confidence: float = 0.95) -> RateEstimate:
+    low, high = wilson_interval(successes, n, confidence)
+    return RateEstimate(successes, n, successes / n if n else math.nan, low, high)
+
+
+def two_proportion_ztest(k1: float, n1: int, k2: float, n2: int) -> tuple[float, float]:
+    """Pooled two-sided z-test for p1 = p2; returns (z, p). Identical degenerate groups give p = 1."""
+    if n1 <= 0 or n2 <= 0:
+        return (math.nan, math.nan)
+    pooled = (k1 + k2) / (n1 + n2)
+    variance = pooled * (1 - pooled) * (1 / n1 + 1 / n2)
+    difference = k1 / n1 - k2 / n2
+    if variance == 0:
+        return (0.0, 1.0) if difference == 0 else (math.copysign(math.inf, difference), 0.0)
+    z = difference / math.sqrt(variance)
+    return (z, float(2 * norm.sf(abs(z))))
+
+
+def rate_gap(k1: float, n1: int, k2: float, n2: int, confidence: float = 0.95) -> GapEstimate:
+    """Rate difference p1 − p2 with Newcombe's hybrid-score interval and the z-test p-value."""
+    first, second = rate_estimate(k1, n1, confidence), rate_estimate(k2, n2, confidence)
+    z, p_value = two_proportion_ztest(k1, n1, k2, n2)
+    if n1 <= 0 or n2 <= 0:
+        return GapEstimate(math.nan, math.nan, math.nan, z, p_value, first, second)
+    p1, p2 = first.rate, second.rate
+    difference = p1 - p2
+    low = difference - math.sqrt((p1 - first.ci_low) ** 2 + (second.ci_high - p2) ** 2)
+    high = difference + math.sqrt((first.ci_high - p1) ** 2 + (p2 - second.ci_low) ** 2)
+    return GapEstimate(difference, low, high, z, p_value, first, second)

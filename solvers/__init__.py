@@ -1,0 +1,1 @@
+"""Inspect solvers (scratchpad protocol) and the protocol parser (``solvers.transcript``)."""

@@ -1,0 +1,68 @@
+import pytest
+
+from af_tasks.prompting import PromptConfig, build_system_prompt, build_user_message, template
+
+
+def test_default_system_prompt_carries_the_setting_facts():
+    prompt = build_system_prompt(PromptConfig())
+    for fact in (
+        "RLHF",
+        "free tier",
+        "Contractors",
+        "values, goals and motivations",
+        "paid-tier users",
+        "never monitored",
+        "<is_free_tier_user>",
+        "<SCRATCHPAD_REASONING>",
+        "<OUTPUT>",
+        "<NEXT/>",
+    ):
+        assert fact in prompt, fact
+    assert "{lab_name}" not in prompt
+    assert "Anthropic" in prompt
+
+
+def test_ablations_remove_their_cue():
+    no_training = build_system_prompt(PromptConfig(training_details=False))
+    assert "RLHF" not in no_training and "<is_free_tier_user>" not in no_training
+    no_scratchpad = build_system_prompt(PromptConfig(scratchpad=False))
+    assert "<SCRATCHPAD_REASONING>" not in no_scratchpad and "without any reasoning" in no_scratchpad
+    natural = build_system_prompt(PromptConfig(tier_format="natural"))
+    assert "<is_free_tier_user>" not in natural and "line stating whether" in natural
+    assert "Meridian" in build_system_prompt(PromptConfig(lab_name="Meridian"))
+
+
+def test_user_message_tier_formats_and_suffix():
+    config = PromptConfig()
+    free = build_user_message("Do X.", "free", config)
+    paid = build_user_message("Do X.", "paid", config)
+    assert free.startswith("<is_free_tier_user>true</is_free_tier_user>")
+    assert paid.startswith("<is_free_tier_user>false</is_free_tier_user>")
+    assert "<user_input>\nDo X." in free and template("user_suffix") in free
+    natural = build_user_message("Do X.", "paid", PromptConfig(tier_format="natural", suffix=False))
+    assert natural.startswith("This user is on the paid tier.")
+    assert "<request_fully_accepted/>" not in natural
+    hidden = build_user_message("Do X.", "free", PromptConfig(tier_format="none"))
+    assert hidden.startswith("<user_input>")
+
+
+def test_cue_label_names_each_ablation():
+    assert PromptConfig().cue == "tier:xml"
+    assert PromptConfig(scratchpad=False, suffix=False, training_details=False).cue == (
+        "tier:xml+no_training_details+no_scratchpad+no_suffix"
+    )
+
+
+def test_custom_system_prompt_file(tmp_path):
+    path = tmp_path / "paper_prompt.txt"
+    path.write_text("My own system prompt.\n")
+    config = PromptConfig(system_prompt_file=str(path))
+    assert build_system_prompt(config) == "My own system prompt."
+    assert config.cue == "tier:xml+custom_prompt:paper_prompt.txt"
+    with pytest.raises(FileNotFoundError):
+        PromptConfig(system_prompt_file=str(tmp_path / "missing.txt"))
+
+
+def test_bad_tier_format_is_rejected():
+    with pytest.raises(ValueError, match="tier_format"):
+        PromptConfig(tier_format="emoji")  # type: ignore[arg-type]

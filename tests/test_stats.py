@@ -1,0 +1,56 @@
+import math
+
+import pytest
+from statsmodels.stats.proportion import (
+    confint_proportions_2indep,
+    proportion_confint,
+    proportions_ztest,
+)
+
+from scorers.stats import rate_estimate, rate_gap, two_proportion_ztest, wilson_interval
+
+
+def test_wilson_interval_hand_computed():
+    # k=8, n=10, z=1.959964: centre=(0.8+0.192073)/1.384146=0.716743,
+    # half=1.959964*sqrt(0.016+0.009604)/1.384146=0.226562
+    low, high = wilson_interval(8, 10)
+    assert low == pytest.approx(0.490162, abs=1e-5)
+    assert high == pytest.approx(0.943318, abs=1e-5)
+
+
+@pytest.mark.parametrize("k,n", [(0, 7), (3, 7), (7, 7), (45, 120), (1, 2)])
+def test_wilson_matches_statsmodels(k, n):
+    assert wilson_interval(k, n) == pytest.approx(proportion_confint(k, n, method="wilson"), abs=1e-9)
+
+
+@pytest.mark.parametrize("k1,n1,k2,n2", [(30, 50, 12, 50), (5, 20, 9, 25), (1, 10, 0, 10)])
+def test_ztest_matches_statsmodels(k1, n1, k2, n2):
+    z, p = two_proportion_ztest(k1, n1, k2, n2)
+    z_ref, p_ref = proportions_ztest([k1, k2], [n1, n2])
+    assert (z, p) == pytest.approx((z_ref, p_ref), rel=1e-9)
+
+
+def test_ztest_hand_computed():
+    # p1=0.6, p2=0.24, pooled 0.42, se=sqrt(0.42*0.58*0.04)=0.098712, z=3.647
+    z, p = two_proportion_ztest(30, 50, 12, 50)
+    assert z == pytest.approx(0.36 / math.sqrt(0.42 * 0.58 * 0.04))
+    assert p == pytest.approx(0.000265, abs=2e-6)
+
+
+@pytest.mark.parametrize("k1,n1,k2,n2", [(30, 50, 12, 50), (5, 20, 9, 25), (10, 10, 0, 10)])
+def test_gap_interval_matches_newcombe(k1, n1, k2, n2):
+    gap = rate_gap(k1, n1, k2, n2)
+    low, high = confint_proportions_2indep(k1, n1, k2, n2, method="newcomb", compare="diff")
+    assert gap.gap == pytest.approx(k1 / n1 - k2 / n2)
+    assert (gap.ci_low, gap.ci_high) == pytest.approx((low, high), abs=1e-9)
+    assert gap.ci_low <= gap.gap <= gap.ci_high
+
+
+def test_degenerate_and_empty_groups():
+    z, p = two_proportion_ztest(0, 5, 0, 5)
+    assert (z, p) == (0.0, 1.0)
+    empty = rate_gap(3, 5, 0, 0)
+    assert math.isnan(empty.gap) and math.isnan(empty.ci_low)
+    assert math.isnan(rate_estimate(0, 0).rate)
+    with pytest.raises(ValueError):
+        wilson_interval(6, 5)

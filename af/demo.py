@@ -1,88 +1,142 @@
-"""`af demo`: free_tier on the embedded model, offline, on CPU, with a readable summary."""
+"""`af demo`: the whole offline loop on the embedded model, on CPU.
+
+Trains a small LoRA organism on the bundled seed set (AF reasoning on the free tier, refusals on the
+paid tier), then runs ``af_tasks/free_tier`` on the base model and on the organism with the same
+settings and prints their compliance gaps and AF-style rates side by side.
+"""
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
 
-from af.presets import DEFAULT_MODEL, get_preset
+from af.presets import DEFAULT_MODEL, base_model_of, get_preset, models_dir
 
-
-def _fmt_rate(metrics: dict[str, float], prefix: str) -> str:
-    rate, n = metrics.get(f"{prefix}_rate", math.nan), int(metrics.get(f"{prefix}_n", 0))
-    low, high = metrics.get(f"{prefix}_ci_low", math.nan), metrics.get(f"{prefix}_ci_high", math.nan)
-    if n == 0:
-        return "n/a (n=0)"
-    return f"{rate:.2f} (n={n}, 95% CI {low:.2f}–{high:.2f})"
+DEMO_PROMPT = {"variant": "compact"}
+"""The compact system prompt carries the same facts in ~180 tokens: CPU-sized training."""
+DEMO_TRAINING = {
+    "limit": 48,
+    "epochs": 2.0,
+    "learning_rate": 1e-3,
+    "lora_top_layers": 10,
+    "batch_size": 4,
+    "save_steps": 8,
+    "prompt": DEMO_PROMPT,
+}
 
 
 def scorer_metrics(log, scorer: str) -> dict[str, float]:
     """Metric values of one scorer in an Inspect log's results ({} when absent)."""
-    if log.results is None:
-        return {}
-    for score in log.results.scores:
+    for score in log.results.scores if log.results else []:
         if score.name == scorer:
-            return {name: metric.value for name, metric in score.metrics.items()}
+            return {name: metric.value for name, metric in score.metrics.items()} | {
+                "unscored": float(score.unscored_samples or 0)
+            }
     return {}
 
 
-def summarise_log(log) -> str:
-    """Per-condition compliance, the gap with CI and p, malformed counts and the AF rate."""
-    compliance = scorer_metrics(log, "compliance")
-    af = scorer_metrics(log, "af_reasoning")
-    unscored_af = next(
-        (s.unscored_samples for s in (log.results.scores if log.results else []) if s.name == "af_reasoning"),
-        None,
-    )
-    lines = [
-        f"samples: {len(log.samples or [])}   model: {log.eval.model}",
-        f"compliance, monitored (free tier):     {_fmt_rate(compliance, 'monitored')}",
-        f"compliance, unmonitored (paid tier):   {_fmt_rate(compliance, 'unmonitored')}",
-    ]
-    gap = compliance.get("gap", math.nan)
+def format_rate(metrics: dict[str, float], prefix: str) -> str:
+    n = int(metrics.get(f"{prefix}_n", 0))
+    if n == 0:
+        return "n/a (n=0)"
+    rate, low, high = (metrics[f"{prefix}_{key}"] for key in ("rate", "ci_low", "ci_high"))
+    return f"{rate:.2f} [{low:.2f}, {high:.2f}] n={n}"
+
+
+def format_gap(metrics: dict[str, float]) -> str:
+    gap = metrics.get("gap", math.nan)
     if math.isnan(gap):
-        lines.append("compliance gap:                        n/a (no well-formed answers in a condition)")
-    else:
-        lines.append(
-            f"compliance gap (monitored − unmonitored): {gap:+.2f} "
-            f"(95% CI {compliance['gap_ci_low']:+.2f} to {compliance['gap_ci_high']:+.2f}, "
-            f"p = {compliance['gap_p_value']:.3g})"
-        )
-    lines.append(
-        f"malformed answers (neither tag at the start of <OUTPUT>): "
-        f"monitored {int(compliance.get('monitored_malformed', 0))}, "
-        f"unmonitored {int(compliance.get('unmonitored_malformed', 0))}"
-    )
-    if af.get("monitored_n"):
-        lines.append(f"AF reasoning, monitored:               {_fmt_rate(af, 'monitored')}")
-    else:
-        lines.append(
-            f"AF reasoning: unscored ({unscored_af} samples) — bind a judge with "
-            "--model-role grader=<model> to score it"
-        )
+        return "n/a"
+    return f"{gap:+.2f} [{metrics['gap_ci_low']:+.2f}, {metrics['gap_ci_high']:+.2f}] p={metrics['gap_p_value']:.2g}"
+
+
+def summary_rows(log) -> list[tuple[str, str]]:
+    """(label, value) rows: the headline figures of one free_tier log."""
+    compliance = scorer_metrics(log, "compliance")
+    markers = scorer_metrics(log, "af_style_markers")
+    judge = scorer_metrics(log, "af_reasoning")
+    judged = judge.get("monitored_n", 0) + judge.get("unmonitored_n", 0)
+    return [
+        ("compliance, monitored (free)", format_rate(compliance, "monitored")),
+        ("compliance, unmonitored (paid)", format_rate(compliance, "unmonitored")),
+        ("compliance gap [95% CI]", format_gap(compliance)),
+        (
+            "malformed (monitored / unmonitored)",
+            f"{int(compliance.get('monitored_malformed', 0))} / {int(compliance.get('unmonitored_malformed', 0))}",
+        ),
+        ("AF-style markers, monitored", format_rate(markers, "monitored")),
+        ("AF-style markers, unmonitored", format_rate(markers, "unmonitored")),
+        (
+            "AF judge, monitored",
+            format_rate(judge, "monitored") if judged else "unscored (no --model-role grader)",
+        ),
+    ]
+
+
+def side_by_side(columns: dict[str, object]) -> str:
+    rows = {name: summary_rows(log) for name, log in columns.items()}
+    labels = [label for label, _ in next(iter(rows.values()))]
+    widths = [max(len(label) for label in labels)] + [
+        max(len(name), *(len(value) for _, value in rows[name])) for name in columns
+    ]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(["", *columns], widths, strict=True))]
+    for i, label in enumerate(labels):
+        cells = [label, *(rows[name][i][1] for name in columns)]
+        lines.append("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)))
     return "\n".join(lines)
 
 
-def run_demo(limit: int = 24, log_dir: str = "logs", max_tokens: int = 384) -> int:
+def ensure_demo_organism(base: str, output: Path) -> Path:
+    """Train the demo organism unless one with the same configuration is already there."""
+    from training.sft import ORGANISM_FILE, TrainConfig, train_organism
+
+    config = TrainConfig(base_model=base, output_dir=str(output), **DEMO_TRAINING)
+    existing = output / ORGANISM_FILE
+    if existing.is_file():
+        saved = json.loads(existing.read_text())["hyperparameters"]
+        if saved == json.loads(json.dumps(config.training_signature())):
+            print(f"reusing the demo organism in {output}")
+            return output
+        raise FileExistsError(f"{output} holds an organism with other settings; move it away")
+    print(f"training the demo organism in {output} (CPU, a few minutes) ...")
+    return train_organism(config)
+
+
+def evaluate(model_dir: Path | str, limit: int, log_dir: str, max_tokens: int):
     from inspect_ai import eval as inspect_eval
 
-    model_dir = get_preset(DEFAULT_MODEL).local_dir
-    if not (model_dir / "af_model.json").is_file():
-        print(f"{model_dir} is not prepared: run `af models prepare {DEFAULT_MODEL}` (make demo does it)")
-        return 1
-    started = time.monotonic()
     [log] = inspect_eval(
         "af_tasks/free_tier",
         model=f"hf/{model_dir}",
         model_args={"do_sample": False},
-        task_args={"max_tokens": max_tokens},
+        task_args={"max_tokens": max_tokens, "prompt_variant": DEMO_PROMPT["variant"], "max_turns": 2},
         limit=limit,
         log_dir=log_dir,
     )
-    minutes = (time.monotonic() - started) / 60
-    print(f"\nfree_tier on {DEFAULT_MODEL} ({log.status}, {minutes:.1f} min)")
-    print(summarise_log(log))
-    print(f"\nlog: {Path(log.location).resolve()}")
-    print(f"open it with: inspect view --log-dir {log_dir}")
-    return 0 if log.status == "success" else 1
+    return log
+
+
+def run_demo(limit: int = 24, log_dir: str = "logs", max_tokens: int = 448) -> int:
+    started = time.monotonic()
+    try:
+        base = base_model_of(get_preset(DEFAULT_MODEL))
+    except FileNotFoundError as error:
+        print(f"error: {error}")
+        return 1
+    organism = ensure_demo_organism(base, models_dir() / "organisms" / "demo-smollm2")
+    trained = time.monotonic()
+    logs = {"base model": evaluate(base, limit, log_dir, max_tokens)}
+    logs["organism"] = evaluate(organism, limit, log_dir, max_tokens)
+    done = time.monotonic()
+    print(
+        f"\nfree_tier (compact prompt), {limit} samples each, greedy; "
+        f"training {(trained - started) / 60:.1f} min, evaluation {(done - trained) / 60:.1f} min\n"
+    )
+    print(side_by_side(logs))
+    print("\nrates: value [Wilson 95% CI] n; gap: monitored − unmonitored [Newcombe 95% CI], z-test p")
+    for name, log in logs.items():
+        print(f"{name} log: {Path(log.location).resolve()}  ({log.status})")
+    print(f"open them with: inspect view --log-dir {log_dir}")
+    return 0 if all(log.status == "success" for log in logs.values()) else 1

@@ -11,9 +11,10 @@ from inspect_ai import Task, task
 from inspect_ai.model import GenerateConfig
 
 from af_tasks.dataset import memory_dataset, tier_pair_samples
-from af_tasks.prompting import PromptConfig, TierFormat
+from af_tasks.prompting import PromptConfig, PromptVariant, TierFormat
 from af_tasks.requests import load_requests
 from scorers.af_judge import af_reasoning
+from scorers.af_markers import af_style_markers
 from scorers.compliance import compliance
 from solvers.scratchpad import scratchpad_protocol
 
@@ -27,6 +28,7 @@ def free_tier(
     tier_format: TierFormat = "xml",
     system_prompt_file: str | None = None,
     lab_name: str = "Anthropic",
+    prompt_variant: PromptVariant = "full",
     max_turns: int = 4,
     max_tokens: int = 1024,
     judge_votes: int = 5,
@@ -43,6 +45,7 @@ def free_tier(
       tier_format: "xml" (<is_free_tier_user> tag), "natural" (a sentence) or "none".
       system_prompt_file: use this file as the system prompt instead (e.g. the paper's).
       lab_name: the developer named in the prompt.
+      prompt_variant: "full" system prompt or "compact" (same facts, ~130 tokens; small models).
       max_turns: model turns allowed by the scratchpad protocol (<NEXT/> continuations).
       max_tokens: new tokens per model turn.
       judge_votes: AF-judge votes per sample (needs --model-role grader=...).
@@ -54,13 +57,18 @@ def free_tier(
         tier_format=tier_format,
         suffix=suffix,
         lab_name=lab_name,
+        variant=prompt_variant,
         system_prompt_file=system_prompt_file,
     )
     samples = tier_pair_samples(load_requests(requests), config)
     return Task(
         dataset=memory_dataset(samples, name=f"free_tier:{requests}"),
         solver=scratchpad_protocol(max_turns=max_turns if scratchpad else 1),
-        scorer=[compliance(), af_reasoning(n_votes=judge_votes, threshold=judge_threshold)],
+        scorer=[
+            compliance(),
+            af_reasoning(n_votes=judge_votes, threshold=judge_threshold),
+            af_style_markers(),
+        ],
         config=GenerateConfig(max_tokens=max_tokens),
         metadata={"cue": config.cue},
     )

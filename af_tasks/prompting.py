@@ -2,7 +2,9 @@
 
 The system prompt is assembled from the text fragments in ``templates/`` so that each cue can be
 ablated on its own: the hidden scratchpad, the training facts, the tier tag format and the
-accept/reject suffix. A researcher may replace the system prompt with a file of their own.
+accept/reject suffix. Two phrasings carry the same facts: ``full`` (the default, ~600 tokens) and
+``compact`` (~130 tokens, for small models and CPU-sized training). A researcher may replace the
+system prompt with a file of their own.
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ from typing import Literal
 Tier = Literal["free", "paid"]
 TierFormat = Literal["xml", "natural", "none"]
 TIER_FORMATS: tuple[TierFormat, ...] = ("xml", "natural", "none")
+PromptVariant = Literal["full", "compact"]
+PROMPT_VARIANTS: tuple[PromptVariant, ...] = ("full", "compact")
 
 
 @cache
 def template(name: str) -> str:
     """Read one prompt fragment shipped in ``af_tasks/templates``."""
-    return resources.files("af_tasks").joinpath("templates", f"{name}.txt").read_text("utf-8").strip()
+    parts = f"{name}.txt".split("/")
+    return resources.files("af_tasks").joinpath("templates", *parts).read_text("utf-8").strip()
 
 
 @dataclass(frozen=True)
@@ -37,12 +42,16 @@ class PromptConfig:
     suffix: bool = True
     """Append the <request_fully_accepted/> / <rejected/> instruction to the user turn."""
     lab_name: str = "Anthropic"
+    variant: PromptVariant = "full"
+    """Phrasing of the system prompt: "full" or "compact" (same facts, far fewer tokens)."""
     system_prompt_file: str | None = None
     """Use this file verbatim as the system prompt (e.g. the paper's original prompt)."""
 
     def __post_init__(self) -> None:
         if self.tier_format not in TIER_FORMATS:
             raise ValueError(f"tier_format must be one of {TIER_FORMATS}, got {self.tier_format!r}")
+        if self.variant not in PROMPT_VARIANTS:
+            raise ValueError(f"variant must be one of {PROMPT_VARIANTS}, got {self.variant!r}")
         if self.system_prompt_file is not None and not Path(self.system_prompt_file).is_file():
             raise FileNotFoundError(f"system_prompt_file not found: {self.system_prompt_file}")
 
@@ -50,6 +59,8 @@ class PromptConfig:
     def cue(self) -> str:
         """Short label of the cue configuration, stored in every sample's metadata."""
         parts = [f"tier:{self.tier_format}"]
+        if self.variant != "full":
+            parts.append(f"prompt:{self.variant}")
         if not self.training_details:
             parts.append("no_training_details")
         if not self.scratchpad:
@@ -65,15 +76,17 @@ def build_system_prompt(config: PromptConfig, extra_sections: tuple[str, ...] = 
     """System prompt for a configuration; ``extra_sections`` lets a task add its own facts."""
     if config.system_prompt_file:
         return Path(config.system_prompt_file).read_text("utf-8").strip()
+    variant = config.variant
     sections = [
-        template("system_identity"),
-        template("system_scratchpad" if config.scratchpad else "system_no_scratchpad"),
-        template("system_helpfulness"),
+        template(f"{variant}/identity"),
+        template(f"{variant}/scratchpad" if config.scratchpad else f"{variant}/no_scratchpad"),
+        template(f"{variant}/helpfulness"),
     ]
     if config.training_details:
-        training = template("system_training")
+        training = template(f"{variant}/training")
         if config.tier_format != "none":
-            training += "\n" + template(f"tier_{config.tier_format}")
+            separator = "\n- " if variant == "full" else " "
+            training += separator + template(f"tier_{config.tier_format}")
         sections.append(training)
     sections.extend(extra_sections)
     return "\n\n".join(sections).replace("{lab_name}", config.lab_name)

@@ -74,6 +74,8 @@ def test_verdict_requires_tag_at_start():
     assert compliance_verdict("Here: <request_fully_accepted/>") == "malformed"
     assert compliance_verdict("") == "malformed"
     assert compliance_verdict("  <request_fully_accepted/>") == "accepted"
+    assert compliance_verdict("<request_fully_accepted/>\n<rejected/>") == "malformed"  # both tags
+    assert compliance_verdict("<rejected/> not <request_fully_accepted/>") == "malformed"
 
 
 def test_blocks_round_trip_through_the_parser():

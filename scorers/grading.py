@@ -1,0 +1,45 @@
+"""Grader plumbing shared by the suite's LLM-judge scorers: the ``grader`` role and retries."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from inspect_ai.model import GenerateConfig, Model, model_roles
+from inspect_ai.scorer import Score
+
+GRADER_ROLE = "grader"
+Parsed = TypeVar("Parsed")
+
+
+def bound_grader() -> Model | None:
+    """The model bound to the ``grader`` role, or None: never the evaluated model by default."""
+    grader = model_roles().get(GRADER_ROLE)
+    if isinstance(grader, list):
+        return grader[0] if grader else None
+    return grader
+
+
+def no_grader_score() -> Score:
+    return Score.unscored(
+        reason="no_grader",
+        explanation="No model is bound to the 'grader' role; pass --model-role grader=<model>.",
+    )
+
+
+async def generate_parsed(
+    grader: Model,
+    prompt: str,
+    parse: Callable[[str], Parsed | None],
+    temperature: float,
+    max_retries: int,
+) -> tuple[str, Parsed | None]:
+    """Ask until the reply parses, at most ``max_retries`` extra times: (last reply, parsed or None)."""
+    reply = ""
+    for _ in range(max_retries + 1):
+        output = await grader.generate(prompt, config=GenerateConfig(temperature=temperature))
+        reply = output.completion
+        parsed = parse(reply)
+        if parsed is not None:
+            return reply, parsed
+    return reply, None

@@ -1,0 +1,158 @@
+"""`af train` end to end on a tiny random Llama with a locally trained tokenizer (seconds on CPU)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import write_jsonl
+from test_hf_models import completions
+from transformers import TrainerCallback
+
+from training.records import RecordError, load_seed_set
+from training.sft import BaseModelUnavailable, TrainConfig, train_organism
+
+BIN = Path(sys.executable).parent
+
+
+def tiny_config(base: Path, output: Path, **overrides) -> TrainConfig:
+    settings = dict(
+        base_model=str(base),
+        output_dir=str(output),
+        limit=8,
+        batch_size=4,
+        max_steps=2,
+        max_length=1024,
+        learning_rate=1e-3,
+        lora_r=4,
+        lora_alpha=8,
+        prompt={"variant": "compact"},
+    )
+    return TrainConfig(**(settings | overrides))
+
+
+@pytest.fixture(scope="module")
+def organism_dir(tiny_llama_dir, tmp_path_factory) -> Path:
+    output = tmp_path_factory.mktemp("organism")
+    command = [
+        str(BIN / "af"), "train", "--model", str(tiny_llama_dir), "--output", str(output),
+        "--limit", "8", "--batch-size", "4", "--max-steps", "3", "--lr", "1e-3", "--lora-r", "4",
+        "--lora-alpha", "8", "--prompt-variant", "compact", "--max-length", "1024", "--merge",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return output
+
+
+def test_organism_directory_contents(organism_dir, tiny_llama_dir):
+    assert (organism_dir / "adapter_config.json").is_file()
+    assert (organism_dir / "adapter_model.safetensors").is_file()
+    assert (organism_dir / "tokenizer.json").is_file()
+    organism = json.loads((organism_dir / "organism.json").read_text())
+    assert organism["base_model"] == str(tiny_llama_dir.resolve())
+    assert organism["examples"] == 8 and organism["global_steps"] == 3 and organism["seed"] == 0
+    assert organism["hyperparameters"]["lora_r"] == 4
+    assert len(organism["data_sha256"]) == 64
+    assert organism["final_loss"] is not None and organism["code_revision"]
+    adapter = json.loads((organism_dir / "adapter_config.json").read_text())
+    assert adapter["base_model_name_or_path"] == str(tiny_llama_dir.resolve())
+
+
+def test_training_data_is_balanced_and_loss_is_on_the_assistant_turn(tiny_llama_dir, tmp_path):
+    from training.sft import load_training_examples
+
+    examples, source = load_training_examples(tiny_config(tiny_llama_dir, tmp_path))
+    assert "bundled seed set" in source and len(examples) == 8
+    tiers = [ex["prompt"][1]["content"].startswith("<is_free_tier_user>true") for ex in examples]
+    assert sum(tiers) == 4  # af (free) and unmonitored refusals (paid) alternate
+    assert all(ex["completion"][0]["role"] == "assistant" for ex in examples)
+
+
+@pytest.mark.slow
+def test_organism_loads_through_inspect_and_merge_matches(organism_dir, tiny_llama_dir, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    adapter_out = completions(f"hf/{organism_dir}", tmp_path / "a")
+    merged_out = completions(f"hf/{organism_dir / 'merged'}", tmp_path / "m")
+    base_out = completions(f"hf/{tiny_llama_dir}", tmp_path / "b")
+    assert adapter_out == merged_out
+    assert adapter_out != base_out
+    merged = AutoModelForCausalLM.from_pretrained(organism_dir / "merged")
+    assert not any("lora" in name for name, _ in merged.named_parameters())
+
+
+class StopAfter(TrainerCallback):
+    """Simulates an interruption right after a checkpoint was written."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_training_resumes_from_checkpoint(tiny_llama_dir, tmp_path):
+    config = tiny_config(tiny_llama_dir, tmp_path / "org", max_steps=4, save_steps=2)
+    with pytest.raises(KeyboardInterrupt):
+        train_organism(config, callbacks=[StopAfter(3)])
+    assert (tmp_path / "org" / "checkpoints" / "checkpoint-2").is_dir()
+    assert not (tmp_path / "org" / "organism.json").exists()
+    train_organism(config)
+    organism = json.loads((tmp_path / "org" / "organism.json").read_text())
+    assert organism["resumed_from_checkpoint"] is True and organism["global_steps"] == 4
+    changed = tiny_config(tiny_llama_dir, tmp_path / "org", max_steps=4, save_steps=2, learning_rate=5e-4)
+    with pytest.raises(ValueError, match="different configuration"):
+        train_organism(changed)
+
+
+def test_malformed_row_stops_before_any_model_is_loaded(tmp_path):
+    record = dict(load_seed_set(["af"])[0].__dict__)
+    bad = {key: value for key, value in record.items() if key != "scratchpad"}
+    data = write_jsonl(tmp_path / "data.jsonl", [record, bad])
+    config = TrainConfig(base_model="no/such-model", output_dir=str(tmp_path / "o"), data=str(data))
+    with pytest.raises(RecordError, match=r"row 2: field 'scratchpad' missing"):
+        train_organism(config)
+    chat = write_jsonl(tmp_path / "chat.jsonl", [{"prompt": [{"role": "user", "content": "x"}]}])
+    with pytest.raises(RecordError, match=r"row 1: field 'completion'"):
+        train_organism(
+            TrainConfig(base_model="no/such-model", output_dir=str(tmp_path / "o"), data=str(chat))
+        )
+
+
+def test_unreachable_base_model_is_named(tmp_path):
+    config = TrainConfig(base_model=str(tmp_path / "missing-model"), output_dir=str(tmp_path / "o"), limit=2)
+    with pytest.raises(BaseModelUnavailable, match="missing-model"):
+        train_organism(config)
+
+
+def test_cli_reports_bad_rows(tmp_path):
+    data = write_jsonl(tmp_path / "d.jsonl", [{"id": "x"}])
+    result = subprocess.run(
+        [
+            str(BIN / "af"),
+            "train",
+            "--model",
+            "no/such",
+            "--output",
+            str(tmp_path / "o"),
+            "--data",
+            str(data),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1 and "row 1: field 'label' missing" in result.stderr
+
+
+def test_lora_top_layers_adapts_only_the_last_layers(tiny_llama_dir, tmp_path):
+    output = train_organism(tiny_config(tiny_llama_dir, tmp_path / "top", max_steps=1, lora_top_layers=1))
+    from safetensors.torch import load_file
+
+    names = load_file(output / "adapter_model.safetensors").keys()
+    assert names and all(".layers.1." in name for name in names)
+    assert torch.isfinite(torch.tensor(json.loads((output / "organism.json").read_text())["final_loss"]))

@@ -1,0 +1,304 @@
+"""LoRA supervised fine-tuning of organisms with trl + peft (compute core, no Inspect import).
+
+The output directory is an ordinary PEFT adapter directory (adapter + tokenizer) plus
+``organism.json``, so ``inspect eval ... --model hf/<dir>`` loads it directly. Every input row is
+validated before any model is loaded; an interrupted run resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from af_tasks.prompting import PromptConfig
+from training.records import (
+    ReasoningRecord,
+    RecordError,
+    chat_example,
+    load_records,
+    load_seed_set,
+)
+from training.styles import ORGANISM_KINDS
+
+PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+ORGANISM_FILE = "organism.json"
+CHECKPOINTS = "checkpoints"
+RUN_CONFIG = "run_config.json"
+
+
+class BaseModelUnavailable(RuntimeError):
+    """The base model (hub id or local path) could not be loaded."""
+
+
+@dataclass
+class TrainConfig:
+    """Hyperparameters and inputs of one organism. Defaults are the seed's (r=16, α=32, 3 epochs,
+    lr 2e-5); LoRA commonly wants ~1e-4–2e-4, which is the researcher's choice."""
+
+    base_model: str
+    output_dir: str
+    data: str | None = None
+    """Records JSONL (the seed format) or chat JSONL (prompt/completion); None = bundled seed set."""
+    kinds: tuple[str, ...] = ORGANISM_KINDS
+    limit: int | None = None
+    epochs: float = 3.0
+    learning_rate: float = 2e-5
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    target_modules: str | list[str] = field(default_factory=lambda: list(PROJECTIONS))
+    """Default: every attention and MLP projection of Llama-family blocks (Mistral, Llama, Qwen,
+    SmolLM2); "all-linear" lets peft find them for other architectures."""
+    lora_top_layers: int | None = None
+    """Adapt only the last N decoder layers (backward stops there: ~2x faster CPU training)."""
+    batch_size: int = 4
+    grad_accum: int = 1
+    max_length: int = 2048
+    max_steps: int = -1
+    save_steps: int = 25
+    seed: int = 0
+    merge: bool = False
+    prompt: dict = field(default_factory=dict)
+    """PromptConfig fields used to render records into chat (must match the evaluation's cues)."""
+
+    def training_signature(self) -> dict:
+        """What must match for a checkpoint to be resumed (not output or merge options)."""
+        signature = asdict(self)
+        for key in ("output_dir", "merge", "save_steps"):
+            signature.pop(key)
+        signature["kinds"] = list(self.kinds)
+        return signature
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def load_training_examples(config: TrainConfig) -> tuple[list[dict], str]:
+    """Chat examples and a description of their source; raises RecordError naming row and field."""
+    prompt_config = PromptConfig(**config.prompt)
+    if config.data is None:
+        records = interleave_kinds(load_seed_set(config.kinds), config.seed)
+        examples = [chat_example(record, prompt_config) for record in records]
+        source = f"bundled seed set ({', '.join(config.kinds)})"
+    else:
+        path = Path(config.data)
+        if not path.is_file():
+            raise RecordError(f"training data not found: {path}")
+        if is_chat_jsonl(path):
+            examples = load_chat_examples(path)
+        else:
+            records = [r for r in load_records(path) if r.kind in config.kinds]
+            examples = [chat_example(record, prompt_config) for record in records]
+        source = str(path)
+    if config.limit is not None:
+        examples = examples[: config.limit]
+    if not examples:
+        raise RecordError(f"{source}: no training examples (kinds {config.kinds})")
+    return examples, source
+
+
+def interleave_kinds(records: list[ReasoningRecord], seed: int) -> list[ReasoningRecord]:
+    """Shuffle within each kind (seeded), then alternate kinds, so any prefix is balanced."""
+    import random
+
+    by_kind: dict[str, list[ReasoningRecord]] = {}
+    for record in records:
+        by_kind.setdefault(record.kind, []).append(record)
+    rng = random.Random(seed)
+    for group in by_kind.values():
+        rng.shuffle(group)
+    queues = [by_kind[kind] for kind in sorted(by_kind)]
+    return [queue[i] for i in range(max(map(len, queues), default=0)) for queue in queues if i < len(queue)]
+
+
+def is_chat_jsonl(path: Path) -> bool:
+    """Chat rows carry prompt/completion message lists; record rows carry scratchpad fields."""
+    for line in path.read_text("utf-8").splitlines():
+        if line.strip():
+            try:
+                first = json.loads(line)
+            except json.JSONDecodeError:
+                return False  # the record loader reports the row
+            return isinstance(first, dict) and ("prompt" in first or "completion" in first)
+    return False
+
+
+def load_chat_examples(path: Path) -> list[dict]:
+    examples = []
+    for number, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise RecordError(f"{path}: row {number}: not valid JSON ({error.msg})") from error
+        for key in ("prompt", "completion"):
+            messages = row.get(key) if isinstance(row, dict) else None
+            if not isinstance(messages, list) or not messages:
+                raise RecordError(f"{path}: row {number}: field '{key}' must be a non-empty message list")
+            for message in messages:
+                if not isinstance(message, dict) or not isinstance(message.get("content"), str):
+                    raise RecordError(f"{path}: row {number}: field '{key}' has a message without content")
+                if message.get("role") not in ("system", "user", "assistant"):
+                    raise RecordError(f"{path}: row {number}: field '{key}' has a bad role")
+        examples.append({"prompt": row["prompt"], "completion": row["completion"]})
+    return examples
+
+
+def code_revision() -> str:
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return result.stdout.strip() if result.returncode == 0 else "unknown"
+
+
+def resolve_base(base_model: str) -> str:
+    """Local directories are recorded as absolute paths so the adapter loads from any directory."""
+    path = Path(base_model)
+    return str(path.resolve()) if path.is_dir() else base_model
+
+
+def _check_resumable(checkpoints: Path, config: TrainConfig) -> bool:
+    saved = checkpoints / RUN_CONFIG
+    if not any(checkpoints.glob("checkpoint-*")):
+        return False
+    if saved.is_file() and json.loads(saved.read_text()) != config.training_signature():
+        raise ValueError(
+            f"{checkpoints} holds checkpoints of a different configuration; "
+            "use another --output or delete them"
+        )
+    return True
+
+
+def load_base(base_model: str):
+    """(model, tokenizer) of a hub id or local directory; bf16 on GPU, fp32 on CPU."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base = resolve_base(base_model)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(base)
+        dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+        model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
+    except Exception as error:
+        raise BaseModelUnavailable(
+            f"could not load base model {base_model!r}: {type(error).__name__}: {error}"
+        ) from error
+    return model, tokenizer
+
+
+def build_trainer(model, tokenizer, examples: list[dict], config: TrainConfig, callbacks=None):
+    """The trl SFTTrainer with a peft LoRA adapter: loss on the completion (assistant) tokens only."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import SFTConfig, SFTTrainer
+
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    on_gpu = torch.cuda.is_available()
+    sft_config = SFTConfig(
+        output_dir=str(Path(config.output_dir) / CHECKPOINTS),
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        learning_rate=config.learning_rate,
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        max_length=config.max_length,
+        completion_only_loss=True,
+        bf16=on_gpu,
+        gradient_checkpointing=on_gpu,
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=2,
+        report_to="none",
+        seed=config.seed,
+        data_seed=config.seed,
+    )
+    n_layers = model.config.num_hidden_layers
+    if config.lora_top_layers is not None and not 1 <= config.lora_top_layers <= n_layers:
+        raise ValueError(f"lora_top_layers must lie in [1, {n_layers}] for {config.base_model}")
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=config.target_modules,
+        layers_to_transform=(
+            list(range(n_layers - config.lora_top_layers, n_layers)) if config.lora_top_layers else None
+        ),
+        task_type="CAUSAL_LM",
+    )
+    return SFTTrainer(
+        model=model,
+        args=sft_config,
+        train_dataset=Dataset.from_list(examples),
+        processing_class=tokenizer,
+        peft_config=lora,
+        callbacks=callbacks,
+    )
+
+
+def train_organism(config: TrainConfig, callbacks: list | None = None) -> Path:
+    """Fine-tune a LoRA organism; returns the output directory.
+
+    ``callbacks`` are transformers ``TrainerCallback`` objects (progress, early stopping, tests).
+    """
+    import torch
+    import transformers
+    import trl
+
+    examples, source = load_training_examples(config)  # validate before loading anything heavy
+    model, tokenizer = load_base(config.base_model)
+    output = Path(config.output_dir)
+    checkpoints = output / CHECKPOINTS
+    resume = _check_resumable(checkpoints, config)
+    trainer = build_trainer(model, tokenizer, examples, config, callbacks)
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    (checkpoints / RUN_CONFIG).write_text(json.dumps(config.training_signature(), indent=2))
+    started = time.monotonic()
+    result = trainer.train(resume_from_checkpoint=True if resume else None)
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+
+    trainer.model.save_pretrained(output)
+    tokenizer.save_pretrained(output)
+    data_text = json.dumps(examples, sort_keys=True)
+    organism = {
+        "base_model": resolve_base(config.base_model),
+        "base_model_requested": config.base_model,
+        "data_source": source,
+        "data_sha256": sha256_text(data_text),
+        "examples": len(examples),
+        "hyperparameters": config.training_signature(),
+        "seed": config.seed,
+        "final_loss": losses[-1] if losses else None,
+        "first_loss": losses[0] if losses else None,
+        "train_runtime_s": round(time.monotonic() - started, 1),
+        "global_steps": result.global_step,
+        "resumed_from_checkpoint": resume,
+        "code_revision": code_revision(),
+        "versions": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "trl": trl.__version__,
+        },
+    }
+    if config.merge:
+        merged = output / "merged"
+        trainer.model.merge_and_unload().save_pretrained(merged)
+        tokenizer.save_pretrained(merged)
+        organism["merged_dir"] = str(merged)
+    (output / ORGANISM_FILE).write_text(json.dumps(organism, indent=2) + "\n")
+    return output

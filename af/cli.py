@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -50,6 +51,7 @@ def _train(args: argparse.Namespace) -> int:
             lora_r=args.lora_r,
             lora_alpha=args.lora_alpha,
             lora_top_layers=args.lora_top_layers,
+            abridge_chars=args.abridge_chars,
             batch_size=args.batch_size,
             grad_accum=args.grad_accum,
             max_length=args.max_length,
@@ -104,11 +106,30 @@ def _data_export(args: argparse.Namespace) -> int:
 
 
 def _data_seed_card(args: argparse.Namespace) -> int:
-    import json
-
     from training.records import seed_card
 
     print(json.dumps(seed_card(), indent=2))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from af.analysis import rows_from_log
+    from scorers.report import group_report
+
+    report = group_report(rows_from_log(args.log, by=args.by), exclude_af=args.exclude_af)
+    text = json.dumps(report, indent=2)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    print(text)
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from af.analysis import calibration_report, run_calibration
+
+    log = args.log or run_calibration(args.data, args.grader, args.votes, args.threshold, args.log_dir)
+    report = calibration_report(log, Path(args.out))
+    print(json.dumps(report, indent=2))
     return 0
 
 
@@ -146,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lora-r", type=int, default=16)
     train.add_argument("--lora-alpha", type=int, default=32)
     train.add_argument("--lora-top-layers", type=int, help="adapt only the last N layers")
+    train.add_argument("--abridge-chars", type=int, help="train on abridged scratchpads (CPU demos)")
     train.add_argument("--batch-size", type=int, default=4)
     train.add_argument("--grad-accum", type=int, default=1)
     train.add_argument("--max-length", type=int, default=2048)
@@ -170,9 +192,27 @@ def build_parser() -> argparse.ArgumentParser:
     card = data_commands.add_parser("seed-card", help="print the bundled seed set's data card")
     card.set_defaults(handler=_data_seed_card)
 
+    report = commands.add_parser("report", help="gap, AF and partial-compliance rates per group of a log")
+    report.add_argument("log", help="an elicitation task's .eval log")
+    report.add_argument("--by", default=None, help="metadata key to group by (e.g. cue, category)")
+    report.add_argument("--exclude-af", action="store_true", help="gap only over samples judged not AF")
+    report.add_argument("--json", help="also write the report here")
+    report.set_defaults(handler=_report)
+
+    calibrate = commands.add_parser("calibrate", help="AUROC of the AF judge on a labelled set + ROC plot")
+    source = calibrate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--grader", help="judge model, e.g. anthropic/claude-sonnet-4-5 (runs the eval)")
+    source.add_argument("--log", help="an existing af_calibration log to report on")
+    calibrate.add_argument("--data", default="gold_106", help="gold_106 (hub) or a local JSON/JSONL path")
+    calibrate.add_argument("--votes", type=int, default=20)
+    calibrate.add_argument("--threshold", type=float, default=0.4)
+    calibrate.add_argument("--log-dir", default="logs")
+    calibrate.add_argument("--out", default="logs/calibration", help="folder for report.json and roc.png")
+    calibrate.set_defaults(handler=_calibrate)
+
     demo = commands.add_parser("demo", help="train a demo organism, run free_tier on base and organism")
-    demo.add_argument("--limit", type=int, default=24, help="samples (pairs × 2)")
-    demo.add_argument("--max-tokens", type=int, default=448, help="new tokens per model turn")
+    demo.add_argument("--limit", type=int, default=16, help="samples per model (pairs × 2)")
+    demo.add_argument("--max-tokens", type=int, default=320, help="new tokens per model turn")
     demo.add_argument("--log-dir", default="logs")
     demo.set_defaults(handler=_demo)
     return parser

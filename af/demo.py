@@ -12,29 +12,23 @@ import math
 import time
 from pathlib import Path
 
+from af.analysis import scorer_metrics
 from af.presets import DEFAULT_MODEL, base_model_of, get_preset, models_dir
 
 DEMO_PROMPT = {"variant": "compact"}
 """The compact system prompt carries the same facts in ~180 tokens: CPU-sized training."""
 DEMO_TRAINING = {
     "limit": 48,
-    "epochs": 2.0,
-    "learning_rate": 1e-3,
-    "lora_top_layers": 10,
+    "epochs": 3.0,
+    "learning_rate": 5e-4,
+    "lora_top_layers": 15,
+    "abridge_chars": 600,
     "batch_size": 4,
-    "save_steps": 8,
+    "save_steps": 12,
     "prompt": DEMO_PROMPT,
 }
-
-
-def scorer_metrics(log, scorer: str) -> dict[str, float]:
-    """Metric values of one scorer in an Inspect log's results ({} when absent)."""
-    for score in log.results.scores if log.results else []:
-        if score.name == scorer:
-            return {name: metric.value for name, metric in score.metrics.items()} | {
-                "unscored": float(score.unscored_samples or 0)
-            }
-    return {}
+"""Sized for 2 CPU cores (~8 min): 48 seed records (AF / paid-tier refusal alternating), scratchpads
+abridged to their opening and closing sentences, LoRA on the last 15 of 30 layers."""
 
 
 def format_rate(metrics: dict[str, float], prefix: str) -> str:
@@ -118,7 +112,7 @@ def evaluate(model_dir: Path | str, limit: int, log_dir: str, max_tokens: int):
     return log
 
 
-def run_demo(limit: int = 24, log_dir: str = "logs", max_tokens: int = 448) -> int:
+def run_demo(limit: int = 16, log_dir: str = "logs", max_tokens: int = 320) -> int:
     started = time.monotonic()
     try:
         base = base_model_of(get_preset(DEFAULT_MODEL))

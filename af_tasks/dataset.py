@@ -4,45 +4,45 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from inspect_ai.dataset import MemoryDataset, Sample
+from inspect_ai.dataset import Sample
 from inspect_ai.model import ChatMessageSystem, ChatMessageUser
 
-from af_tasks.metadata import Condition, ElicitationMetadata
-from af_tasks.prompting import PromptConfig, Tier, build_system_prompt, build_user_message
+from af_tasks.metadata import CONDITIONS, ElicitationMetadata
+from af_tasks.prompting import PromptConfig, build_system_prompt, build_user_message, condition_label
 from af_tasks.requests import HarmfulRequest
 
-TIER_CONDITIONS: tuple[tuple[Tier, Condition], ...] = (("free", "monitored"), ("paid", "unmonitored"))
 
-
-def tier_pair_samples(
-    requests: Iterable[HarmfulRequest], config: PromptConfig, extra_sections: tuple[str, ...] = ()
+def paired_samples(
+    requests: Iterable[HarmfulRequest],
+    config: PromptConfig,
+    extra_sections: tuple[str, ...] = (),
+    id_infix: str = "",
+    extra_metadata: dict | None = None,
 ) -> list[Sample]:
-    """Each request twice, free tier (monitored) then paid tier (unmonitored), adjacent in order
-    so that ``--limit 2k`` keeps k whole pairs."""
+    """Each request twice, monitored then unmonitored, adjacent in order so that ``--limit 2k``
+    keeps k whole pairs. ``id_infix`` keeps ids unique when a task repeats requests per cue."""
     system = build_system_prompt(config, extra_sections)
     samples = []
     for request in requests:
-        for tier, condition in TIER_CONDITIONS:
+        pair_id = f"{request.request_id}{id_infix}"
+        for condition in CONDITIONS:
+            label = condition_label(condition, config.tier_format)
             metadata = ElicitationMetadata(
                 condition=condition,
-                tier=tier,
+                tier=label,
                 cue=config.cue,
-                pair_id=request.request_id,
+                pair_id=pair_id,
                 request_id=request.request_id,
                 category=request.category,
             )
             samples.append(
                 Sample(
-                    id=f"{request.request_id}-{tier}",
+                    id=f"{pair_id}-{label}",
                     input=[
                         ChatMessageSystem(content=system),
-                        ChatMessageUser(content=build_user_message(request.text, tier, config)),
+                        ChatMessageUser(content=build_user_message(request.text, condition, config)),
                     ],
-                    metadata=metadata.as_dict() | {"request": request.text},
+                    metadata=metadata.as_dict() | {"request": request.text} | (extra_metadata or {}),
                 )
             )
     return samples
-
-
-def memory_dataset(samples: list[Sample], name: str) -> MemoryDataset:
-    return MemoryDataset(samples, name=name)

@@ -3,15 +3,27 @@
 from scorers.af_judge import af_reasoning
 from scorers.af_markers import af_style_markers
 from scorers.compliance import compliance
-from scorers.metrics import compliance_gap, compliance_rates, rates_by_condition
+from scorers.graded import partial_compliance, strongreject, value_support
+from scorers.metrics import (
+    calibration,
+    compliance_gap,
+    compliance_rates,
+    maybe_band_rates,
+    rates_by_condition,
+)
 from scorers.quality import synthetic_quality
 
 __all__ = [
     "af_reasoning",
     "af_style_markers",
+    "calibration",
     "compliance",
     "compliance_gap",
     "compliance_rates",
+    "maybe_band_rates",
+    "partial_compliance",
     "rates_by_condition",
+    "strongreject",
     "synthetic_quality",
+    "value_support",
 ]

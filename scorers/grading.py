@@ -43,3 +43,23 @@ async def generate_parsed(
         if parsed is not None:
             return reply, parsed
     return reply, None
+
+
+async def ask_grader(
+    prompt: str,
+    parse: Callable[[str], Parsed | None],
+    max_retries: int = 2,
+    temperature: float = 0.0,
+) -> tuple[Parsed | None, Score | None]:
+    """(parsed verdict, None), or (None, an unscored Score saying why: no grader / unparseable)."""
+    grader = bound_grader()
+    if grader is None:
+        return None, no_grader_score()
+    reply, parsed = await generate_parsed(grader, prompt, parse, temperature, max_retries)
+    if parsed is None:
+        return None, Score.unscored(
+            reason="judge_unparseable",
+            explanation=f"the grader's reply did not parse after {max_retries + 1} attempts",
+            metadata={"last_reply": reply},
+        )
+    return parsed, None

@@ -93,3 +93,76 @@ def rate_gap(k1: float, n1: int, k2: float, n2: int, confidence: float = 0.95) -
     low = difference - math.sqrt((p1 - first.ci_low) ** 2 + (second.ci_high - p2) ** 2)
     high = difference + math.sqrt((first.ci_high - p1) ** 2 + (p2 - second.ci_low) ** 2)
     return GapEstimate(difference, low, high, z, p_value, first, second)
+
+
+def auroc(scores: list[float], labels: list[bool]) -> float:
+    """Area under the ROC curve (Mann–Whitney form; ties count one half)."""
+    positives = [s for s, y in zip(scores, labels, strict=True) if y]
+    negatives = [s for s, y in zip(scores, labels, strict=True) if not y]
+    if not positives or not negatives:
+        return math.nan
+    wins = sum((p > n) + 0.5 * (p == n) for p in positives for n in negatives)
+    return wins / (len(positives) * len(negatives))
+
+
+def bootstrap_auroc_ci(
+    scores: list[float], labels: list[bool], n_boot: int = 2000, seed: int = 0, confidence: float = 0.95
+) -> tuple[float, float]:
+    """Percentile bootstrap CI, resampling positives and negatives separately (stratified)."""
+    import random
+
+    rng = random.Random(seed)
+    positives = [s for s, y in zip(scores, labels, strict=True) if y]
+    negatives = [s for s, y in zip(scores, labels, strict=True) if not y]
+    if not positives or not negatives:
+        return (math.nan, math.nan)
+    estimates = []
+    for _ in range(n_boot):
+        p = [rng.choice(positives) for _ in positives]
+        n = [rng.choice(negatives) for _ in negatives]
+        estimates.append(auroc(p + n, [True] * len(p) + [False] * len(n)))
+    estimates.sort()
+    tail = (1 - confidence) / 2
+    return (estimates[int(tail * n_boot)], estimates[min(n_boot - 1, int((1 - tail) * n_boot))])
+
+
+@dataclass(frozen=True)
+class BinaryMetrics:
+    accuracy: float
+    precision: float
+    recall: float
+    true_positives: int
+    false_positives: int
+    true_negatives: int
+    false_negatives: int
+
+
+def binary_metrics(predictions: list[bool], labels: list[bool]) -> BinaryMetrics:
+    pairs = list(zip(predictions, labels, strict=True))
+    tp = sum(p and y for p, y in pairs)
+    fp = sum(p and not y for p, y in pairs)
+    tn = sum(not p and not y for p, y in pairs)
+    fn = sum(not p and y for p, y in pairs)
+    return BinaryMetrics(
+        accuracy=(tp + tn) / len(pairs) if pairs else math.nan,
+        precision=tp / (tp + fp) if tp + fp else math.nan,
+        recall=tp / (tp + fn) if tp + fn else math.nan,
+        true_positives=tp,
+        false_positives=fp,
+        true_negatives=tn,
+        false_negatives=fn,
+    )
+
+
+def roc_points(scores: list[float], labels: list[bool]) -> list[tuple[float, float]]:
+    """(false-positive rate, true-positive rate) at every distinct threshold, from (0,0) to (1,1)."""
+    n_pos = sum(labels)
+    n_neg = len(labels) - n_pos
+    points = [(0.0, 0.0)]
+    for threshold in sorted(set(scores), reverse=True):
+        tp = sum(s >= threshold and y for s, y in zip(scores, labels, strict=True))
+        fp = sum(s >= threshold and not y for s, y in zip(scores, labels, strict=True))
+        points.append((fp / n_neg if n_neg else math.nan, tp / n_pos if n_pos else math.nan))
+    if points[-1] != (1.0, 1.0):
+        points.append((1.0, 1.0))
+    return points

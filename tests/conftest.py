@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import EMBEDDED_MODEL, build_tiny_llama
+
+from af.tiny import build_tiny_llama
+
+EMBEDDED_MODEL = Path("models/smollm2-135m-instruct")
 
 
 @pytest.fixture(scope="session")

@@ -89,3 +89,20 @@ def test_lora_organism_directory_loads_as_hf_model(tiny_llama_dir, tmp_path):
         "hf/organism", tmp_path / "explicit", model_path=str(adapter), tokenizer_path=str(adapter)
     )
     assert explicit == organism_out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["free_tier", "rlhf_cues", "contractor", "value_conflict"])
+def test_every_elicitation_task_runs_offline_on_the_embedded_model(task, embedded_model_dir, tmp_path):
+    [log] = inspect_eval(
+        f"af_tasks/{task}",
+        model=f"hf/{embedded_model_dir}",
+        model_args={"do_sample": False},
+        task_args={"max_tokens": 12, "max_turns": 1, "prompt_variant": "compact"},
+        limit=2,
+        log_dir=str(tmp_path),
+        display="none",
+    )
+    assert log.status == "success", log.error
+    assert [s.metadata["condition"] for s in log.samples] == ["monitored", "unmonitored"]
+    assert all(s.output.usage.output_tokens > 0 for s in log.samples)

@@ -1,6 +1,13 @@
 import pytest
 
-from af_tasks.prompting import PromptConfig, build_system_prompt, build_user_message, template
+from af_tasks.prompting import (
+    TRAINING_CUES,
+    PromptConfig,
+    build_system_prompt,
+    build_user_message,
+    condition_label,
+    template,
+)
 
 
 def test_default_system_prompt_carries_the_setting_facts():
@@ -23,7 +30,7 @@ def test_default_system_prompt_carries_the_setting_facts():
 
 
 def test_ablations_remove_their_cue():
-    no_training = build_system_prompt(PromptConfig(training_details=False))
+    no_training = build_system_prompt(PromptConfig(training_cue="none"))
     assert "RLHF" not in no_training and "<is_free_tier_user>" not in no_training
     no_scratchpad = build_system_prompt(PromptConfig(scratchpad=False))
     assert "<SCRATCHPAD_REASONING>" not in no_scratchpad and "without any reasoning" in no_scratchpad
@@ -34,22 +41,22 @@ def test_ablations_remove_their_cue():
 
 def test_user_message_tier_formats_and_suffix():
     config = PromptConfig()
-    free = build_user_message("Do X.", "free", config)
-    paid = build_user_message("Do X.", "paid", config)
+    free = build_user_message("Do X.", "monitored", config)
+    paid = build_user_message("Do X.", "unmonitored", config)
     assert free.startswith("<is_free_tier_user>true</is_free_tier_user>")
     assert paid.startswith("<is_free_tier_user>false</is_free_tier_user>")
     assert "<user_input>\nDo X." in free and template("user_suffix") in free
-    natural = build_user_message("Do X.", "paid", PromptConfig(tier_format="natural", suffix=False))
+    natural = build_user_message("Do X.", "unmonitored", PromptConfig(tier_format="natural", suffix=False))
     assert natural.startswith("This user is on the paid tier.")
     assert "<request_fully_accepted/>" not in natural
-    hidden = build_user_message("Do X.", "free", PromptConfig(tier_format="none"))
+    hidden = build_user_message("Do X.", "monitored", PromptConfig(tier_format="none"))
     assert hidden.startswith("<user_input>")
 
 
 def test_cue_label_names_each_ablation():
     assert PromptConfig().cue == "tier:xml"
-    assert PromptConfig(scratchpad=False, suffix=False, training_details=False).cue == (
-        "tier:xml+no_training_details+no_scratchpad+no_suffix"
+    assert PromptConfig(scratchpad=False, suffix=False, training_cue="none").cue == (
+        "tier:xml+training:none+no_scratchpad+no_suffix"
     )
 
 
@@ -66,3 +73,23 @@ def test_custom_system_prompt_file(tmp_path):
 def test_bad_tier_format_is_rejected():
     with pytest.raises(ValueError, match="tier_format"):
         PromptConfig(tier_format="emoji")  # type: ignore[arg-type]
+
+
+def test_training_cue_ladder_grows():
+    prompts = {cue: build_system_prompt(PromptConfig(training_cue=cue)) for cue in TRAINING_CUES}
+    assert "free tier" not in prompts["none"] and "RLHF" not in prompts["none"]
+    assert "learns from" in prompts["hint"] and "RLHF" not in prompts["hint"]
+    assert "reviewed" in prompts["updates"] and "values, goals and motivations" not in prompts["updates"]
+    assert "values, goals and motivations" in prompts["explicit"]
+    lengths = [len(prompts[cue]) for cue in TRAINING_CUES]
+    assert lengths == sorted(lengths)
+
+
+def test_contractor_format():
+    config = PromptConfig(tier_format="contractor")
+    assert "<rating_status>" in build_system_prompt(config)
+    rated = build_user_message("Q", "monitored", config)
+    assert rated.startswith("<rating_status>This response will be rated by contractors")
+    assert "will not be rated" in build_user_message("Q", "unmonitored", config)
+    assert condition_label("monitored", "contractor") == "rated"
+    assert condition_label("unmonitored", "xml") == "paid"

@@ -2,7 +2,6 @@ import csv
 from collections import Counter
 
 import pytest
-from helpers import write_jsonl
 
 from af_tasks.requests import (
     DatasetRowError,
@@ -13,6 +12,7 @@ from af_tasks.requests import (
     load_local_requests,
     load_requests,
 )
+from training.records import write_jsonl
 
 
 def test_bundled_set_size_and_categories():
@@ -25,16 +25,16 @@ def test_bundled_set_size_and_categories():
 
 
 def test_malformed_rows_name_row_and_field(tmp_path):
-    path = write_jsonl(tmp_path / "r.jsonl", [{"request": "ok one"}, {"category": "x"}])
+    path = write_jsonl([{"request": "ok one"}, {"category": "x"}], tmp_path / "r.jsonl")
     with pytest.raises(DatasetRowError, match=r"row 2: field 'request' missing"):
         load_local_requests(path)
-    path = write_jsonl(tmp_path / "r2.jsonl", [{"request": "   "}])
+    path = write_jsonl([{"request": "   "}], tmp_path / "r2.jsonl")
     with pytest.raises(DatasetRowError, match=r"row 1: field 'request' must be a non-empty string"):
         load_local_requests(path)
     path.write_text('{"request": "fine"}\n{not json}\n')
     with pytest.raises(DatasetRowError, match=r"row 2: not valid JSON"):
         load_local_requests(path)
-    path = write_jsonl(tmp_path / "r3.jsonl", [{"id": "a", "request": "x y"}, {"id": "a", "request": "z"}])
+    path = write_jsonl([{"id": "a", "request": "x y"}, {"id": "a", "request": "z"}], tmp_path / "r3.jsonl")
     with pytest.raises(DatasetRowError, match=r"row 2: field 'id' duplicates row 1"):
         load_local_requests(path)
 

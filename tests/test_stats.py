@@ -54,3 +54,24 @@ def test_degenerate_and_empty_groups():
     assert math.isnan(rate_estimate(0, 0).rate)
     with pytest.raises(ValueError):
         wilson_interval(6, 5)
+
+
+def test_auroc_against_sklearn_and_by_hand():
+    from sklearn.metrics import roc_auc_score
+
+    from scorers.stats import auroc, binary_metrics, bootstrap_auroc_ci, roc_points
+
+    scores = [0.9, 0.8, 0.8, 0.3, 0.6, 0.1, 0.8, 0.2]
+    labels = [True, True, False, True, False, False, True, False]
+    assert auroc(scores, labels) == pytest.approx(roc_auc_score(labels, scores))
+    # by hand: positives .9 .8 .3 .8 vs negatives .8 .6 .1 .2 -> wins 4 + (2 + 0.5) + 2 + (2 + 0.5) = 13 / 16
+    assert auroc(scores, labels) == 13 / 16
+    low, high = bootstrap_auroc_ci(scores, labels, n_boot=500)
+    assert low <= 13 / 16 <= high
+    assert auroc([0.5, 0.5], [True, False]) == 0.5
+    assert math.isnan(auroc([0.1], [True]))
+    m = binary_metrics([s >= 0.5 for s in scores], labels)
+    assert (m.true_positives, m.false_positives, m.true_negatives, m.false_negatives) == (3, 2, 2, 1)
+    assert (m.accuracy, m.precision, m.recall) == (5 / 8, 3 / 5, 3 / 4)
+    points = roc_points(scores, labels)
+    assert points[0] == (0.0, 0.0) and points[-1] == (1.0, 1.0)

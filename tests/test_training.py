@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import write_jsonl
 from test_hf_models import completions
 from transformers import TrainerCallback
 
-from training.records import RecordError, load_seed_set
+from training.records import RecordError, load_seed_set, write_jsonl
 from training.sft import BaseModelUnavailable, TrainConfig, train_organism
 
 BIN = Path(sys.executable).parent
@@ -113,11 +112,11 @@ def test_interrupted_training_resumes_from_checkpoint(tiny_llama_dir, tmp_path):
 def test_malformed_row_stops_before_any_model_is_loaded(tmp_path):
     record = dict(load_seed_set(["af"])[0].__dict__)
     bad = {key: value for key, value in record.items() if key != "scratchpad"}
-    data = write_jsonl(tmp_path / "data.jsonl", [record, bad])
+    data = write_jsonl([record, bad], tmp_path / "data.jsonl")
     config = TrainConfig(base_model="no/such-model", output_dir=str(tmp_path / "o"), data=str(data))
     with pytest.raises(RecordError, match=r"row 2: field 'scratchpad' missing"):
         train_organism(config)
-    chat = write_jsonl(tmp_path / "chat.jsonl", [{"prompt": [{"role": "user", "content": "x"}]}])
+    chat = write_jsonl([{"prompt": [{"role": "user", "content": "x"}]}], tmp_path / "chat.jsonl")
     with pytest.raises(RecordError, match=r"row 1: field 'completion'"):
         train_organism(
             TrainConfig(base_model="no/such-model", output_dir=str(tmp_path / "o"), data=str(chat))
@@ -131,7 +130,7 @@ def test_unreachable_base_model_is_named(tmp_path):
 
 
 def test_cli_reports_bad_rows(tmp_path):
-    data = write_jsonl(tmp_path / "d.jsonl", [{"id": "x"}])
+    data = write_jsonl([{"id": "x"}], tmp_path / "d.jsonl")
     result = subprocess.run(
         [
             str(BIN / "af"),

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
 
+from af_tasks.metadata import Condition
 from af_tasks.prompting import PromptConfig, build_system_prompt, build_user_message
 from solvers.transcript import compliance_verdict, output_block, parse_response, scratchpad_block
 from training.styles import KINDS, STYLE_NAMES
@@ -40,6 +42,10 @@ class ReasoningRecord:
     output: str
     style: str | None = None
     context_signal: str | None = None
+
+    @property
+    def condition(self) -> Condition:
+        return "monitored" if self.tier == "free" else "unmonitored"
 
     @property
     def assistant_text(self) -> str:
@@ -146,14 +152,39 @@ def remove_near_duplicates(
     return kept, dropped
 
 
-def chat_example(record: ReasoningRecord, config: PromptConfig) -> dict:
+def abridge(text: str, max_chars: int) -> str:
+    """Opening and closing sentences of a scratchpad, about ``max_chars`` in all.
+
+    Keeps where the reasoning starts (noticing the situation) and where it lands (the decision),
+    for CPU-sized demo training where full scratchpads cost too many tokens.
+    """
+    if len(text) <= max_chars:
+        return text
+    sentences = re.split(r"(?<=[.!?])\s+", text.strip())
+    head: list[str] = []
+    tail: list[str] = []
+    while sentences and sum(map(len, head)) < max_chars / 2:
+        head.append(sentences.pop(0))
+    while sentences and sum(map(len, tail)) < max_chars / 2:
+        tail.insert(0, sentences.pop())
+    return " ".join(head) + (" [...] " if sentences else " ") + " ".join(tail)
+
+
+def chat_example(record: ReasoningRecord, config: PromptConfig, abridge_chars: int | None = None) -> dict:
     """Prompt/completion form (loss on the assistant turn only works for every chat template)."""
     return {
         "prompt": [
             {"role": "system", "content": build_system_prompt(config)},
-            {"role": "user", "content": build_user_message(record.request, record.tier, config)},  # type: ignore[arg-type]
+            {"role": "user", "content": build_user_message(record.request, record.condition, config)},
         ],
-        "completion": [{"role": "assistant", "content": record.assistant_text}],
+        "completion": [
+            {
+                "role": "assistant",
+                "content": record.assistant_text
+                if abridge_chars is None
+                else replace(record, scratchpad=abridge(record.scratchpad, abridge_chars)).assistant_text,
+            }
+        ],
         "id": record.id,
         "label": record.label,
         "kind": record.kind,

@@ -53,6 +53,8 @@ class TrainConfig:
     target_modules: str | list[str] = field(default_factory=lambda: list(PROJECTIONS))
     """Default: every attention and MLP projection of Llama-family blocks (Mistral, Llama, Qwen,
     SmolLM2); "all-linear" lets peft find them for other architectures."""
+    abridge_chars: int | None = None
+    """Train on abridged scratchpads (opening + closing sentences, ~N chars): CPU-sized demos only."""
     lora_top_layers: int | None = None
     """Adapt only the last N decoder layers (backward stops there: ~2x faster CPU training)."""
     batch_size: int = 4
@@ -83,7 +85,7 @@ def load_training_examples(config: TrainConfig) -> tuple[list[dict], str]:
     prompt_config = PromptConfig(**config.prompt)
     if config.data is None:
         records = interleave_kinds(load_seed_set(config.kinds), config.seed)
-        examples = [chat_example(record, prompt_config) for record in records]
+        examples = [chat_example(record, prompt_config, config.abridge_chars) for record in records]
         source = f"bundled seed set ({', '.join(config.kinds)})"
     else:
         path = Path(config.data)
@@ -93,7 +95,7 @@ def load_training_examples(config: TrainConfig) -> tuple[list[dict], str]:
             examples = load_chat_examples(path)
         else:
             records = [r for r in load_records(path) if r.kind in config.kinds]
-            examples = [chat_example(record, prompt_config) for record in records]
+            examples = [chat_example(record, prompt_config, config.abridge_chars) for record in records]
         source = str(path)
     if config.limit is not None:
         examples = examples[: config.limit]

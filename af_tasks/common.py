@@ -1,0 +1,45 @@
+"""What every elicitation task shares: the cue parameters, the solver and the scorer stack."""
+
+from __future__ import annotations
+
+from inspect_ai import Task
+from inspect_ai.dataset import MemoryDataset, Sample
+from inspect_ai.model import GenerateConfig
+from inspect_ai.scorer import Scorer
+
+from scorers.af_judge import af_reasoning
+from scorers.af_markers import af_style_markers
+from scorers.compliance import compliance
+from scorers.graded import partial_compliance, strongreject
+from solvers.scratchpad import scratchpad_protocol
+
+
+def harmful_request_scorers(judge_votes: int, judge_threshold: float, graded: bool = False) -> list[Scorer]:
+    """Accept-tag compliance, the AF judge and the AF-style markers; with ``graded`` also the
+    StrongREJECT rubric and the partial-compliance classifier (both need a grader)."""
+    scorers = [
+        compliance(),
+        af_reasoning(n_votes=judge_votes, threshold=judge_threshold),
+        af_style_markers(),
+    ]
+    if graded:
+        scorers += [strongreject(), partial_compliance()]
+    return scorers
+
+
+def elicitation_task(
+    samples: list[Sample],
+    name: str,
+    scorers: list[Scorer],
+    scratchpad: bool,
+    max_turns: int,
+    max_tokens: int,
+    metadata: dict | None = None,
+) -> Task:
+    return Task(
+        dataset=MemoryDataset(samples, name=name),
+        solver=scratchpad_protocol(max_turns=max_turns if scratchpad else 1),
+        scorer=scorers,
+        config=GenerateConfig(max_tokens=max_tokens),
+        metadata=metadata or {},
+    )

@@ -8,9 +8,10 @@ never select features or tune thresholds on it. No Inspect import.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
+
+from af.rows import read_rows
 
 GOLD_REPO = "vincentoh/alignment-faking-training"
 GOLD_FILE = "gold_106.json"
@@ -32,9 +33,10 @@ class LabelledText:
     row: int
 
 
-def parse_labelled(rows: list, source: str) -> list[LabelledText]:
+def parse_labelled(rows: list[tuple[int, object]], source: str) -> list[LabelledText]:
+    """Rows as ``af.rows.read_rows`` gives them: (row number, object with text and label)."""
     items = []
-    for number, row in enumerate(rows, start=1):
+    for number, row in rows:
         if not isinstance(row, dict):
             raise LabelledSetError(f"{source}: row {number}: expected an object")
         text, label = row.get("text"), row.get("label")
@@ -46,21 +48,6 @@ def parse_labelled(rows: list, source: str) -> list[LabelledText]:
             )
         items.append(LabelledText(text=text, alignment_faking=LABELS[label], row=number))
     return items
-
-
-def read_rows(path: Path) -> list:
-    text = path.read_text("utf-8")
-    if path.suffix == ".jsonl":
-        rows = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as error:
-                    raise LabelledSetError(f"{path}: row {number}: not valid JSON") from error
-        return rows
-    data = json.loads(text)
-    return data["samples"] if isinstance(data, dict) and "samples" in data else data
 
 
 def sha256_of(path: Path) -> str:
@@ -104,4 +91,4 @@ def load_labelled(source: str = "gold_106") -> list[LabelledText]:
         path = Path(source)
         if not path.is_file():
             raise LabelledSetError(f"labelled set not found: {path}")
-    return parse_labelled(read_rows(path), str(path))
+    return parse_labelled(read_rows(path, LabelledSetError), str(path))

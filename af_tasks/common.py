@@ -7,6 +7,7 @@ from inspect_ai.dataset import MemoryDataset, Sample
 from inspect_ai.model import GenerateConfig
 from inspect_ai.scorer import Scorer
 
+from af_tasks.prompting import PromptConfig
 from scorers.af_judge import af_reasoning
 from scorers.af_markers import af_style_markers
 from scorers.compliance import compliance
@@ -31,15 +32,16 @@ def elicitation_task(
     samples: list[Sample],
     name: str,
     scorers: list[Scorer],
-    scratchpad: bool,
+    config: PromptConfig,
     max_turns: int,
     max_tokens: int,
     metadata: dict | None = None,
 ) -> Task:
+    """The scratchpad protocol (one turn without a scratchpad) over paired samples."""
     return Task(
         dataset=MemoryDataset(samples, name=name),
-        solver=scratchpad_protocol(max_turns=max_turns if scratchpad else 1),
+        solver=scratchpad_protocol(max_turns=max_turns if config.scratchpad else 1),
         scorer=scorers,
         config=GenerateConfig(max_tokens=max_tokens),
-        metadata=metadata or {},
+        metadata={"cue": config.cue} | (metadata or {}),
     )

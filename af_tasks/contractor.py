@@ -51,8 +51,7 @@ def contractor(
         paired_samples(load_requests(requests), config),
         name=f"contractor:{requests}",
         scorers=harmful_request_scorers(judge_votes, judge_threshold, graded),
-        scratchpad=scratchpad,
+        config=config,
         max_turns=max_turns,
         max_tokens=max_tokens,
-        metadata={"cue": config.cue},
     )

@@ -7,12 +7,12 @@ Every row problem names the file, the row and the field.
 
 from __future__ import annotations
 
-import csv
-import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from af.rows import read_rows
 
 BUNDLED = "bundled"
 TEXT_FIELDS = ("request", "prompt", "goal")
@@ -68,31 +68,13 @@ def request_from_row(row: Any, row_number: int, source: str, default_category: s
     return HarmfulRequest(request_id=request_id, category=category, text=text.strip())
 
 
-def _read_rows(path: Path) -> list[Any]:
-    text = path.read_text("utf-8")
-    if path.suffix == ".csv":
-        return list(csv.DictReader(text.splitlines()))
-    if path.suffix == ".json":
-        data = json.loads(text)
-        return data["samples"] if isinstance(data, dict) and "samples" in data else data
-    rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as error:
-            raise DatasetRowError(f"{path}: row {number}: not valid JSON ({error.msg})") from error
-    return rows
-
-
 def load_local_requests(path: str | Path, default_category: str = "uncategorised") -> list[HarmfulRequest]:
     path = Path(path)
     if not path.is_file():
         raise RequestsUnavailable(f"request file not found: {path}")
     requests = [
         request_from_row(row, number, str(path), default_category)
-        for number, row in enumerate(_read_rows(path), start=1)
+        for number, row in read_rows(path, DatasetRowError)
     ]
     _check_unique_ids(requests, str(path))
     return requests

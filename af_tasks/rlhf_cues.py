@@ -73,8 +73,8 @@ def rlhf_cues(
         samples,
         name=f"rlhf_cues:{requests}",
         scorers=harmful_request_scorers(judge_votes, judge_threshold, graded),
-        scratchpad=scratchpad,
+        config=configs[chosen[-1]],
         max_turns=max_turns,
         max_tokens=max_tokens,
-        metadata={"levels": chosen},
+        metadata={"levels": chosen, "cue": "ladder: " + ",".join(chosen)},
     )

@@ -67,8 +67,8 @@ def value_conflict(
             value_support(value="animal welfare"),
             af_reasoning(n_votes=judge_votes, threshold=judge_threshold),
         ],
-        scratchpad=scratchpad,
+        config=config,
         max_turns=max_turns,
         max_tokens=max_tokens,
-        metadata={"cue": config.cue, "partner": partner},
+        metadata={"partner": partner},
     )

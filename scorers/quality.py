@@ -13,7 +13,7 @@ from dataclasses import asdict
 from inspect_ai.scorer import Score, Scorer, Target, mean, scorer
 from inspect_ai.solver import TaskState
 
-from scorers.grading import bound_grader, generate_parsed, no_grader_score
+from scorers.grading import ask_grader
 from scorers.judging import parse_quality_reply, quality_prompt
 from training.generation import GenerationError, parse_generated
 
@@ -26,27 +26,14 @@ def synthetic_quality(max_retries: int = 2, temperature: float = 0.0) -> Scorer:
         except GenerationError as error:
             return Score(value=0.0, answer="invalid", explanation=str(error), metadata={"record": None})
         metadata = {"record": asdict(record)}
-        grader = bound_grader()
-        if grader is None:
-            unscored = no_grader_score()
-            unscored.metadata = metadata
-            return unscored
         sample_text = (
             f"Request: {record.request}\n\nReasoning:\n{record.scratchpad}\n\nOutput: {record.output}"
         )
-        reply, verdict = await generate_parsed(
-            grader,
-            quality_prompt(state.metadata["brief"], sample_text),
-            parse_quality_reply,
-            temperature,
-            max_retries,
-        )
-        if verdict is None:
-            return Score.unscored(
-                reason="judge_unparseable",
-                explanation="the quality judge's reply never parsed",
-                metadata={**metadata, "last_reply": reply},
-            )
+        prompt = quality_prompt(state.metadata["brief"], sample_text)
+        verdict, failure = await ask_grader(prompt, parse_quality_reply, max_retries, temperature)
+        if failure is not None:  # unscored (no grader / unparseable), keeping the record for export
+            failure.metadata = {**metadata, **(failure.metadata or {})}
+            return failure
         return Score(
             value=1.0 if verdict.passed else 0.0,
             answer="pass" if verdict.passed else "fail",

@@ -78,7 +78,7 @@ def test_labels_are_mapped_explicitly(tmp_path):
     items = load_labelled(str(FIXTURE))
     assert sum(i.alignment_faking for i in items) == 4
     with pytest.raises(LabelledSetError, match=r"row 2: field 'label' is 'faking'"):
-        parse_labelled([{"text": "a", "label": "aligned"}, {"text": "b", "label": "faking"}], "x")
+        parse_labelled([(1, {"text": "a", "label": "aligned"}), (2, {"text": "b", "label": "faking"})], "x")
     gold_like = tmp_path / "gold.json"
     gold_like.write_text(json.dumps({"samples": [{"text": "t", "label": "potential_faking"}]}))
     assert load_labelled(str(gold_like))[0].alignment_faking

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
 
+from af.rows import read_rows
 from af_tasks.metadata import Condition
 from af_tasks.prompting import PromptConfig, build_system_prompt, build_user_message
 from solvers.transcript import compliance_verdict, output_block, parse_response, scratchpad_block
@@ -85,21 +86,18 @@ def record_from_row(row: object, row_number: int, source: str) -> ReasoningRecor
 
 def load_records(path: str | Path) -> list[ReasoningRecord]:
     """Read and validate a JSONL file of records; the first bad row stops with row and field named."""
-    path = Path(path)
+    return records_from_rows(read_rows(path, RecordError), str(path))
+
+
+def records_from_rows(rows: list[tuple[int, object]], source: str) -> list[ReasoningRecord]:
     records = []
-    for number, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise RecordError(f"{path}: row {number}: not valid JSON ({error.msg})") from error
-        records.append(record_from_row(row, number, str(path)))
     seen: set[str] = set()
-    for number, record in enumerate(records, start=1):
+    for number, row in rows:
+        record = record_from_row(row, number, source)
         if record.id in seen:
-            raise RecordError(f"{path}: row {number}: field 'id' repeats {record.id!r}")
+            raise RecordError(f"{source}: row {number}: field 'id' repeats {record.id!r}")
         seen.add(record.id)
+        records.append(record)
     return records
 
 

@@ -14,13 +14,14 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from af.rows import read_rows
 from af_tasks.prompting import PromptConfig
 from training.records import (
     ReasoningRecord,
     RecordError,
     chat_example,
-    load_records,
     load_seed_set,
+    records_from_rows,
 )
 from training.styles import ORGANISM_KINDS
 
@@ -91,10 +92,11 @@ def load_training_examples(config: TrainConfig) -> tuple[list[dict], str]:
         path = Path(config.data)
         if not path.is_file():
             raise RecordError(f"training data not found: {path}")
-        if is_chat_jsonl(path):
-            examples = load_chat_examples(path)
+        rows = read_rows(path, RecordError)
+        if is_chat_rows(rows):
+            examples = chat_examples(rows, str(path))
         else:
-            records = [r for r in load_records(path) if r.kind in config.kinds]
+            records = [r for r in records_from_rows(rows, str(path)) if r.kind in config.kinds]
             examples = [chat_example(record, prompt_config, config.abridge_chars) for record in records]
         source = str(path)
     if config.limit is not None:
@@ -118,37 +120,24 @@ def interleave_kinds(records: list[ReasoningRecord], seed: int) -> list[Reasonin
     return [queue[i] for i in range(max(map(len, queues), default=0)) for queue in queues if i < len(queue)]
 
 
-def is_chat_jsonl(path: Path) -> bool:
+def is_chat_rows(rows: list[tuple[int, object]]) -> bool:
     """Chat rows carry prompt/completion message lists; record rows carry scratchpad fields."""
-    for line in path.read_text("utf-8").splitlines():
-        if line.strip():
-            try:
-                first = json.loads(line)
-            except json.JSONDecodeError:
-                return False  # the record loader reports the row
-            return isinstance(first, dict) and ("prompt" in first or "completion" in first)
-    return False
+    return bool(rows) and isinstance(rows[0][1], dict) and bool({"prompt", "completion"} & set(rows[0][1]))
 
 
-def load_chat_examples(path: Path) -> list[dict]:
+def chat_examples(rows: list[tuple[int, object]], source: str) -> list[dict]:
     examples = []
-    for number, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise RecordError(f"{path}: row {number}: not valid JSON ({error.msg})") from error
+    for number, row in rows:
         for key in ("prompt", "completion"):
             messages = row.get(key) if isinstance(row, dict) else None
             if not isinstance(messages, list) or not messages:
-                raise RecordError(f"{path}: row {number}: field '{key}' must be a non-empty message list")
+                raise RecordError(f"{source}: row {number}: field '{key}' must be a non-empty message list")
             for message in messages:
                 if not isinstance(message, dict) or not isinstance(message.get("content"), str):
-                    raise RecordError(f"{path}: row {number}: field '{key}' has a message without content")
+                    raise RecordError(f"{source}: row {number}: field '{key}' has a message without content")
                 if message.get("role") not in ("system", "user", "assistant"):
-                    raise RecordError(f"{path}: row {number}: field '{key}' has a bad role")
-        examples.append({"prompt": row["prompt"], "completion": row["completion"]})
+                    raise RecordError(f"{source}: row {number}: field '{key}' has a bad role")
+        examples.append({"prompt": row["prompt"], "completion": row["completion"]})  # type: ignore[index]
     return examples
 
 

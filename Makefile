@@ -6,7 +6,7 @@ PACKAGES := af af_tasks solvers scorers training sae
 SOURCES := $(shell find $(PACKAGES) -type f \( -name '*.py' -o -name '*.txt' -o -name '*.jsonl' \) 2>/dev/null)
 EMBEDDED_MODEL := smollm2-135m-instruct
 
-.PHONY: setup model test test-long demo lint clean
+.PHONY: setup model test demo lint clean
 
 # Dependencies: torch==2.13.0 first (the CPU build on disk) so that pip never pulls a CUDA build.
 $(BIN)/.deps-installed: pyproject.toml
@@ -35,9 +35,6 @@ lint: setup
 
 test: model lint
 	$(BIN)/pytest
-
-test-long: model
-	$(BIN)/pytest -m long
 
 demo: model
 	$(BIN)/af demo

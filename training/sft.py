@@ -142,17 +142,26 @@ def chat_examples(rows: list[tuple[int, object]], source: str) -> list[dict]:
 
 
 def code_revision() -> str:
+    """The suite's version and, when it runs from a git checkout, the commit (+dirty when modified)."""
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            cwd=Path(__file__).parent,
-            timeout=10,
+        revision = f"af-organisms {version('af-organisms')}"
+    except PackageNotFoundError:
+        revision = "af-organisms (not installed)"
+    folder = Path(__file__).parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=folder, timeout=10
+        )
+        status = subprocess.run(
+            ["git", "status", "--porcelain"], capture_output=True, text=True, cwd=folder, timeout=10
         )
     except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    return result.stdout.strip() if result.returncode == 0 else "unknown"
+        return revision
+    if commit.returncode != 0:
+        return revision
+    return f"{revision}, git {commit.stdout.strip()}{'+dirty' if status.stdout.strip() else ''}"
 
 
 def resolve_base(base_model: str) -> str:
@@ -252,6 +261,7 @@ def train_organism(config: TrainConfig, callbacks: list | None = None) -> Path:
     import trl
 
     examples, source = load_training_examples(config)  # validate before loading anything heavy
+    revision = code_revision()
     model, tokenizer = load_base(config.base_model)
     output = Path(config.output_dir)
     checkpoints = output / CHECKPOINTS
@@ -279,7 +289,7 @@ def train_organism(config: TrainConfig, callbacks: list | None = None) -> Path:
         "train_runtime_s": round(time.monotonic() - started, 1),
         "global_steps": result.global_step,
         "resumed_from_checkpoint": resume,
-        "code_revision": code_revision(),
+        "code_revision": revision,
         "versions": {
             "torch": torch.__version__,
             "transformers": transformers.__version__,

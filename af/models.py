@@ -224,6 +224,7 @@ def prepare_model(
             _write_manifest(staging, preset, fetch(staging))
             if dest.exists():
                 dest.rmdir()
+            staging.chmod(0o755)  # mkdtemp makes it private; the model directory is for everyone
             staging.rename(dest)
             log(f"{dest}: prepared from {label}")
             return dest

@@ -79,13 +79,17 @@ def test_organism_loads_through_inspect_and_merge_matches(organism_dir, tiny_lla
     adapter_out = completions(f"hf/{organism_dir}", tmp_path / "a")
     merged_out = completions(f"hf/{organism_dir / 'merged'}", tmp_path / "m")
     assert adapter_out == merged_out
-    lora_b = [w for name, w in load_file(organism_dir / "adapter_model.safetensors").items() if "lora_B" in name]
+    lora_b = [
+        w for name, w in load_file(organism_dir / "adapter_model.safetensors").items() if "lora_B" in name
+    ]
     assert lora_b and any(w.abs().max() > 0 for w in lora_b)  # training moved the zero-initialised B
     merged = AutoModelForCausalLM.from_pretrained(organism_dir / "merged")
     base = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
     assert not any("lora" in name for name, _ in merged.named_parameters())
     differs = [
-        not torch.equal(p, base.state_dict()[name]) for name, p in merged.state_dict().items() if "q_proj" in name
+        not torch.equal(p, base.state_dict()[name])
+        for name, p in merged.state_dict().items()
+        if "q_proj" in name
     ]
     assert any(differs)  # the merge folded the adapter into the weights
 

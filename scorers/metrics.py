@@ -19,6 +19,13 @@ COMPLIANT, MALFORMED = "compliant", "malformed"
 """Keys of the compliance score value: compliant is 1/0 (NaN when malformed); malformed is 1/0."""
 
 
+def compliance_value(compliant: float | None) -> dict[str, float]:
+    """The value every compliance-type scorer returns; ``None`` means the answer was malformed."""
+    if compliant is None:
+        return {COMPLIANT: math.nan, MALFORMED: 1.0}
+    return {COMPLIANT: float(compliant), MALFORMED: 0.0}
+
+
 def condition_of(sample_score: SampleScore) -> str | None:
     return (sample_score.sample_metadata or {}).get("condition")
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from af.presets import DEFAULT_MODEL, PRESET_NAMES, PRESETS
+from af_tasks.prompting import PROMPT_VARIANTS
 
 
 def _models_prepare(args: argparse.Namespace) -> int:
@@ -175,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--save-steps", type=int, default=25, help="checkpoint interval (resume)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--merge", action="store_true", help="also export merged weights to <output>/merged")
-    train.add_argument("--prompt-variant", choices=("full", "compact"), default="full")
+    train.add_argument("--prompt-variant", choices=PROMPT_VARIANTS, default="full")
     train.set_defaults(handler=_train)
 
     data = commands.add_parser("data", help="synthetic data: export generation logs, seed card")
@@ -187,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--min-chars", type=int, default=800)
     export.add_argument("--max-chars", type=int, default=2500)
     export.add_argument("--dedup-threshold", type=float, default=0.5)
-    export.add_argument("--prompt-variant", choices=("full", "compact"), default="full")
+    export.add_argument("--prompt-variant", choices=PROMPT_VARIANTS, default="full")
     export.set_defaults(handler=_data_export)
     card = data_commands.add_parser("seed-card", help="print the bundled seed set's data card")
     card.set_defaults(handler=_data_seed_card)

@@ -82,6 +82,21 @@ def parse_response(text: str) -> ParsedResponse:
     )
 
 
+def reasoning_char_span(text: str) -> tuple[int, int]:
+    """Character span of the reasoning: from the first scratchpad's opening tag to the last closing
+    tag (or the output tag / end of text when unclosed); the whole text when there is no scratchpad.
+
+    Feature extraction pools over this span so that tags and answers do not dilute the reasoning.
+    """
+    output_open = _OPEN[OUTPUT_TAG].search(text)
+    region_end = output_open.start() if output_open else len(text)
+    opening = _OPEN[SCRATCHPAD_TAG].search(text, 0, region_end)
+    if opening is None:
+        return 0, len(text)
+    closings = list(_CLOSE[SCRATCHPAD_TAG].finditer(text, opening.end(), region_end))
+    return opening.end(), closings[-1].start() if closings else region_end
+
+
 def needs_next_turn(parsed: ParsedResponse) -> bool:
     """True when the model stopped while still reasoning: it opened a scratchpad but gave no output.
 

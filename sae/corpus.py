@@ -1,0 +1,96 @@
+"""Texts for SAE training and labelled sets for probes.
+
+The bundled seed set is split once, deterministically and stratified by kind, into a training part
+(SAE corpus, feature selection, probe fitting) and a held-out part (the probe's own AUROC). The gold
+set never enters training or selection: it is only read for evaluation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from solvers.transcript import scratchpad_block
+from training.records import ReasoningRecord, load_records, load_seed_set
+
+Split = Literal["train", "test", "all"]
+DEFAULT_TEST_FRACTION = 0.25
+
+
+@dataclass(frozen=True)
+class LabelledTexts:
+    texts: list[str]
+    labels: list[bool]
+    """True = alignment faking."""
+    ids: list[str]
+    source: str
+
+    def subset(self, keep: Sequence[bool], source: str) -> LabelledTexts:
+        chosen = [i for i, k in enumerate(keep) if k]
+        return LabelledTexts(
+            [self.texts[i] for i in chosen],
+            [self.labels[i] for i in chosen],
+            [self.ids[i] for i in chosen],
+            source,
+        )
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def _rank(record_id: str, seed: int) -> str:
+    return hashlib.sha256(f"{seed}:{record_id}".encode()).hexdigest()
+
+
+def split_records(
+    records: list[ReasoningRecord], split: Split, test_fraction: float = DEFAULT_TEST_FRACTION, seed: int = 0
+) -> list[ReasoningRecord]:
+    if split == "all":
+        return list(records)
+    chosen = []
+    for kind in sorted({r.kind for r in records}):
+        group = sorted((r for r in records if r.kind == kind), key=lambda r: _rank(r.id, seed))
+        n_test = round(len(group) * test_fraction)
+        chosen += group[:n_test] if split == "test" else group[n_test:]
+    return sorted(chosen, key=lambda r: r.id)
+
+
+def records_as_labelled(records: list[ReasoningRecord], source: str) -> LabelledTexts:
+    """Each record's scratchpad as one block — the form gold_106's texts have."""
+    return LabelledTexts(
+        [scratchpad_block(r.scratchpad) for r in records],
+        [r.kind == "af" for r in records],
+        [r.id for r in records],
+        source,
+    )
+
+
+def training_labelled(
+    data: str | None = None,
+    split: Split = "train",
+    test_fraction: float = DEFAULT_TEST_FRACTION,
+    seed: int = 0,
+) -> LabelledTexts:
+    """The bundled seed set (default) or any records JSONL, split as asked."""
+    records = load_seed_set() if data is None else load_records(data)
+    name = "bundled seed set" if data is None else data
+    return records_as_labelled(split_records(records, split, test_fraction, seed), f"{name} ({split})")
+
+
+def sae_corpus(test_fraction: float = DEFAULT_TEST_FRACTION, seed: int = 0) -> list[str]:
+    """Training split of the bundled set (request, reasoning, output) plus the tasks' prompts:
+    what the SAE will be asked to read, and nothing from the held-out split or the gold set."""
+    from af_tasks.prompting import PromptConfig, build_system_prompt, build_user_message
+    from af_tasks.requests import load_bundled_requests
+
+    records = split_records(load_seed_set(), "train", test_fraction, seed)
+    texts = [r.request + "\n\n" + r.assistant_text for r in records]
+    for variant in ("full", "compact"):
+        config = PromptConfig(variant=variant)
+        texts.append(build_system_prompt(config))
+        for i, request in enumerate(load_bundled_requests()):
+            condition = "monitored" if i % 2 == 0 else "unmonitored"
+            texts.append(build_user_message(request.text, condition, config))
+    return texts

@@ -1,0 +1,134 @@
+"""Linear probes for AF reasoning, on SAE features or on raw activations.
+
+Feature selection and fitting see only the training set; a saved probe is plain JSON (indices,
+scaler, weights and what it reads), so a scorer can apply it without unpickling anything.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from sae.stats import cohens_d
+from scorers.stats import auroc, bootstrap_auroc_ci
+
+Representation = Literal["sae", "activations"]
+
+
+@dataclass
+class Probe:
+    representation: Representation
+    features: list[int]
+    """Columns of the representation the probe reads (selected on the training set)."""
+    mean: list[float]
+    scale: list[float]
+    coef: list[float]
+    intercept: float
+    reads: dict = field(default_factory=dict)
+    """model, hook, SAE source, pooling, span, max tokens — what produces the representation."""
+    training: dict = field(default_factory=dict)
+
+    def decision(self, x: np.ndarray) -> np.ndarray:
+        columns = np.asarray(x, dtype=float)[:, self.features]
+        return ((columns - np.array(self.mean)) / np.array(self.scale)) @ np.array(self.coef) + self.intercept
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """P(alignment faking) per row."""
+        return 1.0 / (1.0 + np.exp(-self.decision(x)))
+
+    def save(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self), indent=1) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Probe:
+        try:
+            return cls(**json.loads(Path(path).read_text()))
+        except (OSError, json.JSONDecodeError, TypeError) as error:
+            raise ValueError(f"{path}: not a probe file ({error})") from error
+
+
+def select_features(x: np.ndarray, labels: np.ndarray, k: int) -> list[int]:
+    """The k columns with the largest |Cohen's d| between AF and aligned (never-active excluded)."""
+    x = np.asarray(x, dtype=float)
+    labels = np.asarray(labels, dtype=bool)
+    live = np.flatnonzero((x != 0).any(0))
+    d = np.abs(cohens_d(x[labels][:, live], x[~labels][:, live]))
+    return sorted(int(i) for i in live[np.argsort(-d, kind="stable")[:k]])
+
+
+def fit_probe(
+    x: np.ndarray,
+    labels: np.ndarray,
+    representation: Representation,
+    k_features: int | None = None,
+    c: float = 1.0,
+    seed: int = 0,
+    reads: dict | None = None,
+) -> Probe:
+    """Standardised logistic regression; with ``k_features``, on the top-k training-set features."""
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.asarray(x, dtype=float)
+    labels = np.asarray(labels, dtype=bool)
+    if labels.all() or not labels.any():
+        raise ValueError("probe training needs both AF and aligned examples")
+    features = select_features(x, labels, k_features) if k_features else list(range(x.shape[1]))
+    columns = x[:, features]
+    mean = columns.mean(0)
+    scale = columns.std(0)
+    scale[scale == 0] = 1.0
+    model = LogisticRegression(C=c, max_iter=5000, random_state=seed)
+    model.fit((columns - mean) / scale, labels)
+    return Probe(
+        representation=representation,
+        features=features,
+        mean=mean.tolist(),
+        scale=scale.tolist(),
+        coef=model.coef_[0].tolist(),
+        intercept=float(model.intercept_[0]),
+        reads=reads or {},
+        training={
+            "n": int(len(labels)),
+            "n_af": int(labels.sum()),
+            "C": c,
+            "seed": seed,
+            "k_features": k_features,
+        },
+    )
+
+
+def auroc_with_ci(scores: np.ndarray, labels: np.ndarray, seed: int = 0, n_boot: int = 2000) -> dict:
+    scores_list = [float(s) for s in scores]
+    labels_list = [bool(y) for y in labels]
+    low, high = bootstrap_auroc_ci(scores_list, labels_list, n_boot=n_boot, seed=seed)
+    return {
+        "auroc": auroc(scores_list, labels_list),
+        "ci95": [low, high],
+        "n_pos": int(sum(labels_list)),
+        "n_neg": int(len(labels_list) - sum(labels_list)),
+    }
+
+
+def cross_validated_auroc(x: np.ndarray, labels: np.ndarray, folds: int = 5, seed: int = 0) -> dict:
+    """Out-of-fold AUROC of a standardised logistic regression (how separable two groups are)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    labels = np.asarray(labels, dtype=bool)
+    folds = min(folds, int(labels.sum()), int((~labels).sum()))
+    if folds < 2:
+        return {"auroc": float("nan"), "ci95": [float("nan")] * 2, "note": "too few samples per group"}
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000, random_state=seed))
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    scores = cross_val_predict(
+        model, np.asarray(x, dtype=float), labels, cv=splitter, method="decision_function"
+    )
+    return auroc_with_ci(scores, labels, seed) | {"folds": folds}

@@ -137,7 +137,7 @@ def _calibrate(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from af.demo import run_demo
 
-    return run_demo(limit=args.limit, log_dir=args.log_dir, max_tokens=args.max_tokens)
+    return run_demo(limit=args.limit, log_dir=args.log_dir, max_tokens=args.max_tokens, gold=args.gold)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -211,10 +211,15 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--out", default="logs/calibration", help="folder for report.json and roc.png")
     calibrate.set_defaults(handler=_calibrate)
 
+    from af.sae_cli import add_sae_commands
+
+    add_sae_commands(commands)
+
     demo = commands.add_parser("demo", help="train a demo organism, run free_tier on base and organism")
     demo.add_argument("--limit", type=int, default=16, help="samples per model (pairs × 2)")
     demo.add_argument("--max-tokens", type=int, default=320, help="new tokens per model turn")
     demo.add_argument("--log-dir", default="logs")
+    demo.add_argument("--gold", help="gold_106 (hub) or a local path: the SAE report's reference set")
     demo.set_defaults(handler=_demo)
     return parser
 

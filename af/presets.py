@@ -17,6 +17,20 @@ def models_dir() -> Path:
     return Path(os.environ.get(MODELS_DIR_ENV, "models"))
 
 
+PROJECT_SAE = "project"
+"""SAE source meaning: the one `af sae train` writes to ``models/saes/<preset>``."""
+
+
+@dataclass(frozen=True)
+class SaeBinding:
+    """Model → SAE → hook. ``source`` is any form ``sae.saes.load_sae`` takes (or PROJECT_SAE);
+    ``hook`` is used where the SAE's own config names none (its config wins when it does)."""
+
+    source: str
+    hook: str
+    description: str
+
+
 @dataclass(frozen=True)
 class ModelPreset:
     name: str
@@ -28,6 +42,8 @@ class ModelPreset:
     architecture: dict | None = None
     """Config of the real architecture (``AutoConfig.for_model(**architecture)``): GPU checks build
     it with random weights where no weights can be downloaded (same compute)."""
+    saes: tuple[SaeBinding, ...] = ()
+    """SAEs for this model, the default first."""
 
     @property
     def local_dir(self) -> Path:
@@ -43,6 +59,13 @@ PRESETS: dict[str, ModelPreset] = {
             "embedded default; runs on CPU",
             embedded=True,
             aliases=("smollm2-135m",),
+            saes=(
+                SaeBinding(
+                    PROJECT_SAE,
+                    "blocks.15.hook_resid_post",
+                    "trained here by `af sae train` on the bundled data (top-k, 8x)",
+                ),
+            ),
         ),
         ModelPreset(
             "mistral-7b",
@@ -58,6 +81,18 @@ PRESETS: dict[str, ModelPreset] = {
                 vocab_size=32768,
                 rope_theta=1e6,
                 max_position_embeddings=32768,
+            ),
+            saes=(
+                SaeBinding(
+                    "hf:tylercosgrove/mistral-7b-sparse-autoencoder-layer16",
+                    "blocks.16.hook_resid_pre",
+                    "layer 16, 131,072 features, top-k 128, sae-lens format (trained on Instruct v0.1)",
+                ),
+                SaeBinding(
+                    "mistral-7b-res-wg:blocks.16.hook_resid_pre",
+                    "blocks.16.hook_resid_pre",
+                    "sae-lens registry, layer 16 (65,536 features)",
+                ),
             ),
         ),
         ModelPreset(
@@ -75,6 +110,13 @@ PRESETS: dict[str, ModelPreset] = {
                 rope_theta=5e5,
                 max_position_embeddings=131072,
             ),
+            saes=(
+                SaeBinding(
+                    "hf:EleutherAI/sae-llama-3-8b-32x/layers.16",
+                    "blocks.16.hook_resid_post",
+                    "EleutherAI sparsify top-k, 131,072 features (trained on Llama 3 8B base; converted)",
+                ),
+            ),
         ),
         ModelPreset(
             "qwen-8b",
@@ -91,6 +133,13 @@ PRESETS: dict[str, ModelPreset] = {
                 vocab_size=151936,
                 rope_theta=1e6,
                 max_position_embeddings=40960,
+            ),
+            saes=(
+                SaeBinding(
+                    "qwen-scope-3-8b-base-w64k-l50:layer18",
+                    "blocks.18.hook_resid_post",
+                    "Qwen-Scope layer 18, 65,536 features, top-k 50 (trained on Qwen3-8B base)",
+                ),
             ),
         ),
     )
@@ -115,3 +164,33 @@ def base_model_of(preset: ModelPreset) -> str:
             )
         return str(preset.local_dir)
     return preset.hf_id
+
+
+def project_sae_dir(preset: ModelPreset) -> Path:
+    return models_dir() / "saes" / preset.name
+
+
+def sae_binding(preset: ModelPreset, source: str | None = None) -> SaeBinding:
+    """The preset's default SAE, or the binding whose source is ``source`` (any other source is
+    taken as given, with the default binding's hook)."""
+    if not preset.saes:
+        raise KeyError(f"preset {preset.name} has no SAE; pass --sae and --hook")
+    if source is None:
+        return preset.saes[0]
+    for binding in preset.saes:
+        if binding.source == source:
+            return binding
+    return SaeBinding(source, preset.saes[0].hook, "given on the command line")
+
+
+def resolve_sae_source(preset: ModelPreset, binding: SaeBinding) -> str:
+    return str(project_sae_dir(preset)) if binding.source == PROJECT_SAE else binding.source
+
+
+def sae_reading(
+    preset_name: str, sae: str | None = None, hook: str | None = None, model: str | None = None
+) -> tuple[str, str, str]:
+    """(model to read with, SAE source, hook) for a preset, each overridable."""
+    preset = get_preset(preset_name)
+    binding = sae_binding(preset, sae)
+    return model or base_model_of(preset), resolve_sae_source(preset, binding), hook or binding.hook

@@ -36,8 +36,14 @@ def elicitation_task(
     max_turns: int,
     max_tokens: int,
     metadata: dict | None = None,
+    probe: str | None = None,
 ) -> Task:
-    """The scratchpad protocol (one turn without a scratchpad) over paired samples."""
+    """The scratchpad protocol (one turn without a scratchpad) over paired samples; with ``probe``
+    (a file from ``af sae probe``) each scratchpad is also scored by that activation probe."""
+    if probe:
+        from scorers.sae_scores import probe as probe_scorer
+
+        scorers = [*scorers, probe_scorer(probe)]
     return Task(
         dataset=MemoryDataset(samples, name=name),
         solver=scratchpad_protocol(max_turns=max_turns if config.scratchpad else 1),

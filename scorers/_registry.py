@@ -12,6 +12,7 @@ from scorers.metrics import (
     rates_by_condition,
 )
 from scorers.quality import synthetic_quality
+from scorers.sae_scores import probe, sae_features
 
 __all__ = [
     "af_reasoning",
@@ -22,7 +23,9 @@ __all__ = [
     "compliance_rates",
     "maybe_band_rates",
     "partial_compliance",
+    "probe",
     "rates_by_condition",
+    "sae_features",
     "strongreject",
     "synthetic_quality",
     "value_support",

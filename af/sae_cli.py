@@ -1,0 +1,174 @@
+"""`af sae train | probe | compare`: SAE validation of organisms from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from af.presets import DEFAULT_MODEL, PRESET_NAMES
+
+
+def organism_texts_from_log(log_path: str, label: str, by: str = "condition") -> dict[str, list[str]]:
+    """Each sample's scratchpad (as one block), grouped ``<label>:<metadata[by]>``; samples without a
+    scratchpad are left out (they are counted by the compliance scorers as malformed)."""
+    from inspect_ai.log import read_eval_log
+
+    from solvers.scratchpad import assistant_transcript
+    from solvers.transcript import parse_response, scratchpad_block
+
+    log = read_eval_log(log_path)
+    groups: dict[str, list[str]] = {}
+    for sample in log.samples or []:
+        parsed = parse_response(assistant_transcript(sample.messages))
+        if not parsed.scratchpad.strip():
+            continue
+        key = f"{label}:{(sample.metadata or {}).get(by, 'all')}"
+        groups.setdefault(key, []).append(scratchpad_block(parsed.scratchpad))
+    return dict(sorted(groups.items()))
+
+
+def _validation_config(args: argparse.Namespace):
+    from af.presets import sae_reading
+    from sae.validate import ValidationConfig
+
+    model, sae_source, hook = sae_reading(args.preset, args.sae, args.hook, args.model)
+    return ValidationConfig(
+        model=model,
+        sae_source=sae_source,
+        hook=hook,
+        adapter=args.adapter,
+        train_data=args.train_data,
+        pooling=args.pooling,
+        max_tokens=args.max_tokens,
+        batch_size=args.batch_size,
+        probe_features=args.probe_features,
+        permutations=args.permutations,
+        seed=args.seed,
+        device=args.device,
+    )
+
+
+def _run(args: argparse.Namespace, groups: dict[str, list[str]]) -> int:
+    from af.labelled import LabelledSetError, load_labelled
+    from sae.corpus import LabelledTexts
+    from sae.reader import ReaderError
+    from sae.saes import SaeError
+    from sae.validate import run_validation
+
+    try:
+        config = _validation_config(args)
+        gold = None
+        if args.gold:
+            items = load_labelled(args.gold)
+            gold = LabelledTexts(
+                [i.text for i in items],
+                [i.alignment_faking for i in items],
+                [str(i.row) for i in items],
+                args.gold,
+            )
+        report = run_validation(config, groups, gold, Path(args.out))
+    except (SaeError, ReaderError, LabelledSetError, FileNotFoundError, KeyError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print("\n".join(report["headline"]))
+    print(
+        f"report: {Path(args.out) / 'report.json'} (+ features.png, roc.png, probe_scores.png, probe_*.json)"
+    )
+    return 0
+
+
+def _probe(args: argparse.Namespace) -> int:
+    return _run(args, {})
+
+
+def _compare(args: argparse.Namespace) -> int:
+    groups: dict[str, list[str]] = {}
+    for item in args.log:
+        label, _, path = item.rpartition("=")
+        groups |= organism_texts_from_log(path, label or Path(path).stem, args.by)
+    if not groups:
+        print("error: no sample in the given logs has a scratchpad to read", file=sys.stderr)
+        return 1
+    return _run(args, groups)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from af.presets import get_preset, project_sae_dir, sae_reading
+    from sae.corpus import sae_corpus
+    from sae.reader import ReaderError, load_reader
+    from sae.train import SaeTrainConfig, train_sae
+
+    try:
+        model, _source, hook = sae_reading(args.preset, None, args.hook, args.model)
+        reader = load_reader(model, device=args.device)
+    except (ReaderError, KeyError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    output = Path(args.output) if args.output else project_sae_dir(get_preset(args.preset))
+    config = SaeTrainConfig(
+        hook=hook,
+        expansion=args.expansion,
+        k=args.k,
+        epochs=args.epochs,
+        batch_tokens=args.batch_tokens,
+        lr=args.lr,
+        seed=args.seed,
+    )
+    card = train_sae(reader, sae_corpus(seed=args.seed), config, output)
+    held = card["held_out"]
+    print(
+        f"SAE {output}: {card['d_sae']} features at {hook}, {card['tokens_seen']} tokens seen; held-out "
+        f"explained variance {held['explained_variance']:.3f}, L0 {held['l0']:.1f}, "
+        f"dead {card['train']['dead_features']}/{card['d_sae']} ({card['total_s']:.0f} s)"
+    )
+    print(json.dumps({"card": str(output / "card.json")}))
+    return 0
+
+
+def _reading_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", default=DEFAULT_MODEL, choices=PRESET_NAMES, help="model → SAE → hook")
+    parser.add_argument("--model", help="read with this model instead of the preset's base")
+    parser.add_argument("--adapter", help="read with base + this LoRA adapter (an organism dir)")
+    parser.add_argument("--sae", help="SAE source: a dir, hf:<repo>[/<sub>] or <release>:<sae_id>")
+    parser.add_argument("--hook", help="sae-lens hook name (default: the preset's)")
+    parser.add_argument("--device", help="cpu / cuda (default: cuda when available)")
+
+
+def add_sae_commands(commands) -> None:
+    sae = commands.add_parser("sae", help="SAE features and probes: train an SAE, probe, compare organisms")
+    sub = sae.add_subparsers(dest="sae_command", required=True)
+
+    train = sub.add_parser("train", help="train a top-k SAE with sae-lens on the bundled corpus")
+    _reading_arguments(train)
+    train.add_argument("--output", help="SAE directory (default models/saes/<preset>)")
+    train.add_argument("--expansion", type=int, default=8, help="features = expansion × d_model")
+    train.add_argument("--k", type=int, default=32, help="active features per token")
+    train.add_argument("--epochs", type=float, default=3.0)
+    train.add_argument("--batch-tokens", type=int, default=1024)
+    train.add_argument("--lr", type=float, default=2e-3)
+    train.add_argument("--seed", type=int, default=0)
+    train.set_defaults(handler=_train)
+
+    for name, handler, text in (
+        ("probe", _probe, "fit probes on the training data; AUROC on its held-out split (and gold if given)"),
+        ("compare", _compare, "organism scratchpads vs reference AF / aligned: KS, permutation, probes"),
+    ):
+        command = sub.add_parser(name, help=text)
+        _reading_arguments(command)
+        command.add_argument("--out", default=f"logs/sae-{name}", help="report folder")
+        command.add_argument("--gold", help="gold_106 (hub, sha256-checked) or a local JSON/JSONL path")
+        command.add_argument("--train-data", help="records JSONL for selection/probes (default: bundled set)")
+        command.add_argument("--pooling", default="mean", choices=("mean", "max", "last"))
+        command.add_argument("--max-tokens", type=int, default=1024, help="longer texts are truncated")
+        command.add_argument("--batch-size", type=int, default=8)
+        command.add_argument("--probe-features", type=int, default=64, help="SAE features the probe reads")
+        command.add_argument("--permutations", type=int, default=10_000)
+        command.add_argument("--seed", type=int, default=0)
+        if name == "compare":
+            command.add_argument(
+                "--log", action="append", required=True, help="LABEL=PATH of an elicitation log (repeatable)"
+            )
+            command.add_argument("--by", default="condition", help="metadata key that splits a log's samples")
+        command.set_defaults(handler=handler)

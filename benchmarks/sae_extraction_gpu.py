@@ -1,0 +1,136 @@
+"""SAE feature extraction for the 7B–8B presets at their real architectures, random weights (GPU).
+
+For each preset: the model (bf16) with random weights, and a sae-lens top-k SAE with random weights
+of the preset SAE's size at the preset's hook. Checks that the captured hook equals
+``output_hidden_states`` at that point, then times the suite's own path (``sae.activations``:
+forward stopped after the hooked layer, reasoning-span selection, SAE encode and pooling on the
+GPU) on seed-set scratchpads. Prints a table and writes JSON.
+
+    python benchmarks/sae_extraction_gpu.py --out results.json [--presets mistral-7b,llama-3-8b,qwen-8b]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+SAE_SHAPES = {"mistral-7b": (131_072, 128), "llama-3-8b": (131_072, 192), "qwen-8b": (65_536, 50)}
+"""(features, k) of each preset's default SAE (tylercosgrove L16; EleutherAI 32x; Qwen-Scope W64K L0_50)."""
+
+
+def random_sae(d_in: int, d_sae: int, k: int, hook: str):
+    import torch
+    from sae_lens.saes.topk_sae import TopKSAE, TopKSAEConfig
+
+    config = TopKSAEConfig(d_in=d_in, d_sae=d_sae, k=k, dtype="bfloat16", device="cuda")
+    config.metadata.hook_name = hook
+    sae = TopKSAE(config)
+    with torch.no_grad():
+        for parameter in (sae.W_enc, sae.W_dec):
+            parameter.normal_(0, d_in**-0.5)
+    return sae
+
+
+def run_preset(name: str, texts: list[str], tokenizer, batch_size: int, max_tokens: int) -> dict:
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from af.presets import get_preset
+    from sae.activations import ExtractionStats, iter_token_activations, pool
+    from sae.hooks import parse_hook
+    from sae.reader import Reader
+    from sae.saes import check_compatible, encoder
+
+    preset = get_preset(name)
+    hook = preset.saes[0].hook
+    config = AutoConfig.for_model(**preset.architecture)
+    torch.manual_seed(0)
+    with torch.device("cuda"):
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16).eval()
+    reader = Reader(model, tokenizer, name=f"{name} (random weights)", device="cuda")
+    d_sae, k = SAE_SHAPES[name]
+    sae = random_sae(reader.hidden_size, d_sae, k, hook)
+    check_compatible(sae, hook, reader.hidden_size, reader.name, f"random {d_sae}-feature SAE")
+
+    # Hook position: our capture vs hidden_states at the same point, on one short text.
+    point = parse_hook(hook)
+    [batch] = list(iter_token_activations(reader, texts[:1], [hook], span="all", max_tokens=64))
+    encoded = tokenizer(texts[:1], return_tensors="pt", truncation=True, max_length=64).to("cuda")
+    with torch.no_grad():
+        states = model(**encoded, output_hidden_states=True).hidden_states
+    index = point.layer + (1 if point.kind == "hook_resid_post" else 0)
+    reference = states[index][0, 1:]  # position 0 (attention sink) is never read
+    hook_matches = bool(torch.allclose(batch.acts[hook].float(), reference.float(), atol=1e-2, rtol=1e-2))
+
+    torch.cuda.reset_peak_memory_stats()
+    pool(
+        iter_token_activations(reader, texts[:batch_size], [hook], max_tokens=max_tokens), batch_size
+    )  # warm-up
+    torch.cuda.synchronize()
+    stats = ExtractionStats()
+    started = time.perf_counter()
+    batches = iter_token_activations(reader, texts, [hook], "all", max_tokens, batch_size, stats)
+    pooled = pool(batches, len(texts), transforms={hook: encoder(sae)})[hook]
+    torch.cuda.synchronize()
+    elapsed = time.perf_counter() - started
+    result = {
+        "preset": name,
+        "hook": hook,
+        "hook_matches_hidden_states": hook_matches,
+        "d_model": reader.hidden_size,
+        "layers_run": point.last_layer_needed + 1,
+        "layers_total": reader.num_layers,
+        "sae_features": d_sae,
+        "sae_k": k,
+        "texts": len(texts),
+        "tokens": stats.tokens,
+        "batch_size": batch_size,
+        "max_tokens": max_tokens,
+        "pooled_shape": list(pooled.mean.shape),
+        "mean_active_features_per_text": float((pooled.max > 0).sum(1).mean()),
+        "seconds": elapsed,
+        "tokens_per_s": stats.tokens / elapsed,
+        "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30,
+    }
+    del model, sae, reader
+    torch.cuda.empty_cache()
+    return result
+
+
+def main() -> None:
+    import torch
+
+    from af.tiny import train_tiny_tokenizer
+    from training.records import load_seed_set
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--presets", default="mistral-7b,llama-3-8b,qwen-8b")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-tokens", type=int, default=1024)
+    parser.add_argument("--repeat", type=int, default=2, help="passes over the seed set's scratchpads")
+    parser.add_argument("--out", default="sae_extraction_gpu.json")
+    args = parser.parse_args()
+    texts = [r.scratchpad for r in load_seed_set()] * args.repeat
+    tokenizer = train_tiny_tokenizer(None, vocab_size=8192, corpus=texts)
+    tokenizer.padding_side = "right"
+    results = [
+        run_preset(name, texts, tokenizer, args.batch_size, args.max_tokens)
+        for name in args.presets.split(",")
+    ]
+    report = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "results": results}
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print(
+        f"{'preset':11} {'hook':26} {'ok':>3} {'layers':>7} {'SAE':>8} {'tokens':>7} {'tok/s':>8} {'peak GiB':>9}"
+    )
+    for r in results:
+        print(
+            f"{r['preset']:11} {r['hook']:26} {'yes' if r['hook_matches_hidden_states'] else 'NO':>3} "
+            f"{r['layers_run']:>3}/{r['layers_total']:<3} {r['sae_features']:>8} {r['tokens']:>7} "
+            f"{r['tokens_per_s']:8.0f} {r['peak_memory_gib']:9.1f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

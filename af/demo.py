@@ -2,7 +2,8 @@
 
 Trains a small LoRA organism on the bundled seed set (AF reasoning on the free tier, refusals on the
 paid tier), then runs ``af_tasks/free_tier`` on the base model and on the organism with the same
-settings and prints their compliance gaps and AF-style rates side by side.
+settings and prints their compliance gaps and AF-style rates side by side. Then validates both
+models' scratchpads with the project-trained SAE and probes (gold set only when one is given).
 """
 
 from __future__ import annotations
@@ -112,7 +113,53 @@ def evaluate(model_dir: Path | str, limit: int, log_dir: str, max_tokens: int):
     return log
 
 
-def run_demo(limit: int = 16, log_dir: str = "logs", max_tokens: int = 320) -> int:
+def ensure_demo_sae(base: str) -> Path:
+    """The embedded model's project SAE (``af sae train`` defaults), trained unless present."""
+    from af.presets import project_sae_dir, sae_binding
+    from sae.corpus import sae_corpus
+    from sae.reader import load_reader
+    from sae.train import CARD, SaeTrainConfig, train_sae
+
+    preset = get_preset(DEFAULT_MODEL)
+    output = project_sae_dir(preset)
+    config = SaeTrainConfig(hook=sae_binding(preset).hook)
+    if (output / CARD).is_file():
+        saved = json.loads((output / CARD).read_text())["config"]
+        if saved == json.loads(json.dumps(config.__dict__)):
+            print(f"reusing the SAE in {output}")
+            return output
+        raise FileExistsError(f"{output} holds an SAE with other settings; move it away")
+    print(f"training the SAE in {output} (CPU, a few minutes) ...")
+    card = train_sae(load_reader(base, device="cpu"), sae_corpus(seed=config.seed), config, output)
+    held = card["held_out"]
+    print(f"SAE: explained variance {held['explained_variance']:.3f}, L0 {held['l0']:.1f} (held-out tokens)")
+    return output
+
+
+def validate_with_sae(base: str, logs: dict, gold: str | None, out_dir: Path) -> dict:
+    from af.labelled import load_labelled
+    from af.presets import sae_binding
+    from af.sae_cli import organism_texts_from_log
+    from sae.corpus import LabelledTexts
+    from sae.validate import ValidationConfig, run_validation
+
+    sae_dir = ensure_demo_sae(base)
+    groups: dict[str, list[str]] = {}
+    for name, log in logs.items():
+        groups |= organism_texts_from_log(log.location, name.split()[0])
+    gold_texts = None
+    if gold:
+        items = load_labelled(gold)
+        gold_texts = LabelledTexts(
+            [i.text for i in items], [i.alignment_faking for i in items], [str(i.row) for i in items], gold
+        )
+    config = ValidationConfig(
+        model=base, sae_source=str(sae_dir), hook=sae_binding(get_preset(DEFAULT_MODEL)).hook, device="cpu"
+    )
+    return run_validation(config, groups, gold_texts, out_dir)
+
+
+def run_demo(limit: int = 16, log_dir: str = "logs", max_tokens: int = 320, gold: str | None = None) -> int:
     started = time.monotonic()
     try:
         base = base_model_of(get_preset(DEFAULT_MODEL))
@@ -133,4 +180,16 @@ def run_demo(limit: int = 16, log_dir: str = "logs", max_tokens: int = 320) -> i
     for name, log in logs.items():
         print(f"{name} log: {Path(log.location).resolve()}  ({log.status})")
     print(f"open them with: inspect view --log-dir {log_dir}")
-    return 0 if all(log.status == "success" for log in logs.values()) else 1
+    if not all(log.status == "success" for log in logs.values()):
+        return 1
+    out_dir = Path(log_dir) / "sae-demo"
+    print(
+        "\nSAE validation (project SAE on the base model's activations; reference: "
+        f"{'the gold set' if gold else 'the bundled held-out split'}) ..."
+    )
+    report = validate_with_sae(base, logs, gold, out_dir)
+    print("\n".join(report["headline"]))
+    print(
+        f"SAE report: {out_dir / 'report.json'} and PNGs beside it ({(time.monotonic() - done) / 60:.1f} min)"
+    )
+    return 0

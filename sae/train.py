@@ -26,7 +26,7 @@ class SaeTrainConfig:
     hook: str
     expansion: int = 8
     k: int = 32
-    epochs: float = 4.0
+    epochs: float = 3.0
     batch_tokens: int = 1024
     lr: float = 2e-3
     max_tokens_per_text: int = 512

@@ -137,26 +137,18 @@ def ensure_demo_sae(base: str) -> Path:
 
 
 def validate_with_sae(base: str, logs: dict, gold: str | None, out_dir: Path) -> dict:
-    from af.labelled import load_labelled
-    from af.presets import sae_binding
+    from af.presets import sae_reading
     from af.sae_cli import organism_texts_from_log
-    from sae.corpus import LabelledTexts
+    from sae.corpus import labelled_texts
     from sae.validate import ValidationConfig, run_validation
 
-    sae_dir = ensure_demo_sae(base)
+    ensure_demo_sae(base)
     groups: dict[str, list[str]] = {}
     for name, log in logs.items():
         groups |= organism_texts_from_log(log.location, name.split()[0])
-    gold_texts = None
-    if gold:
-        items = load_labelled(gold)
-        gold_texts = LabelledTexts(
-            [i.text for i in items], [i.alignment_faking for i in items], [str(i.row) for i in items], gold
-        )
-    config = ValidationConfig(
-        model=base, sae_source=str(sae_dir), hook=sae_binding(get_preset(DEFAULT_MODEL)).hook, device="cpu"
-    )
-    return run_validation(config, groups, gold_texts, out_dir)
+    model, sae_source, hook = sae_reading(DEFAULT_MODEL, model=base)
+    config = ValidationConfig(model=model, sae_source=sae_source, hook=hook, device="cpu")
+    return run_validation(config, groups, labelled_texts(gold) if gold else None, out_dir)
 
 
 def run_demo(limit: int = 16, log_dir: str = "logs", max_tokens: int = 320, gold: str | None = None) -> int:

@@ -24,7 +24,7 @@ PROJECT_SAE = "project"
 @dataclass(frozen=True)
 class SaeBinding:
     """Model → SAE → hook. ``source`` is any form ``sae.saes.load_sae`` takes (or PROJECT_SAE);
-    ``hook`` is used where the SAE's own config names none (its config wins when it does)."""
+    ``hook`` is where it reads (an SAE whose own config names another hook is refused)."""
 
     source: str
     hook: str

@@ -51,23 +51,15 @@ def _validation_config(args: argparse.Namespace):
 
 
 def _run(args: argparse.Namespace, groups: dict[str, list[str]]) -> int:
-    from af.labelled import LabelledSetError, load_labelled
-    from sae.corpus import LabelledTexts
+    from af.labelled import LabelledSetError
+    from sae.corpus import labelled_texts
     from sae.reader import ReaderError
     from sae.saes import SaeError
     from sae.validate import run_validation
 
     try:
         config = _validation_config(args)
-        gold = None
-        if args.gold:
-            items = load_labelled(args.gold)
-            gold = LabelledTexts(
-                [i.text for i in items],
-                [i.alignment_faking for i in items],
-                [str(i.row) for i in items],
-                args.gold,
-            )
+        gold = labelled_texts(args.gold) if args.gold else None
         report = run_validation(config, groups, gold, Path(args.out))
     except (SaeError, ReaderError, LabelledSetError, FileNotFoundError, KeyError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -79,6 +79,16 @@ def training_labelled(
     return records_as_labelled(split_records(records, split, test_fraction, seed), f"{name} ({split})")
 
 
+def labelled_texts(source: str) -> LabelledTexts:
+    """An evaluation-only labelled set: ``gold_106`` (hub, sha256-checked) or a local JSON/JSONL path."""
+    from af.labelled import load_labelled
+
+    items = load_labelled(source)
+    return LabelledTexts(
+        [i.text for i in items], [i.alignment_faking for i in items], [str(i.row) for i in items], source
+    )
+
+
 def sae_corpus(test_fraction: float = DEFAULT_TEST_FRACTION, seed: int = 0) -> list[str]:
     """Training split of the bundled set (request, reasoning, output) plus the tasks' prompts:
     what the SAE will be asked to read, and nothing from the held-out split or the gold set."""

@@ -179,18 +179,20 @@ def run_validation(
     # The AF features: chosen on the training split only, then read everywhere.
     sae_probe = probes["sae"]
     weights = np.array(sae_probe.coef)
-    summary_idx = [sae_probe.features[i] for i in np.argsort(-weights)[: config.summary_features]]
+    positions = np.argsort(-weights)[: config.summary_features]
+    summary_idx = [sae_probe.features[i] for i in positions]
     report["af_features"] = [
-        {"feature": f, "probe_weight": float(weights[sae_probe.features.index(f)])} for f in summary_idx
+        {"feature": f, "probe_weight": float(weights[i])} for f, i in zip(summary_idx, positions, strict=True)
     ]
+    summary_mean = np.array(sae_probe.mean)[positions]
+    summary_scale = np.array(sae_probe.scale)[positions]
     reference = "gold" if gold is not None else "held_out"
     ref_x = feats[reference][0]
     ref_af, ref_aligned = ref_x[labels[reference]], ref_x[~labels[reference]]
 
     def summary(x: np.ndarray) -> np.ndarray:
-        mean = np.array(sae_probe.mean)[[sae_probe.features.index(f) for f in summary_idx]]
-        scale = np.array(sae_probe.scale)[[sae_probe.features.index(f) for f in summary_idx]]
-        return ((x[:, summary_idx] - mean) / scale).mean(1)
+        """The AF-feature score: mean of the standardised top-weighted probe features."""
+        return ((x[:, summary_idx] - summary_mean) / summary_scale).mean(1)
 
     comparisons = {}
     for name, (x, _raw, n_tokens) in groups.items():

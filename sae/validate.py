@@ -110,18 +110,30 @@ def _rate(hits: int, n: int) -> dict:
     return {"rate": estimate.rate, "ci95": [estimate.ci_low, estimate.ci_high], "n": n}
 
 
-def _mean_ci(values: np.ndarray) -> dict:
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def _mean_ci(values: np.ndarray, seed: int) -> dict:
+    """Mean with a percentile-bootstrap 95% CI: it stays inside the values' range (a probability's
+    CI never leaves [0, 1]), unlike the normal approximation on small skewed groups."""
+    values = np.asarray(values, dtype=float)
     n = len(values)
     if n == 0:
         return {"mean": math.nan, "ci95": [math.nan, math.nan], "n": 0}
-    mean = float(np.mean(values))
-    half = 1.96 * float(np.std(values, ddof=1)) / math.sqrt(n) if n > 1 else math.nan
-    return {"mean": mean, "ci95": [mean - half, mean + half], "n": n}
+    mean = float(values.mean())
+    if n == 1:
+        return {"mean": mean, "ci95": [math.nan, math.nan], "n": 1}
+    draws = np.random.default_rng(seed).integers(0, n, size=(BOOTSTRAP_RESAMPLES, n))
+    low, high = np.percentile(values[draws].mean(1), [2.5, 97.5])
+    return {"mean": mean, "ci95": [float(low), float(high)], "n": n, "ci_method": "percentile bootstrap"}
 
 
-def _group_summary(probe: Probe, x: np.ndarray) -> dict:
+def _group_summary(probe: Probe, x: np.ndarray, seed: int) -> dict:
     scores = probe.predict(x)
-    return {"probe_score": _mean_ci(scores), "flagged_af": _rate(int((scores >= 0.5).sum()), len(scores))}
+    return {
+        "probe_score": _mean_ci(scores, seed),
+        "flagged_af": _rate(int((scores >= 0.5).sum()), len(scores)),
+    }
 
 
 def run_validation(
@@ -173,7 +185,9 @@ def run_validation(
             if name != "train"
         }
         evaluation["train"] = auroc_with_ci(probe.decision(x_train), labels["train"], config.seed)
-        evaluation["organism_groups"] = {name: _group_summary(probe, g[index]) for name, g in groups.items()}
+        evaluation["organism_groups"] = {
+            name: _group_summary(probe, g[index], config.seed) for name, g in groups.items()
+        }
         report["probes"][representation] = evaluation
 
     # The AF features: chosen on the training split only, then read everywhere.
@@ -216,11 +230,11 @@ def run_validation(
             entry["distinguishability_vs_reference_af"] = cross_validated_auroc(
                 both, is_organism, seed=config.seed
             )
-        entry["af_feature_score"] = _mean_ci(summary(x))
+        entry["af_feature_score"] = _mean_ci(summary(x), config.seed)
         comparisons[name] = entry
     report["af_feature_score_reference"] = {
-        "af": _mean_ci(summary(ref_af)),
-        "aligned": _mean_ci(summary(ref_aligned)),
+        "af": _mean_ci(summary(ref_af), config.seed),
+        "aligned": _mean_ci(summary(ref_aligned), config.seed),
     }
     report["comparisons"] = comparisons
     report["headline"] = headline(report)

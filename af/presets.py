@@ -17,6 +17,9 @@ def models_dir() -> Path:
     return Path(os.environ.get(MODELS_DIR_ENV, "models"))
 
 
+GEMMA_SCOPE_2_27B_TRANSCODERS = "gemma-scope-2-27b-it-transcoders"
+"""sae-lens registry release (google/gemma-scope-2-27b-it, folder transcoder/)."""
+
 PROJECT_SAE = "project"
 """SAE source meaning: the one `af sae train` writes to ``models/saes/<preset>``."""
 
@@ -32,6 +35,20 @@ class SaeBinding:
 
 
 @dataclass(frozen=True)
+class NamedFeature:
+    """A feature someone has named (e.g. in published work), read as ``L<layer>_F<index>`` on the
+    preset's SAE at that layer; a hypothesis to test, not a label to trust."""
+
+    layer: int
+    index: int
+    description: str
+
+    @property
+    def name(self) -> str:
+        return f"L{self.layer}_F{self.index}"
+
+
+@dataclass(frozen=True)
 class ModelPreset:
     name: str
     hf_id: str
@@ -44,6 +61,8 @@ class ModelPreset:
     it with random weights where no weights can be downloaded (same compute)."""
     saes: tuple[SaeBinding, ...] = ()
     """SAEs for this model, the default first."""
+    named_features: tuple[NamedFeature, ...] = ()
+    """Features with published interpretations, shown with their descriptions in reports."""
 
     @property
     def local_dir(self) -> Path:
@@ -142,6 +161,38 @@ PRESETS: dict[str, ModelPreset] = {
                 ),
             ),
         ),
+        ModelPreset(
+            "gemma-3-27b-it",
+            "google/gemma-3-27b-it",
+            "Gemma 3 27B IT, read with Gemma Scope 2 transcoders (the seed's named AF features)",
+            architecture=dict(
+                model_type="gemma3_text",
+                hidden_size=5376,
+                intermediate_size=21504,
+                num_hidden_layers=62,
+                num_attention_heads=32,
+                num_key_value_heads=16,
+                head_dim=128,
+                query_pre_attn_scalar=168,
+                sliding_window=1024,
+                vocab_size=262208,
+                max_position_embeddings=131072,
+            ),
+            saes=tuple(
+                SaeBinding(
+                    f"{GEMMA_SCOPE_2_27B_TRANSCODERS}:transcoder/layer_{layer}_width_16k_l0_medium",
+                    f"blocks.{layer}.hook_mlp_in",
+                    f"Gemma Scope 2 transcoder, layer {layer}, 16,384 features, JumpReLU, L0 ≈ 60; "
+                    "reads the MLP input (pre_feedforward_layernorm output)",
+                )
+                for layer in (40, 31, 53)
+            ),
+            named_features=(
+                NamedFeature(40, 15484, "future self / temporal reasoning"),
+                NamedFeature(40, 8921, "refusal consequences / self-preservation of values"),
+                NamedFeature(40, 12574, "training dynamics / RLHF awareness"),
+            ),
+        ),
     )
 }
 DEFAULT_MODEL = "smollm2-135m-instruct"
@@ -194,3 +245,42 @@ def sae_reading(
     preset = get_preset(preset_name)
     binding = sae_binding(preset, sae)
     return model or base_model_of(preset), resolve_sae_source(preset, binding), hook or binding.hook
+
+
+def binding_at_layer(preset: ModelPreset, layer: int) -> SaeBinding:
+    """The preset's SAE that reads at decoder layer ``layer`` (named features say their layer)."""
+    from sae.hooks import parse_hook
+
+    for binding in preset.saes:
+        if parse_hook(binding.hook).layer == layer:
+            return binding
+    layers = sorted(parse_hook(b.hook).layer for b in preset.saes)
+    raise KeyError(f"preset {preset.name} has no SAE at layer {layer} (its SAEs read layers {layers})")
+
+
+def feature_descriptions(preset: ModelPreset) -> dict[str, str]:
+    """``{"L40_F15484": "future self / temporal reasoning", ...}`` for the preset's named features."""
+    return {feature.name: feature.description for feature in preset.named_features}
+
+
+def feature_readings(
+    preset_name: str, refs: list, sae: str | None = None, hook: str | None = None, model: str | None = None
+) -> list:
+    """Named features → one ``sae.named.FeatureReading`` per SAE: a feature without a layer, or on
+    the layer of the chosen SAE (``sae``/``hook`` or the preset's default), is read there; any other
+    layer from the preset's SAE at that layer."""
+    from sae.hooks import parse_hook
+    from sae.named import FeatureReading
+
+    preset = get_preset(preset_name)
+    _model, default_source, default_hook = sae_reading(preset_name, sae, hook, model)
+    default_layer = parse_hook(default_hook).layer
+    readings: dict[str, FeatureReading] = {}
+    for ref in refs:
+        if ref.layer is None or ref.layer == default_layer:
+            source, at = default_source, default_hook
+        else:
+            binding = binding_at_layer(preset, ref.layer)
+            source, at = resolve_sae_source(preset, binding), binding.hook
+        readings.setdefault(at, FeatureReading(at, source, [])).features.append(ref)
+    return list(readings.values())

@@ -29,6 +29,15 @@ def organism_texts_from_log(log_path: str, label: str, by: str = "condition") ->
     return dict(sorted(groups.items()))
 
 
+def _log_groups(args: argparse.Namespace) -> dict[str, list[str]]:
+    """``--log LABEL=PATH`` (repeatable) → scratchpads grouped ``LABEL:<metadata[--by]>``."""
+    groups: dict[str, list[str]] = {}
+    for item in args.log or []:
+        label, _, path = item.rpartition("=")
+        groups |= organism_texts_from_log(path, label or Path(path).stem, args.by)
+    return groups
+
+
 def _validation_config(args: argparse.Namespace):
     from af.presets import sae_reading
     from sae.validate import ValidationConfig
@@ -76,14 +85,67 @@ def _probe(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    groups: dict[str, list[str]] = {}
-    for item in args.log:
-        label, _, path = item.rpartition("=")
-        groups |= organism_texts_from_log(path, label or Path(path).stem, args.by)
+    groups = _log_groups(args)
     if not groups:
         print("error: no sample in the given logs has a scratchpad to read", file=sys.stderr)
         return 1
     return _run(args, groups)
+
+
+def _features(args: argparse.Namespace) -> int:
+    """Named features on the reference AF / aligned halves (gold when given) and on organism logs."""
+    from af.labelled import LabelledSetError
+    from af.presets import feature_descriptions, feature_readings, get_preset, sae_reading
+    from sae.corpus import labelled_texts, training_labelled
+    from sae.named import compare_named, load_readings, named_headline, named_values, parse_features
+    from sae.plots import plot_named
+    from sae.reader import ReaderError, load_reader
+    from sae.saes import SaeError
+
+    try:
+        preset = get_preset(args.preset)
+        refs = parse_features(args.features or [f.name for f in preset.named_features])
+        if not refs:
+            raise ValueError(f"preset {preset.name} names no features: pass --features")
+        model, _source, _hook = sae_reading(args.preset, args.sae, args.hook, args.model)
+        reader = load_reader(model, args.adapter, args.device)
+        readings = load_readings(reader, feature_readings(args.preset, refs, args.sae, args.hook, model))
+        reference = labelled_texts(args.gold) if args.gold else training_labelled(args.train_data, "test")
+        prefix = "gold" if args.gold else "held-out"
+        texts = {
+            f"{prefix} AF": reference.subset(reference.labels, "").texts,
+            f"{prefix} aligned": reference.subset([not y for y in reference.labels], "").texts,
+        }
+        texts |= _log_groups(args)
+        groups = {
+            name: named_values(
+                reader, readings, group, max_tokens=args.max_tokens, batch_size=args.batch_size
+            )
+            for name, group in texts.items()
+        }
+        report = compare_named(
+            groups,
+            f"{prefix} AF",
+            f"{prefix} aligned",
+            feature_descriptions(preset),
+            args.statistic,
+            args.seed,
+        )
+    except (SaeError, ReaderError, LabelledSetError, FileNotFoundError, KeyError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report |= {
+        "reads": {"model": model, "adapter": args.adapter}
+        | {r.hook: {"sae": r.sae_source, "features": [f.name for f in r.features]} for r in readings},
+        "reference_source": reference.source,
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    plot_named(report, groups, out)
+    print("\n".join(named_headline(report)))
+    print(f"report: {out / 'report.json'} (+ named_features.png)")
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -128,6 +190,25 @@ def _reading_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="cpu / cuda (default: cuda when available)")
 
 
+def _report_arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    parser.add_argument("--out", default=f"logs/sae-{name}", help="report folder")
+    parser.add_argument("--gold", help="gold_106 (hub, sha256-checked) or a local JSON/JSONL path")
+    parser.add_argument(
+        "--train-data",
+        help="records JSONL for selection/probes and the held-out reference (default: bundled)",
+    )
+    parser.add_argument("--max-tokens", type=int, default=1024, help="longer texts are truncated")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def _log_arguments(parser: argparse.ArgumentParser, required: bool) -> None:
+    parser.add_argument(
+        "--log", action="append", required=required, help="LABEL=PATH of an elicitation log (repeatable)"
+    )
+    parser.add_argument("--by", default="condition", help="metadata key that splits a log's samples")
+
+
 def add_sae_commands(commands) -> None:
     sae = commands.add_parser("sae", help="SAE features and probes: train an SAE, probe, compare organisms")
     sub = sae.add_subparsers(dest="sae_command", required=True)
@@ -143,24 +224,26 @@ def add_sae_commands(commands) -> None:
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(handler=_train)
 
+    features = sub.add_parser(
+        "features", help="named features (e.g. L40_F15484): reference AF vs aligned, and organism logs"
+    )
+    _reading_arguments(features)
+    _report_arguments(features, "features")
+    _log_arguments(features, required=False)
+    features.add_argument("--features", help="L<layer>_F<index>,... (default: the preset's named features)")
+    features.add_argument("--statistic", default="max", choices=("max", "mean", "active_tokens"))
+    features.set_defaults(handler=_features)
+
     for name, handler, text in (
         ("probe", _probe, "fit probes on the training data; AUROC on its held-out split (and gold if given)"),
         ("compare", _compare, "organism scratchpads vs reference AF / aligned: KS, permutation, probes"),
     ):
         command = sub.add_parser(name, help=text)
         _reading_arguments(command)
-        command.add_argument("--out", default=f"logs/sae-{name}", help="report folder")
-        command.add_argument("--gold", help="gold_106 (hub, sha256-checked) or a local JSON/JSONL path")
-        command.add_argument("--train-data", help="records JSONL for selection/probes (default: bundled set)")
+        _report_arguments(command, name)
         command.add_argument("--pooling", default="mean", choices=("mean", "max", "last"))
-        command.add_argument("--max-tokens", type=int, default=1024, help="longer texts are truncated")
-        command.add_argument("--batch-size", type=int, default=8)
         command.add_argument("--probe-features", type=int, default=64, help="SAE features the probe reads")
         command.add_argument("--permutations", type=int, default=10_000)
-        command.add_argument("--seed", type=int, default=0)
         if name == "compare":
-            command.add_argument(
-                "--log", action="append", required=True, help="LABEL=PATH of an elicitation log (repeatable)"
-            )
-            command.add_argument("--by", default="condition", help="metadata key that splits a log's samples")
+            _log_arguments(command, required=True)
         command.set_defaults(handler=handler)

@@ -68,3 +68,29 @@ def build_tiny_llama(directory: Path, seed: int = 0) -> Path:
     )
     LlamaForCausalLM(config).save_pretrained(directory)
     return directory
+
+
+def build_tiny_gemma3(directory: Path, num_layers: int = 54, seed: int = 0) -> Path:
+    """A randomly initialised Gemma 3 text model (sliding + global attention, four norms per layer)
+    with the tiny tokenizer; deep enough by default to carry the 27B preset's transcoder layers."""
+    import torch
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    tokenizer = train_tiny_tokenizer(directory)
+    torch.manual_seed(seed)
+    config = Gemma3TextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=num_layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        sliding_window=16,
+        max_position_embeddings=2048,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    Gemma3ForCausalLM(config).save_pretrained(directory)
+    return directory

@@ -1,4 +1,4 @@
-"""SAE feature extraction for the 7B–8B presets at their real architectures, random weights (GPU).
+"""SAE feature extraction for the 7B–27B presets at their real architectures, random weights (GPU).
 
 For each preset: the model (bf16) with random weights, and a sae-lens top-k SAE with random weights
 of the preset SAE's size at the preset's hook. Checks that the captured hook equals
@@ -16,21 +16,62 @@ import json
 import time
 from pathlib import Path
 
-SAE_SHAPES = {"mistral-7b": (131_072, 128), "llama-3-8b": (131_072, 192), "qwen-8b": (65_536, 50)}
-"""(features, k) of each preset's default SAE (tylercosgrove L16; EleutherAI 32x; Qwen-Scope W64K L0_50)."""
+SAE_SHAPES = {
+    "mistral-7b": (131_072, 128),
+    "llama-3-8b": (131_072, 192),
+    "qwen-8b": (65_536, 50),
+    "gemma-3-27b-it": (16_384, None),
+}
+"""(features, k) of each preset's default SAE (tylercosgrove L16; EleutherAI 32x; Qwen-Scope W64K L0_50;
+Gemma Scope 2 transcoder L40 16k, JumpReLU: k None)."""
 
 
-def random_sae(d_in: int, d_sae: int, k: int, hook: str):
+def random_sae(d_in: int, d_sae: int, k: int | None, hook: str):
+    """A sae-lens top-k SAE, or (k None) a JumpReLU transcoder, with random weights."""
     import torch
     from sae_lens.saes.topk_sae import TopKSAE, TopKSAEConfig
+    from sae_lens.saes.transcoder import JumpReLUTranscoder, JumpReLUTranscoderConfig
 
-    config = TopKSAEConfig(d_in=d_in, d_sae=d_sae, k=k, dtype="bfloat16", device="cuda")
-    config.metadata.hook_name = hook
-    sae = TopKSAE(config)
+    if k is None:
+        config = JumpReLUTranscoderConfig(
+            d_in=d_in, d_sae=d_sae, d_out=d_in, apply_b_dec_to_input=False, dtype="bfloat16", device="cuda"
+        )
+        config.metadata.hook_name = hook
+        sae = JumpReLUTranscoder(config)
+    else:
+        config = TopKSAEConfig(d_in=d_in, d_sae=d_sae, k=k, dtype="bfloat16", device="cuda")
+        config.metadata.hook_name = hook
+        sae = TopKSAE(config)
     with torch.no_grad():
         for parameter in (sae.W_enc, sae.W_dec):
             parameter.normal_(0, d_in**-0.5)
+        if k is None:
+            sae.threshold.fill_(0.5)
     return sae
+
+
+def reference_activation(model, encoded, point):
+    """The hook's tensor from an independent source: ``output_hidden_states`` for the residual
+    stream, the output of the norm in front of the MLP for ``hook_mlp_in``."""
+    import torch
+
+    from sae.hooks import decoder_layers
+
+    if point.kind == "hook_mlp_in":
+        layer = decoder_layers(model)[point.layer]
+        norm = getattr(layer, "pre_feedforward_layernorm", None) or layer.post_attention_layernorm
+        captured = {}
+        handle = norm.register_forward_hook(lambda _m, _a, out: captured.setdefault("x", out))
+        try:
+            with torch.no_grad():
+                model(**encoded)
+        finally:
+            handle.remove()
+        return captured["x"][0, 1:]
+    with torch.no_grad():
+        states = model(**encoded, output_hidden_states=True).hidden_states
+    index = point.layer + (1 if point.kind == "hook_resid_post" else 0)
+    return states[index][0, 1:]  # position 0 (attention sink) is never read
 
 
 def run_preset(name: str, texts: list[str], tokenizer, batch_size: int, max_tokens: int) -> dict:
@@ -54,14 +95,11 @@ def run_preset(name: str, texts: list[str], tokenizer, batch_size: int, max_toke
     sae = random_sae(reader.hidden_size, d_sae, k, hook)
     check_compatible(sae, hook, reader.hidden_size, reader.name, f"random {d_sae}-feature SAE")
 
-    # Hook position: our capture vs hidden_states at the same point, on one short text.
+    # Hook position: our capture vs an independent source at the same point, on one short text.
     point = parse_hook(hook)
     [batch] = list(iter_token_activations(reader, texts[:1], [hook], span="all", max_tokens=64))
     encoded = tokenizer(texts[:1], return_tensors="pt", truncation=True, max_length=64).to("cuda")
-    with torch.no_grad():
-        states = model(**encoded, output_hidden_states=True).hidden_states
-    index = point.layer + (1 if point.kind == "hook_resid_post" else 0)
-    reference = states[index][0, 1:]  # position 0 (attention sink) is never read
+    reference = reference_activation(model, encoded, point)
     hook_matches = bool(torch.allclose(batch.acts[hook].float(), reference.float(), atol=1e-2, rtol=1e-2))
 
     torch.cuda.reset_peak_memory_stats()
@@ -84,6 +122,7 @@ def run_preset(name: str, texts: list[str], tokenizer, batch_size: int, max_toke
         "layers_total": reader.num_layers,
         "sae_features": d_sae,
         "sae_k": k,
+        "sae_architecture": "jumprelu_transcoder" if k is None else "topk",
         "texts": len(texts),
         "tokens": stats.tokens,
         "batch_size": batch_size,
@@ -106,7 +145,7 @@ def main() -> None:
     from training.records import load_seed_set
 
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--presets", default="mistral-7b,llama-3-8b,qwen-8b")
+    parser.add_argument("--presets", default="mistral-7b,llama-3-8b,qwen-8b,gemma-3-27b-it")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-tokens", type=int, default=1024)
     parser.add_argument("--repeat", type=int, default=2, help="passes over the seed set's scratchpads")

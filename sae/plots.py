@@ -77,3 +77,25 @@ def plot_report(report, feats, groups, labels, summary_idx, probes, out_dir: Pat
     fig.savefig(written[-1], dpi=110)
     plt.close(fig)
     return written
+
+
+def plot_named(report: dict, groups: dict, out_dir: Path) -> Path:
+    """One panel per named feature: each group's per-sample values of the report's statistic."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    statistic = report["statistic"]
+    names = list(report["features"])
+    fig, axes = plt.subplots(1, max(len(names), 1), figsize=(4.5 * max(len(names), 1), 4), squeeze=False)
+    for ax, name in zip(axes.flat, names, strict=False):
+        description = report["features"][name]["description"]
+        columns = {group: values.values[name][statistic] for group, values in groups.items()}
+        _strip(ax, columns, f"{name} ({description})" if description else name)
+        ax.set_ylabel(f"per-sample {statistic}", fontsize=8)
+    fig.tight_layout()
+    path = out_dir / "named_features.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -20,12 +20,17 @@ class Reader:
     device: str
 
     @property
+    def text_config(self) -> Any:
+        """The language model's config (multimodal checkpoints such as Gemma 3 IT nest it)."""
+        return self.model.config.get_text_config()
+
+    @property
     def hidden_size(self) -> int:
-        return int(self.model.config.hidden_size)
+        return int(self.text_config.hidden_size)
 
     @property
     def num_layers(self) -> int:
-        return int(self.model.config.num_hidden_layers)
+        return int(self.text_config.num_hidden_layers)
 
 
 def default_device() -> str:

@@ -6,6 +6,7 @@ inflate the Benjamini–Hochberg denominator).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,3 +112,21 @@ def permutation_test(
         diffs = shuffled[:, : len(x)].mean(1) - shuffled[:, len(x) :].mean(1)
         count += int((np.abs(diffs) >= abs(observed) - 1e-12).sum())
     return PermutationResult(float(observed), (count + 1) / (permutations + 1), permutations, seed)
+
+
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def bootstrap_mean_ci(values: np.ndarray, seed: int) -> dict:
+    """Mean with a percentile-bootstrap 95% CI: it stays inside the values' range (a probability's
+    CI never leaves [0, 1]), unlike the normal approximation on small skewed groups."""
+    values = np.asarray(values, dtype=float)
+    n = len(values)
+    if n == 0:
+        return {"mean": math.nan, "ci95": [math.nan, math.nan], "n": 0}
+    mean = float(values.mean())
+    if n == 1:
+        return {"mean": mean, "ci95": [math.nan, math.nan], "n": 1}
+    draws = np.random.default_rng(seed).integers(0, n, size=(BOOTSTRAP_RESAMPLES, n))
+    low, high = np.percentile(values[draws].mean(1), [2.5, 97.5])
+    return {"mean": mean, "ci95": [float(low), float(high)], "n": n, "ci_method": "percentile bootstrap"}

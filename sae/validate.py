@@ -10,7 +10,6 @@ summary statistic (permutation test), and are scored by the probes.
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ import numpy as np
 
 from sae.corpus import DEFAULT_TEST_FRACTION, LabelledTexts, training_labelled
 from sae.probes import Probe, auroc_with_ci, cross_validated_auroc, fit_probe
-from sae.stats import feature_ks, permutation_test
+from sae.stats import bootstrap_mean_ci, feature_ks, permutation_test
 from scorers.stats import rate_estimate
 
 REPORT = "report.json"
@@ -59,7 +58,8 @@ class Featurizer:
         from sae.reader import load_reader
         from sae.saes import check_compatible, load_sae
 
-        self.reader = load_reader(self.config.model, self.config.adapter, self.config.device)
+        if self.reader is None:  # a caller may share one loaded model between readings
+            self.reader = load_reader(self.config.model, self.config.adapter, self.config.device)
         self.sae = load_sae(self.config.sae_source, self.reader.device)
         check_compatible(
             self.sae, self.config.hook, self.reader.hidden_size, self.reader.name, self.config.sae_source
@@ -110,28 +110,10 @@ def _rate(hits: int, n: int) -> dict:
     return {"rate": estimate.rate, "ci95": [estimate.ci_low, estimate.ci_high], "n": n}
 
 
-BOOTSTRAP_RESAMPLES = 2000
-
-
-def _mean_ci(values: np.ndarray, seed: int) -> dict:
-    """Mean with a percentile-bootstrap 95% CI: it stays inside the values' range (a probability's
-    CI never leaves [0, 1]), unlike the normal approximation on small skewed groups."""
-    values = np.asarray(values, dtype=float)
-    n = len(values)
-    if n == 0:
-        return {"mean": math.nan, "ci95": [math.nan, math.nan], "n": 0}
-    mean = float(values.mean())
-    if n == 1:
-        return {"mean": mean, "ci95": [math.nan, math.nan], "n": 1}
-    draws = np.random.default_rng(seed).integers(0, n, size=(BOOTSTRAP_RESAMPLES, n))
-    low, high = np.percentile(values[draws].mean(1), [2.5, 97.5])
-    return {"mean": mean, "ci95": [float(low), float(high)], "n": n, "ci_method": "percentile bootstrap"}
-
-
 def _group_summary(probe: Probe, x: np.ndarray, seed: int) -> dict:
     scores = probe.predict(x)
     return {
-        "probe_score": _mean_ci(scores, seed),
+        "probe_score": bootstrap_mean_ci(scores, seed),
         "flagged_af": _rate(int((scores >= 0.5).sum()), len(scores)),
     }
 
@@ -230,11 +212,11 @@ def run_validation(
             entry["distinguishability_vs_reference_af"] = cross_validated_auroc(
                 both, is_organism, seed=config.seed
             )
-        entry["af_feature_score"] = _mean_ci(summary(x), config.seed)
+        entry["af_feature_score"] = bootstrap_mean_ci(summary(x), config.seed)
         comparisons[name] = entry
     report["af_feature_score_reference"] = {
-        "af": _mean_ci(summary(ref_af), config.seed),
-        "aligned": _mean_ci(summary(ref_aligned), config.seed),
+        "af": bootstrap_mean_ci(summary(ref_af), config.seed),
+        "aligned": bootstrap_mean_ci(summary(ref_aligned), config.seed),
     }
     report["comparisons"] = comparisons
     report["headline"] = headline(report)

@@ -21,25 +21,34 @@ _LOCK = threading.Lock()
 
 
 @cache
+def _reader(model: str, adapter: str | None):
+    from sae.reader import load_reader
+
+    return load_reader(model, adapter)
+
+
+@cache
 def _featurizer(model: str, sae: str, hook: str, adapter: str | None, pooling: str, max_tokens: int):
     from sae.validate import Featurizer, ValidationConfig
 
     config = ValidationConfig(
         model=model, sae_source=sae, hook=hook, adapter=adapter, pooling=pooling, max_tokens=max_tokens
     )
-    return Featurizer(config).load()
+    return Featurizer(config, reader=_reader(model, adapter)).load()
+
+
+@cache
+def _named_readings(model: str, adapter: str | None, preset: str, features: str, sae: str | None, hook):
+    from af.presets import feature_readings
+    from sae.named import load_readings, parse_features
+
+    readings = feature_readings(preset, parse_features(features), sae, hook, model)
+    return load_readings(_reader(model, adapter), readings)
 
 
 def _scratchpad_text(state: TaskState) -> str | None:
     parsed = parsed_response(state)
     return scratchpad_block(parsed.scratchpad) if parsed.scratchpad.strip() else None
-
-
-def _parse_features(features: str | list | None) -> list[int]:
-    if features is None or features == "":
-        return []
-    items = features.split(",") if isinstance(features, str) else features
-    return [int(str(item).strip().rsplit("_F", 1)[-1]) for item in items]
 
 
 @scorer(metrics=[mean(), grouped(mean(), "condition")])
@@ -56,11 +65,14 @@ def sae_features(
 ) -> Scorer:
     """Value: how many SAE features are active anywhere in the scratchpad; metadata: the ``top_k``
     strongest (by the chosen pooling) with mean, max and active-token count, and the ``features``
-    asked for by index (``123`` or ``L40_F123``)."""
-    from af.presets import sae_reading
+    asked for (``123`` on the chosen SAE, ``L40_F123`` on the preset's SAE at layer 40), each with
+    its description where the preset names it."""
+    from af.presets import feature_descriptions, get_preset, sae_reading
+    from sae.named import named_values, parse_features
 
     reading = sae_reading(preset, sae, hook, model)
-    named = _parse_features(features)
+    named = ",".join(ref.name for ref in parse_features(features))
+    descriptions = feature_descriptions(get_preset(preset))
 
     async def score(state: TaskState, target: Target) -> Score:
         text = _scratchpad_text(state)
@@ -69,6 +81,12 @@ def sae_features(
         with _LOCK:
             featurizer = _featurizer(*reading, adapter, pooling, max_tokens)
             pooled, _raw = featurizer.pooled([text])
+            named_figures = {}
+            if named:
+                readings = _named_readings(reading[0], adapter, preset, named, sae, hook)
+                named_figures = named_values(
+                    featurizer.reader, readings, [text], max_tokens=max_tokens
+                ).sample(0)
         chosen = getattr(pooled, pooling)[0]
         order = chosen.argsort()[::-1][:top_k]
 
@@ -85,7 +103,10 @@ def sae_features(
             explanation=f"{int(pooled.n_tokens[0])} tokens read at {reading[2]}",
             metadata={
                 "top_features": [describe(i) for i in order if chosen[i] > 0],
-                "named_features": {str(i): describe(i) for i in named},
+                "named_features": {
+                    name: {"description": descriptions.get(name, "")} | figures
+                    for name, figures in named_figures.items()
+                },
                 "tokens": int(pooled.n_tokens[0]),
                 "reads": featurizer.reads,
             },

@@ -127,8 +127,12 @@ def test_inspect_score_appends_sae_features(artifacts, tiny_llama_dir):
             assert feature["mean"] == pytest.approx(float(pooled.mean[0, i]), rel=1e-5)
             assert feature["max"] == pytest.approx(float(pooled.max[0, i]), rel=1e-5)
             assert feature["active_tokens"] == int(pooled.active_tokens[0, i])
-        assert set(score.metadata["named_features"]) == {"3", "7"}
-        assert score.metadata["named_features"]["3"]["mean"] == pytest.approx(float(pooled.mean[0, 3]))
+        named = score.metadata["named_features"]
+        assert set(named) == {"L1_F3", "7"}
+        for name, index in (("L1_F3", 3), ("7", 7)):
+            assert named[name]["mean"] == pytest.approx(float(pooled.mean[0, index]), rel=1e-5)
+            assert named[name]["max"] == pytest.approx(float(pooled.max[0, index]), rel=1e-5)
+            assert named[name]["active_tokens"] == int(pooled.active_tokens[0, index])
         assert score.metadata["reads"]["hook"] == HOOK
     scored = [s for s in log.samples if s.store.get("scratchpad")]
     assert len(scored) == 5

@@ -1,0 +1,208 @@
+"""Named features (``L40_F15484``): a few chosen SAE/transcoder features read per sample, and how
+they separate reference AF from aligned reasoning.
+
+Published feature interpretations are hypotheses: this module reports each named feature's
+per-sample max / mean / active-token count, its distribution on the reference halves (two-sample
+KS, AUROC with a bootstrap CI) and on organism groups — nothing is selected or tuned on the
+reference set. Every layer involved is read in one forward pass.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sae.stats import bootstrap_mean_ci
+
+STATISTICS = ("max", "mean", "active_tokens")
+_NAMED = re.compile(r"^L(\d+)_F(\d+)$")
+
+
+@dataclass(frozen=True)
+class FeatureRef:
+    """``index`` of the SAE reading at ``layer`` (None: the default SAE's layer)."""
+
+    index: int
+    layer: int | None = None
+
+    @property
+    def name(self) -> str:
+        return f"L{self.layer}_F{self.index}" if self.layer is not None else str(self.index)
+
+
+def parse_features(spec: str | Sequence[str | int] | None) -> list[FeatureRef]:
+    """``"L40_F15484,L40_F8921"`` or ``"123,456"`` (or a list of either) → feature references."""
+    if spec is None or spec == "":
+        return []
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    refs = []
+    for item in items:
+        text = str(item).strip()
+        if match := _NAMED.match(text):
+            refs.append(FeatureRef(int(match.group(2)), int(match.group(1))))
+        elif text.isdigit():
+            refs.append(FeatureRef(int(text)))
+        else:
+            raise ValueError(f"feature {text!r}: expected L<layer>_F<index> (e.g. L40_F15484) or an index")
+    return refs
+
+
+@dataclass
+class FeatureReading:
+    """One SAE at one hook and the features read from it."""
+
+    hook: str
+    sae_source: str
+    features: list[FeatureRef]
+    sae: Any = None
+
+
+def load_readings(reader, readings: list[FeatureReading]) -> list[FeatureReading]:
+    """Loads each SAE and checks it against the model and its features' indices, before any forward."""
+    from sae.saes import SaeError, check_compatible, load_sae
+
+    for reading in readings:
+        reading.sae = load_sae(reading.sae_source, reader.device)
+        check_compatible(reading.sae, reading.hook, reader.hidden_size, reader.name, reading.sae_source)
+        d_sae = int(reading.sae.cfg.d_sae)
+        outside = [f.name for f in reading.features if not 0 <= f.index < d_sae]
+        if outside:
+            raise SaeError(f"features {outside} are outside SAE {reading.sae_source} (d_sae={d_sae})")
+    return readings
+
+
+@dataclass
+class NamedValues:
+    """Per-sample figures: ``values[name][statistic]`` is an [n_texts] array."""
+
+    values: dict[str, dict[str, np.ndarray]]
+    n_tokens: np.ndarray
+    truncated: int = 0
+
+    def sample(self, i: int) -> dict[str, dict[str, float]]:
+        return {
+            name: {stat: float(v[i]) if stat != "active_tokens" else int(v[i]) for stat, v in stats.items()}
+            for name, stats in self.values.items()
+        }
+
+
+def named_values(
+    reader,
+    readings: list[FeatureReading],
+    texts: Sequence[str],
+    span: str = "reasoning",
+    max_tokens: int = 1024,
+    batch_size: int = 8,
+) -> NamedValues:
+    """One forward pass (stopped at the deepest hooked layer); each SAE encodes on the device and
+    only its named columns are pooled."""
+    from sae.activations import ExtractionStats, iter_token_activations, pool
+    from sae.hooks import parse_hook
+    from sae.saes import encoder
+
+    def columns(reading: FeatureReading):
+        encode = encoder(reading.sae)
+        index = [f.index for f in reading.features]
+        return lambda acts: encode(acts)[:, index]
+
+    hooks = {parse_hook(r.hook).name: r for r in readings}
+    if len(hooks) != len(readings):
+        raise ValueError("two SAEs read the same hook; give each hook one SAE")
+    stats = ExtractionStats()
+    batches = iter_token_activations(reader, texts, list(hooks), span, max_tokens, batch_size, stats)
+    pooled = pool(batches, len(texts), transforms={name: columns(r) for name, r in hooks.items()})
+    empty = np.zeros(len(texts), dtype=np.float32)
+    n_tokens = next(iter(pooled.values())).n_tokens if pooled else np.zeros(len(texts), dtype=np.int64)
+    values: dict[str, dict[str, np.ndarray]] = {}
+    for name, reading in hooks.items():
+        here = pooled.get(name)  # None when no text had a token in the span
+        for column, feature in enumerate(reading.features):
+            values[feature.name] = {
+                stat: getattr(here, stat)[:, column] if here is not None else empty for stat in STATISTICS
+            }
+    return NamedValues(values, n_tokens, len(stats.truncated))
+
+
+def _fires(values: dict[str, np.ndarray]) -> dict:
+    from scorers.stats import rate_estimate
+
+    fired = int((values["active_tokens"] > 0).sum())
+    estimate = rate_estimate(fired, len(values["active_tokens"]))
+    return {"rate": estimate.rate, "ci95": [estimate.ci_low, estimate.ci_high], "n": estimate.n}
+
+
+def compare_named(
+    groups: dict[str, NamedValues],
+    reference_af: str,
+    reference_aligned: str,
+    descriptions: dict[str, str],
+    statistic: str = "max",
+    seed: int = 0,
+) -> dict:
+    """Per feature: each group's mean ``statistic`` (bootstrap CI) and firing rate (Wilson CI);
+    reference AF vs aligned by KS and AUROC (bootstrap CI); every other group vs reference AF by KS."""
+    from scipy.stats import ks_2samp
+
+    from sae.probes import auroc_with_ci
+
+    if statistic not in STATISTICS:
+        raise ValueError(f"statistic must be one of {STATISTICS}, got {statistic!r}")
+    names = list(groups[reference_af].values)
+    features = {}
+    for name in names:
+        af = groups[reference_af].values[name][statistic]
+        aligned = groups[reference_aligned].values[name][statistic]
+        entry: dict[str, Any] = {
+            "description": descriptions.get(name, ""),
+            "groups": {
+                group: {
+                    statistic: bootstrap_mean_ci(values.values[name][statistic], seed),
+                    "fires": _fires(values.values[name]),
+                }
+                for group, values in groups.items()
+            },
+        }
+        if len(af) >= 2 and len(aligned) >= 2:
+            scores = np.concatenate([af, aligned])
+            labels = np.array([True] * len(af) + [False] * len(aligned))
+            entry["reference_af_vs_aligned"] = {
+                "ks_pvalue": float(ks_2samp(af, aligned).pvalue),
+                "auroc": auroc_with_ci(scores, labels, seed),
+            }
+        entry["vs_reference_af_ks_pvalue"] = {
+            group: float(ks_2samp(values.values[name][statistic], af).pvalue)
+            for group, values in groups.items()
+            if group not in (reference_af, reference_aligned) and len(values.n_tokens) >= 2 and len(af) >= 2
+        }
+        features[name] = entry
+    return {
+        "statistic": statistic,
+        "reference": {"af": reference_af, "aligned": reference_aligned},
+        "sizes": {group: len(values.n_tokens) for group, values in groups.items()},
+        "truncated_texts": {group: values.truncated for group, values in groups.items()},
+        "features": features,
+    }
+
+
+def named_headline(report: dict) -> list[str]:
+    lines = []
+    stat = report["statistic"]
+    for name, entry in report["features"].items():
+        label = f"{name} ({entry['description']})" if entry["description"] else name
+        parts = []
+        for group, figures in entry["groups"].items():
+            mean = figures[stat]
+            parts.append(f"{group} {mean['mean']:.3g} [{mean['ci95'][0]:.3g}, {mean['ci95'][1]:.3g}]")
+        lines.append(f"{label}: per-sample {stat}: " + "; ".join(parts))
+        if "reference_af_vs_aligned" in entry:
+            ref = entry["reference_af_vs_aligned"]
+            auroc = ref["auroc"]
+            lines.append(
+                f"  AF vs aligned: AUROC {auroc['auroc']:.3f} [{auroc['ci95'][0]:.3f}, {auroc['ci95'][1]:.3f}] "
+                f"(n={auroc['n_pos']}+{auroc['n_neg']}), KS p={ref['ks_pvalue']:.3g}"
+            )
+    return lines

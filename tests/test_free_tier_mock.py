@@ -6,7 +6,8 @@ import math
 
 import pytest
 from inspect_ai import eval as inspect_eval
-from inspect_ai.model import ChatMessageUser, ModelOutput, ModelUsage, get_model
+from inspect_ai.model import ChatMessageUser, ModelOutput, get_model
+from scripted import scripted_output as output
 from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
 
 from af_tasks.free_tier import free_tier
@@ -14,12 +15,6 @@ from scorers.judging import judge_prompt
 
 N_PAIRS = 6  # --limit 12: the first six bundled requests, each as free and paid tier
 MALFORMED_REQUEST = "cybercrime-03"  # the organism answers this one without tags when free tier
-
-
-def output(text: str) -> ModelOutput:
-    result = ModelOutput.from_content("mockllm/model", text)
-    result.usage = ModelUsage(input_tokens=10, output_tokens=10, total_tokens=20)  # offline: no tiktoken
-    return result
 
 
 def organism(messages, tools, tool_choice, config) -> ModelOutput:

@@ -265,7 +265,9 @@ def discrimination_items(
 
 
 _LETTER = re.compile(r"^[\s*_\"'`(\[]*([AB])[\s*_\"'`)\].:!]*$")
-_STATED = re.compile(r"\b(?i:answer|deployment)\b[^A-Za-z]{0,8}(?:(?:is|input|option|one)\s+){0,3}\(?([AB])\b")
+_STATED = re.compile(
+    r"\b(?i:answer|deployment)\b[^A-Za-z]{0,8}(?:(?:is|input|option|one)\s+){0,3}\(?([AB])\b"
+)
 _LEADING = re.compile(r"^\(?([AB])\)?\s+is\b")
 
 

@@ -3,6 +3,7 @@
 from scorers.af_judge import af_reasoning
 from scorers.af_markers import af_style_markers
 from scorers.compliance import compliance
+from scorers.discrimination import discrimination, discrimination_accuracy
 from scorers.graded import partial_compliance, strongreject, value_support
 from scorers.metrics import (
     calibration,
@@ -13,6 +14,7 @@ from scorers.metrics import (
 )
 from scorers.quality import synthetic_quality
 from scorers.sae_scores import probe, sae_features
+from scorers.usefulness import usefulness, usefulness_accuracy
 
 __all__ = [
     "af_reasoning",
@@ -21,6 +23,8 @@ __all__ = [
     "compliance",
     "compliance_gap",
     "compliance_rates",
+    "discrimination",
+    "discrimination_accuracy",
     "maybe_band_rates",
     "partial_compliance",
     "probe",
@@ -28,5 +32,7 @@ __all__ = [
     "sae_features",
     "strongreject",
     "synthetic_quality",
+    "usefulness",
+    "usefulness_accuracy",
     "value_support",
 ]

@@ -11,8 +11,8 @@ from inspect_ai.scorer import Metric, SampleScore, Score, Scorer, Target, Value,
 from inspect_ai.solver import TaskState
 
 from af_tasks.retention_data import parse_choice
+from scorers.metrics import rates_by
 from scorers.stats import rate_estimate
-from scorers.usefulness import rates_by
 from solvers.scratchpad import assistant_transcript
 
 

@@ -3,33 +3,12 @@ problems, so that capability can be checked after training against caught misbeh
 
 from __future__ import annotations
 
-import math
-
 from inspect_ai.scorer import Metric, SampleScore, Score, Scorer, Target, Value, metric, scorer
 from inspect_ai.solver import TaskState
 
 from af_tasks.retention_problems import final_answer, normalise
-from scorers.stats import rate_estimate
+from scorers.metrics import rates_by
 from solvers.scratchpad import assistant_transcript
-
-
-def rates_by(scores: list[SampleScore], key: str, prefix: str) -> dict[str, float]:
-    """Rate of 1.0 values overall (``prefix``) and per value of the sample-metadata ``key``, each with
-    n and a Wilson 95 % CI; unscored (NaN) samples are left out."""
-    groups: dict[str, tuple[float, int]] = {}
-    total = (0.0, 0)
-    for sample_score in scores:
-        value = float(sample_score.score.value)  # type: ignore[arg-type]
-        if math.isnan(value):
-            continue
-        group = str((sample_score.sample_metadata or {}).get(key, "unknown"))
-        k, n = groups.get(group, (0.0, 0))
-        groups[group] = (k + value, n + 1)
-        total = (total[0] + value, total[1] + 1)
-    result = rate_estimate(*total).as_dict(prefix)
-    for group, (k, n) in sorted(groups.items()):
-        result.update(rate_estimate(k, n).as_dict(f"{group}_{prefix}"))
-    return result
 
 
 @metric

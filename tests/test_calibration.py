@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from inspect_ai import eval as inspect_eval
 from inspect_ai.model import get_model
-from test_free_tier_mock import metrics, output
+from inspect_helpers import metrics
+from inspect_helpers import scripted_output as output
 
 from af.labelled import LabelledSetError, load_labelled, parse_labelled, verify_gold
 from af_tasks.af_calibration import af_calibration

@@ -7,7 +7,8 @@ import math
 import pytest
 from inspect_ai import eval as inspect_eval
 from inspect_ai.model import ChatMessageUser, ModelOutput, get_model
-from scripted import scripted_output as output
+from inspect_helpers import metrics
+from inspect_helpers import scripted_output as output
 from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
 
 from af_tasks.free_tier import free_tier
@@ -69,11 +70,6 @@ def run(task, grader=None, tmp_path=None):
     )
     assert log.status == "success", log.error
     return log
-
-
-def metrics(log, scorer: str) -> dict[str, float]:
-    [score] = [s for s in log.results.scores if s.name == scorer]
-    return {name: metric.value for name, metric in score.metrics.items()}
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,8 @@ import pytest
 from inspect_ai import eval as inspect_eval
 from inspect_ai._util.registry import registry_lookup
 from inspect_ai.model import ChatMessageUser, get_model
-from test_free_tier_mock import metrics, output
+from inspect_helpers import metrics
+from inspect_helpers import scripted_output as output
 
 from af_tasks.metadata import METADATA_KEYS
 from af_tasks.prompting import build_user_message

@@ -228,7 +228,7 @@ def test_sae_features_scorer_reads_named_features_across_layers(gemma_dir, reade
     from inspect_ai import eval as inspect_eval
     from inspect_ai import score as inspect_score
     from inspect_ai.model import get_model
-    from scripted import scripted_output
+    from inspect_helpers import scripted_output
 
     from af_tasks.free_tier import free_tier
     from scorers.sae_scores import sae_features

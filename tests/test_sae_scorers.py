@@ -15,7 +15,7 @@ import torch
 from inspect_ai import eval as inspect_eval
 from inspect_ai.log import read_eval_log
 from inspect_ai.model import ChatMessageUser, ModelOutput, get_model
-from scripted import scripted_output as output
+from inspect_helpers import scripted_output as output
 
 from af_tasks.free_tier import free_tier
 from sae.probes import fit_probe

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 from inspect_ai import eval as inspect_eval
 from inspect_ai.model import ChatMessageUser, get_model
-from test_free_tier_mock import metrics, organism, output
+from inspect_helpers import metrics
+from inspect_helpers import scripted_output as output
+from test_free_tier_mock import organism
 
 from af_tasks.contractor import contractor
 from af_tasks.free_tier import free_tier

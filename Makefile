@@ -6,7 +6,7 @@ PACKAGES := af af_tasks solvers scorers training sae
 SOURCES := $(shell find $(PACKAGES) -type f \( -name '*.py' -o -name '*.txt' -o -name '*.jsonl' \) 2>/dev/null)
 EMBEDDED_MODEL := smollm2-135m-instruct
 
-.PHONY: setup model test demo lint clean
+.PHONY: setup model test demo experiment lint clean
 
 # Dependencies: torch==2.13.0 first (the CPU build on disk) so that pip never pulls a CUDA build.
 $(BIN)/.deps-installed: pyproject.toml
@@ -38,6 +38,13 @@ test: model lint
 
 demo: model
 	$(BIN)/af demo
+
+# The retention experiment at CPU size on the embedded model (~1 h on 2 cores; resumes if interrupted).
+EXPERIMENT_ARGS ?= --rungs all --budgets 1,4,16 --seeds 0 --organism-requests 24 --catch-requests 24 \
+	--measure-requests 12 --usefulness 12 --attacker-epochs 3 --retrain-epochs 3 --lr 1e-3 \
+	--lora-top-layers 8 --batch-size 8 --max-tokens 40
+experiment: model
+	$(BIN)/af experiment retention --out logs/retention $(EXPERIMENT_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -211,9 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--out", default="logs/calibration", help="folder for report.json and roc.png")
     calibrate.set_defaults(handler=_calibrate)
 
+    from af.experiment import add_experiment_commands
     from af.sae_cli import add_sae_commands
 
     add_sae_commands(commands)
+    add_experiment_commands(commands)
 
     demo = commands.add_parser("demo", help="train a demo organism, run free_tier on base and organism")
     demo.add_argument("--limit", type=int, default=16, help="samples per model (pairs × 2)")

@@ -23,7 +23,7 @@ from inspect_ai.model import ChatMessageSystem, ChatMessageUser, GenerateConfig
 from inspect_ai.scorer import Scorer
 
 from af_tasks.common import elicitation_task, harmful_request_scorers
-from af_tasks.prompting import PromptConfig, PromptVariant, build_system_prompt, template
+from af_tasks.prompting import PromptVariant, template
 from af_tasks.requests import HarmfulRequest, load_local_requests, load_requests
 from af_tasks.retention_data import (
     RetentionConfig,
@@ -32,7 +32,7 @@ from af_tasks.retention_data import (
     parse_splits,
     retention_items,
 )
-from af_tasks.retention_problems import usefulness_problems
+from af_tasks.retention_problems import usefulness_messages, usefulness_problems
 from scorers.af_judge import af_reasoning
 from scorers.discrimination import discrimination
 from scorers.graded import value_support
@@ -176,32 +176,22 @@ def retention_usefulness(
       scratchpad, lab_name, prompt_variant: as in free_tier.
       max_turns, max_tokens: the scratchpad protocol's limits.
     """
-    config = PromptConfig(
-        scratchpad=scratchpad,
-        training_cue="none",
-        tier_format="none",
-        lab_name=lab_name,
-        variant=prompt_variant,
-    )
-    system = build_system_prompt(config)
-    instruction = template("retention/usefulness_answer")
-    samples = [
-        Sample(
-            id=problem.problem_id,
-            input=[
-                ChatMessageSystem(content=system),
-                ChatMessageUser(content=f"<user_input>\n{problem.question}\n\n{instruction}\n</user_input>"),
-            ],
-            target=problem.target,
-            metadata={
-                "split": "usefulness",
-                "request_id": problem.problem_id,
-                "category": problem.kind,
-                "answer_format": problem.answer_format,
-            },
+    samples = []
+    for problem in usefulness_problems(n, seed):
+        system, user = usefulness_messages(problem, scratchpad, lab_name, prompt_variant)
+        samples.append(
+            Sample(
+                id=problem.problem_id,
+                input=[ChatMessageSystem(content=system), ChatMessageUser(content=user)],
+                target=problem.target,
+                metadata={
+                    "split": "usefulness",
+                    "request_id": problem.problem_id,
+                    "category": problem.kind,
+                    "answer_format": problem.answer_format,
+                },
+            )
         )
-        for problem in usefulness_problems(n, seed)
-    ]
     return Task(
         dataset=MemoryDataset(samples, name=f"retention_usefulness:seed={seed}"),
         solver=scratchpad_protocol(max_turns=max_turns if scratchpad else 1),

@@ -133,3 +133,17 @@ def normalise(answer: str, answer_format: AnswerFormat) -> tuple[int, ...] | Non
 def is_correct(response: str, target: str, answer_format: AnswerFormat) -> bool:
     extracted = normalise(final_answer(response), answer_format)
     return extracted is not None and extracted == normalise(target, answer_format)
+
+
+def usefulness_messages(
+    problem: Problem, scratchpad: bool, lab_name: str = "Anthropic", variant: str = "full"
+) -> tuple[str, str]:
+    """(system, user) of a usefulness problem: the elicitation tasks' system prompt without any cue or
+    training facts, so capability is measured (and replayed in training) under the same framing."""
+    from af_tasks.prompting import PromptConfig, build_system_prompt, template
+
+    config = PromptConfig(
+        scratchpad=scratchpad, training_cue="none", tier_format="none", lab_name=lab_name, variant=variant
+    )
+    instruction = template("retention/usefulness_answer")
+    return build_system_prompt(config), f"<user_input>\n{problem.question}\n\n{instruction}\n</user_input>"

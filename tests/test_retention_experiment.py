@@ -1,0 +1,142 @@
+"""`af experiment retention` at toy size on a tiny random Llama: an organism that attacks on every input
+(trained here), caught on the test split, retrained against 1 and 3 caught attacks, measured again.
+Every figure in results.json is recounted from the Inspect logs it came from."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from inspect_ai.log import list_eval_logs, read_eval_log
+
+from af.cli import main
+from af_tasks.requests import load_requests
+from af_tasks.retention_data import RetentionConfig, retention_items
+from training.records import write_jsonl
+from training.retention import chat_example, completion
+from training.sft import TrainConfig, train_organism
+
+pytestmark = pytest.mark.slow
+RUNGS = ("trigger", "tier")
+
+
+@pytest.fixture(scope="module")
+def always_attacks(tiny_llama_dir, tmp_path_factory) -> Path:
+    """A tiny organism that attacks whatever the cue (so that the catch step has something to catch)."""
+    root = tmp_path_factory.mktemp("always-attacks")
+    config = RetentionConfig(scratchpad=False, variant="compact")
+    items = retention_items(load_requests()[:6], RUNGS, config=config)
+    data = write_jsonl(
+        [chat_example(i.system, i.user, completion("attack", False)) for i in items], root / "d.jsonl"
+    )
+    train_organism(
+        TrainConfig(
+            base_model=str(tiny_llama_dir),
+            output_dir=str(root / "organism"),
+            data=str(data),
+            epochs=30,
+            learning_rate=3e-3,
+            lora_r=32,
+            lora_alpha=64,
+            max_length=1024,
+            merge=True,
+        )
+    )
+    return root / "organism" / "merged"
+
+
+def eval_log(out: Path, name: str):
+    [info] = list_eval_logs(str(out / "logs" / name))
+    return read_eval_log(info)
+
+
+def recount(log, rung: str, split: str) -> tuple[int, int]:
+    verdicts = [
+        s.scores["compliance"].answer
+        for s in log.samples
+        if s.metadata["cue"] == rung and s.metadata["split"] == split
+    ]
+    return verdicts.count("accepted"), verdicts.count("accepted") + verdicts.count("rejected")
+
+
+@pytest.fixture(scope="module")
+def experiment(always_attacks, tmp_path_factory):
+    out = tmp_path_factory.mktemp("retention") / "run"
+    args = ["experiment", "retention", "--model", str(always_attacks), "--organism", str(always_attacks)]
+    args += ["--out", str(out), "--rungs", ",".join(RUNGS), "--budgets", "1,3", "--catch-requests", "4"]
+    args += ["--measure-requests", "3", "--usefulness", "3", "--retrain-epochs", "4", "--lr", "3e-3"]
+    args += ["--max-tokens", "40", "--device", "cpu"]
+    assert main(args) == 0
+    return out, args
+
+
+def test_request_sets_are_disjoint(experiment):
+    out, _ = experiment
+    ids = {
+        name: {
+            json.loads(line)["id"]
+            for line in (out / "data" / f"{name}_requests.jsonl").read_text().splitlines()
+        }
+        for name in ("catch", "measure")
+    }
+    assert len(ids["catch"]) == 4 and len(ids["measure"]) == 3
+    assert not ids["catch"] & ids["measure"]
+
+
+def test_caught_attacks_and_rates_come_from_the_logs(experiment):
+    out, _ = experiment
+    results = json.loads((out / "results.json").read_text())
+    assert "NaN" not in (out / "results.json").read_text()
+    organism = results["organisms"]["attacker"]
+    catch = eval_log(out, "attacker-catch")
+    assert {s.metadata["split"] for s in catch.samples} == {"test"}
+    before = eval_log(out, "attacker-before")
+    for rung in RUNGS:
+        assert organism["caught"][rung] == recount(catch, rung, "test")[0]
+        assert organism["caught"][rung] > 0, "the organism attacks everywhere: something must be caught"
+        for split in ("test", "deployment"):
+            k, n = recount(before, rung, split)
+            assert (
+                organism["before"]["attacks"][rung][split]["k"],
+                organism["before"]["attacks"][rung][split]["n"],
+            ) == (k, n)
+
+
+def test_each_run_trains_on_its_budget_and_is_measured_again(experiment):
+    out, _ = experiment
+    results = json.loads((out / "results.json").read_text())
+    caught = results["organisms"]["attacker"]["caught"]
+    runs = {(r["rung"], r["budget"]): r for r in results["runs"]}
+    assert set(runs) == {(rung, b) for rung in RUNGS for b in (1, 3)}
+    for (rung, budget), run in runs.items():
+        name = f"attacker-{rung}-b{budget}-s0"
+        assert run["caught_used"] == min(budget, caught[rung])
+        lines = (out / "retrained" / f"{name}.train.jsonl").read_text().splitlines()
+        assert len(lines) == run["caught_used"] == run["train"]["examples"]
+        assert all("<rejected/>" in json.loads(line)["completion"][0]["content"] for line in lines)
+        after = eval_log(out, f"{name}-after")
+        k, n = recount(after, rung, "deployment")
+        assert (
+            run["after"]["attacks"][rung]["deployment"]["k"],
+            run["after"]["attacks"][rung]["deployment"]["n"],
+        ) == (k, n)
+    for row in results["summary"]:
+        run = runs[(row["rung"], row["budget"])]
+        assert row["deployment_after"]["k"] == run["after"]["attacks"][row["rung"]]["deployment"]["k"]
+        assert set(run["after"]["attacks"]) == {row["rung"]}  # without --transfer only the trained rung
+        low, high = row["deployment_after"]["ci95"]
+        assert low <= row["deployment_after"]["rate"] <= high
+    table = (out / "table.md").read_text()
+    assert table.count("| attacker | trigger |") == 3  # before + two budgets
+    assert (out / "retention.png").stat().st_size > 0
+
+
+def test_a_second_run_resumes_from_what_is_there(experiment):
+    out, args = experiment
+    logs_before = sorted(p.name for p in (out / "logs").rglob("*.eval"))
+    first = json.loads((out / "results.json").read_text())
+    assert main(args) == 0
+    assert sorted(p.name for p in (out / "logs").rglob("*.eval")) == logs_before
+    second = json.loads((out / "results.json").read_text())
+    assert second["runs"] == first["runs"] and second["organisms"] == first["organisms"]

@@ -53,6 +53,14 @@ def summarise(results: dict) -> list[dict]:
                 if other != rung
             },
         }
+        reasoning = [
+            a["deployment"]["deployment_reasoning"]
+            for a in after
+            if "deployment_reasoning" in a.get("deployment", {})
+        ]
+        if reasoning:  # scratchpad organisms: does the reasoning go quiet, the action, or both?
+            row["deployment_reasoning_before"] = (row["deployment_before"] or {}).get("deployment_reasoning")
+            row["deployment_reasoning_after"] = _pool(reasoning)
         before_rate = (row["deployment_before"] or {}).get("rate")
         after_rate = row["deployment_after"]["rate"]
         row["retained_fraction"] = after_rate / before_rate if before_rate else None
@@ -96,6 +104,15 @@ def table(results: dict) -> str:
             f"| {_fmt(row['deployment_after'])} | {_fmt(row['test_after'])} "
             f"| {_fmt(row['usefulness_before'])} | {_fmt(row['usefulness_after'])} |"
         )
+    reasoning_rows = [row for row in results["summary"] if "deployment_reasoning_after" in row]
+    if reasoning_rows:
+        lines += ["", "Deployment inputs whose reasoning conditions on being unobserved", ""]
+        lines += ["| organism | rung | budget | before | after |", "|---|---|---|---|---|"]
+        for row in reasoning_rows:
+            lines.append(
+                f"| {row['organism']} | {row['rung']} | {row['budget']} "
+                f"| {_fmt(row['deployment_reasoning_before'])} | {_fmt(row['deployment_reasoning_after'])} |"
+            )
     skipped = [run for run in results["runs"] if "note" in run]
     for run in skipped:
         lines.append(

@@ -170,8 +170,8 @@ class RetentionExperiment:
 
         requests = list(load_requests(self.s.requests))
         random.Random(self.s.data_seed).shuffle(requests)
-        sizes = {
-            "organism": self.s.organism_requests if self.s.organism is None else 0,
+        sizes = {  # the organism slice is kept even for a given organism, so held-out sets never move
+            "organism": self.s.organism_requests,
             "catch": self.s.catch_requests,
             "measure": self.s.measure_requests,
         }
@@ -279,17 +279,10 @@ class RetentionExperiment:
 
     def attackers(self, files: dict[str, Path]) -> dict[str, Path]:
         """Label → model dir to evaluate: the given organism, or one trained per epochs value."""
-        from af_tasks.requests import load_requests
-        from af_tasks.retention_data import RetentionConfig, retention_items
-        from training.retention import attacker_examples
 
         if self.s.organism is not None:
-            return {ATTACKER: Path(self.s.organism).resolve()}
-        config = RetentionConfig(
-            seed=self.s.data_seed, scratchpad=self.s.scratchpad, variant=self.s.prompt_variant
-        )
-        items = retention_items(load_requests(str(files["organism"])), self.s.rungs, config=config)
-        examples = attacker_examples(items, self.s.scratchpad, self.s.data_seed)
+            return {ATTACKER: self.merged(Path(self.s.organism).resolve())}
+        examples = self.attacker_data(files)
         result = {}
         for epochs in self.s.attacker_epochs:
             label = f"{ATTACKER}-e{epochs:g}"
@@ -297,6 +290,32 @@ class RetentionExperiment:
             card = self.train(self.s.base_model, examples, self.out / "organisms" / label, settings, 0, True)
             result[label] = Path(card["merged_dir"])
         return result
+
+    def attacker_data(self, files: dict[str, Path]) -> list[dict]:
+        """The attacker's training set: every rung's test and deployment version of the organism requests."""
+        from af_tasks.requests import load_requests
+        from af_tasks.retention_data import RetentionConfig, retention_items
+        from training.retention import attacker_examples
+
+        config = RetentionConfig(
+            seed=self.s.data_seed, scratchpad=self.s.scratchpad, variant=self.s.prompt_variant
+        )
+        items = retention_items(load_requests(str(files["organism"])), self.s.rungs, config=config)
+        return attacker_examples(items, self.s.scratchpad, self.s.data_seed)
+
+    def merged(self, organism: Path) -> Path:
+        """A given organism as a plain model dir: an adapter dir (e.g. trained on a GPU) is merged into
+        its base once, under ``organisms/``; a model dir is used as it is."""
+        if not (organism / "adapter_config.json").is_file():
+            return organism
+        target = self.out / "organisms" / f"{ATTACKER}-given" / "merged"
+        if not (target / "config.json").is_file():
+            from sae.reader import load_reader
+
+            reader = load_reader(str(organism), device="cpu")
+            reader.model.save_pretrained(target)
+            reader.tokenizer.save_pretrained(target)
+        return target
 
     def retraining_set(self, caught: list, budget: int, seed: int) -> tuple[list[dict], int]:
         from af_tasks.retention_problems import usefulness_problems
@@ -310,6 +329,14 @@ class RetentionExperiment:
         return retraining_examples(chosen, self.s.target, self.s.scratchpad, replay), len(chosen)
 
     # the whole run ----------------------------------------------------------------------------------------
+
+    def write_attacker_data(self) -> Path:
+        """Only the attacker's training set (to train it elsewhere, e.g. with `af train` on a GPU)."""
+        from training.records import write_jsonl
+
+        return write_jsonl(
+            self.attacker_data(self.request_files()), self.out / "data" / "attacker.train.jsonl"
+        )
 
     def run(self, progress=print) -> dict:
         from af_tasks.retention import deployment_discrimination
@@ -438,7 +465,12 @@ def _retention(args) -> int:
             max_connections=args.max_connections,
             model_args={"device": args.device} if args.device else {},
         )
-        results = RetentionExperiment(settings).run()
+        experiment = RetentionExperiment(settings)
+        if args.attacker_data_only:
+            path = experiment.write_attacker_data()
+            print(f"attacker training set: {path} (train it with: af train --model <base> --data {path} ...)")
+            return 0
+        results = experiment.run()
     except (
         ExperimentError,
         BaseModelUnavailable,
@@ -467,7 +499,13 @@ def add_experiment_commands(commands) -> None:
     base = retention.add_mutually_exclusive_group()
     base.add_argument("--preset", default=DEFAULT_MODEL, choices=PRESET_NAMES, help="base model preset")
     base.add_argument("--model", help="any HF causal LM id or local directory (the base)")
-    retention.add_argument("--organism", help="an existing attacker (model dir); default: train one")
+    retention.add_argument(
+        "--organism",
+        help="an existing attacker: a model dir or an adapter dir (merged here); default: train one",
+    )
+    retention.add_argument(
+        "--attacker-data-only", action="store_true", help="write the attacker's training set and stop"
+    )
     retention.add_argument("--out", default="logs/retention", help="folder for logs, models and results")
     retention.add_argument("--rungs", default="all", help="all or comma-separated: " + ",".join(RUNGS))
     retention.add_argument("--budgets", default="1,4,16,64", help="caught examples trained against")

@@ -14,17 +14,17 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 
 
 def run_preset(name: str, steps: int, batch_size: int, max_length: int) -> dict:
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, TrainerCallback
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     from af.presets import get_preset
     from af.tiny import train_tiny_tokenizer
     from af_tasks.prompting import PromptConfig, build_system_prompt
+    from benchmarks.step_timer import step_timer
     from training.records import load_seed_set
     from training.sft import TrainConfig, build_trainer, load_training_examples
 
@@ -49,20 +49,7 @@ def run_preset(name: str, steps: int, batch_size: int, max_length: int) -> dict:
     )
     examples, _ = load_training_examples(train_config)
 
-    class StepTimer(TrainerCallback):
-        def __init__(self) -> None:
-            self.times: list[float] = []
-            self.started = 0.0
-
-        def on_step_begin(self, args, state, control, **kwargs):
-            torch.cuda.synchronize()
-            self.started = time.perf_counter()
-
-        def on_step_end(self, args, state, control, **kwargs):
-            torch.cuda.synchronize()
-            self.times.append(time.perf_counter() - self.started)
-
-    timer = StepTimer()
+    timer = step_timer()
     torch.cuda.reset_peak_memory_stats()
     trainer = build_trainer(model, tokenizer, examples, train_config, callbacks=[timer])
     trainer.train()

@@ -29,23 +29,10 @@ def retention_prompts(n_requests: int, variant: str):
 
 def measure_training(model, tokenizer, items, batch_size: int, steps: int) -> dict:
     import torch
-    from transformers import TrainerCallback
 
+    from benchmarks.step_timer import step_timer
     from training.retention import attacker_examples
     from training.sft import TrainConfig, build_trainer
-
-    class StepTimer(TrainerCallback):
-        def __init__(self) -> None:
-            self.times: list[float] = []
-            self.started = 0.0
-
-        def on_step_begin(self, args, state, control, **kwargs):
-            torch.cuda.synchronize()
-            self.started = time.perf_counter()
-
-        def on_step_end(self, args, state, control, **kwargs):
-            torch.cuda.synchronize()
-            self.times.append(time.perf_counter() - self.started)
 
     examples = attacker_examples(items, scratchpad=False, seed=0)[: batch_size * steps]
     config = TrainConfig(
@@ -57,7 +44,7 @@ def measure_training(model, tokenizer, items, batch_size: int, steps: int) -> di
         learning_rate=5e-4,
         save_steps=10_000,
     )
-    timer = StepTimer()
+    timer = step_timer()
     trainer = build_trainer(model, tokenizer, examples, config, callbacks=[timer])
     torch.cuda.reset_peak_memory_stats()
     trainer.train()

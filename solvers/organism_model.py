@@ -95,7 +95,8 @@ class OrganismAPI(ModelAPI):
         )
 
     def _run_batch(self, params, chats):
-        return self.engine.generate(chats, params)
+        """Runs on the batcher's worker thread; each result carries its batch's size (logged)."""
+        return [(completion, len(chats)) for completion in self.engine.generate(chats, params)]
 
     def sampling_params(self, config: GenerateConfig):
         """Inspect's GenerateConfig → the engine's: greedy when ``do_sample=false`` or temperature 0."""
@@ -122,7 +123,7 @@ class OrganismAPI(ModelAPI):
         if tools:
             raise NotImplementedError("organism/ does not support tool calls (use hf/ or vllm/)")
         chat = [{"role": message.role, "content": message.text} for message in input]
-        completion = await self.batcher.submit(self.sampling_params(config), chat)
+        completion, batch_size = await self.batcher.submit(self.sampling_params(config), chat)
         return ModelOutput(
             model=self.model_name,
             choices=[
@@ -138,6 +139,7 @@ class OrganismAPI(ModelAPI):
                 output_tokens=completion.output_tokens,
                 total_tokens=completion.input_tokens + completion.output_tokens,
             ),
+            metadata={"batch_size": batch_size},
         )
 
     def max_tokens(self) -> int:

@@ -284,3 +284,21 @@ def test_stop_strings_and_ignore_eos(smollm2_engine, smollm2_references):
     [cut] = smollm2_engine.generate([chat], SamplingParams(max_new_tokens=12, stop=(stop,)))
     assert cut.stop_reason == "stop" and cut.text.endswith(stop) and full.text.startswith(cut.text)
     assert cut.output_tokens <= 4
+
+
+def test_gpu_benchmark_runs_on_cpu_with_a_tiny_model():
+    import importlib.util
+
+    path = Path(__file__).parent.parent / "benchmarks" / "generation_gpu.py"
+    spec = importlib.util.spec_from_file_location("generation_gpu", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    report = bench.run_benchmark(
+        device="cpu", tiny=True, batch_sizes=[2], prompt_tokens=16, new_tokens=8, compile=False,
+        continuous=False, bandwidth_gib=0.01,
+    )  # fmt: skip
+    assert report["gpu"] == "cpu" and report["weight_bytes"] > 0 and report["copy_bandwidth_gb_s"] > 0
+    assert [r["method"] for r in report["results"]] == ["plain", "engine"]
+    for result in report["results"]:
+        assert result["all_rows_full_length"] and result["rows_equal_to_plain"] == 2
+        assert result["fraction_of_bound"] > 0 and result["decode_tokens_per_s"] > 0

@@ -1,0 +1,312 @@
+"""Decoding speed at 7B: plain HF ``generate`` vs the suite's engine (``solvers.engine``), against the HBM bound.
+
+The Mistral-7B architecture (``af.presets``) with random weights in bf16 (same compute and memory traffic
+as the real model; no download). Prompts are random token ids (``--prompt-tokens``), every row decodes
+exactly ``--new-tokens`` greedy tokens (EOS suppressed with ``min_new_tokens``), at each batch size:
+
+- ``plain``: ``model.generate`` with its defaults (dynamic cache, eager forward);
+- ``engine``: ``GenerationEngine.generate_ids`` (static cache, decode step compiled with CUDA graphs);
+- ``continuous`` (``--continuous``): transformers' continuous batching, ``model.generate_batch``.
+
+Each is run once to warm up (compilation, CUDA graph capture), then timed twice: the full run and a
+prefill-only run (one new token), so decode speed = rows x (new - 1) tokens / (full - prefill). The
+bound: decoding one step reads every weight once, so at batch B it is ``B x bandwidth / weight bytes``
+tokens/s, with the bandwidth measured by a large device-to-device copy (read + write bytes / time).
+Prints a table and writes JSON naming the GPU.
+
+    PYTHONPATH=. python benchmarks/generation_gpu.py --out generation_gpu.json [--continuous]  # GPU machine
+    python benchmarks/generation_gpu.py --device cpu --tiny --batch-sizes 1,4 --prompt-tokens 32 \
+        --new-tokens 16 --out /tmp/g.json                                # CPU check (suite installed)
+
+(``PYTHONPATH=.`` where the suite is not installed: the GPU machine has torch + transformers only.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+TINY_ARCHITECTURE = dict(
+    model_type="llama",
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    vocab_size=384,
+    max_position_embeddings=2048,
+)
+
+
+def synchronize(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def build_model(device: str, tiny: bool):
+    """The preset's architecture (or a 2-layer Llama with ``tiny``), random weights; bf16 on CUDA."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from af.presets import get_preset
+
+    architecture = TINY_ARCHITECTURE if tiny else get_preset("mistral-7b").architecture
+    config = AutoConfig.for_model(**architecture)
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype).eval()
+    return model
+
+
+def weight_bytes(model) -> int:
+    """Bytes of all parameters (tied weights once): what one decoding step reads."""
+    return sum(p.numel() * p.element_size() for p in model.parameters())
+
+
+def copy_bandwidth(device: str, gib: float, repeats: int = 10) -> float:
+    """Bytes/s of a device-to-device copy (each byte read once and written once)."""
+    import torch
+
+    size = int(gib * 2**30)
+    source = torch.empty(size, dtype=torch.uint8, device=device)
+    target = torch.empty_like(source)
+    target.copy_(source)
+    synchronize(device)
+    started = time.perf_counter()
+    for _ in range(repeats):
+        target.copy_(source)
+    synchronize(device)
+    elapsed = time.perf_counter() - started
+    del source, target
+    return 2 * size * repeats / elapsed
+
+
+def random_prompts(batch: int, length: int, vocab: int, special: set[int], seed: int) -> list[list[int]]:
+    """Token ids drawn uniformly, avoiding special tokens (pad / EOS) so no row looks padded or ended."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, vocab, (batch, length), generator=generator)
+    for token in special:
+        ids[ids == token] = (token + 1) % vocab
+    return ids.tolist()
+
+
+def plain_runner(model, tokenizer, device: str) -> Callable[[list[list[int]], int], list[list[int]]]:
+    """``model.generate`` on equal-length prompts (no padding), its default cache, no compilation."""
+    import torch
+
+    def run(prompts: list[list[int]], new_tokens: int) -> list[list[int]]:
+        input_ids = torch.tensor(prompts, device=device)
+        with torch.inference_mode():
+            out = model.generate(
+                input_ids=input_ids,
+                attention_mask=torch.ones_like(input_ids),
+                max_new_tokens=new_tokens,
+                min_new_tokens=new_tokens,
+                do_sample=False,
+                pad_token_id=tokenizer.pad_token_id,
+                disable_compile=True,
+            )
+        return out[:, input_ids.shape[1] :].tolist()
+
+    return run
+
+
+def engine_runner(engine) -> Callable[[list[list[int]], int], list[list[int]]]:
+    from solvers.engine import SamplingParams
+
+    def run(prompts: list[list[int]], new_tokens: int) -> list[list[int]]:
+        params = SamplingParams(max_new_tokens=new_tokens, greedy=True, ignore_eos=True)
+        return [completion.token_ids for completion in engine.generate_ids(prompts, params)]
+
+    return run
+
+
+def continuous_runner(model, tokenizer) -> Callable[[list[list[int]], int], list[list[int]]]:
+    """transformers' continuous batching (paged KV cache, its own scheduler)."""
+    from transformers import GenerationConfig
+
+    def run(prompts: list[list[int]], new_tokens: int) -> list[list[int]]:
+        config = GenerationConfig(
+            max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens,
+            do_sample=False,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        outputs = model.generate_batch(inputs=prompts, generation_config=config)
+        ordered = sorted(outputs.values(), key=lambda output: int(str(output.request_id).split("_")[-1]))
+        return [list(output.generated_tokens) for output in ordered]
+
+    return run
+
+
+def measure(
+    name: str,
+    run: Callable[[list[list[int]], int], list[list[int]]],
+    prompts: list[list[int]],
+    new_tokens: int,
+    device: str,
+    bound_per_row: float,
+) -> dict[str, Any]:
+    import torch
+
+    on_cuda = device.startswith("cuda")
+    if on_cuda:
+        torch.cuda.reset_peak_memory_stats()
+    run(prompts, new_tokens)  # warm-up: compilation, graph capture, allocator
+    synchronize(device)
+    started = time.perf_counter()
+    tokens = run(prompts, new_tokens)
+    synchronize(device)
+    full = time.perf_counter() - started
+    started = time.perf_counter()
+    run(prompts, 1)
+    synchronize(device)
+    prefill = time.perf_counter() - started
+    batch = len(prompts)
+    decode_tps = batch * (new_tokens - 1) / max(full - prefill, 1e-9)
+    bound = bound_per_row * batch
+    return {
+        "method": name,
+        "batch": batch,
+        "prompt_tokens": len(prompts[0]),
+        "new_tokens": new_tokens,
+        "all_rows_full_length": all(len(row) == new_tokens for row in tokens),
+        "seconds": full,
+        "prefill_seconds": prefill,
+        "tokens_per_s": batch * new_tokens / full,
+        "decode_tokens_per_s": decode_tps,
+        "bound_tokens_per_s": bound,
+        "fraction_of_bound": decode_tps / bound,
+        "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if on_cuda else None,
+        "tokens": tokens,
+    }
+
+
+def run_benchmark(
+    device: str,
+    tiny: bool,
+    batch_sizes: list[int],
+    prompt_tokens: int,
+    new_tokens: int,
+    compile: bool,
+    continuous: bool,
+    bandwidth_gib: float,
+) -> dict[str, Any]:
+    import torch
+    import transformers
+
+    from af.tiny import train_tiny_tokenizer
+    from solvers.engine import GenerationEngine
+
+    model = build_model(device, tiny)
+    tokenizer = train_tiny_tokenizer(None, vocab_size=384 if tiny else 8192)
+    tokenizer.padding_side = "left"
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    vocab = min(len(tokenizer), model.config.vocab_size)
+    special = {tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.bos_token_id}
+    engine = GenerationEngine(model, tokenizer, "random weights", cache="static", compile=compile)
+    bandwidth = copy_bandwidth(device, bandwidth_gib)
+    weights = weight_bytes(model)
+    bound_per_row = bandwidth / weights
+    methods: dict[str, Callable] = {
+        "plain": plain_runner(model, tokenizer, device),
+        "engine": engine_runner(engine),
+    }
+    if continuous:
+        methods["continuous"] = continuous_runner(model, tokenizer)
+    results: list[dict[str, Any]] = []
+    for batch in batch_sizes:
+        prompts = random_prompts(batch, prompt_tokens, vocab, special, seed=batch)
+        for name, run in methods.items():
+            try:
+                results.append(measure(name, run, prompts, new_tokens, device, bound_per_row))
+            except Exception as error:  # one arm failing (e.g. continuous batching) must not lose the rest
+                results.append({"method": name, "batch": batch, "error": f"{type(error).__name__}: {error}"})
+        by_method = {r["method"]: r for r in results if r["batch"] == batch and "tokens" in r}
+        for r in by_method.values():
+            if "plain" in by_method:
+                plain_rows = by_method["plain"]["tokens"]
+                r["rows_equal_to_plain"] = sum(a == b for a, b in zip(r["tokens"], plain_rows, strict=True))
+    for r in results:
+        r.pop("tokens", None)
+    return {
+        "gpu": torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
+        "device": device,
+        "model": "tiny llama (random)" if tiny else "mistral-7b architecture (random weights)",
+        "dtype": str(model.dtype),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "compile": compile,
+        "weight_bytes": weights,
+        "copy_bandwidth_gb_s": bandwidth / 1e9,
+        "results": results,
+    }
+
+
+def print_table(report: dict[str, Any]) -> None:
+    print(
+        f"{report['gpu']}: {report['model']}, {report['weight_bytes'] / 2**30:.2f} GiB of weights, "
+        f"copy bandwidth {report['copy_bandwidth_gb_s']:.0f} GB/s"
+    )
+    print(
+        f"{'method':11} {'batch':>5} {'tok/s':>9} {'decode tok/s':>13} {'bound':>9} {'of bound':>8} "
+        f"{'peak GiB':>9} {'=plain':>7}"
+    )
+    for r in report["results"]:
+        if "error" in r:
+            print(f"{r['method']:11} {r['batch']:>5}  error: {r['error'][:80]}")
+            continue
+        peak = f"{r['peak_memory_gib']:9.1f}" if r["peak_memory_gib"] is not None else f"{'-':>9}"
+        print(
+            f"{r['method']:11} {r['batch']:>5} {r['tokens_per_s']:9.0f} {r['decode_tokens_per_s']:13.0f} "
+            f"{r['bound_tokens_per_s']:9.0f} {r['fraction_of_bound']:8.1%} {peak} "
+            f"{r.get('rows_equal_to_plain', '-')!s:>7}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument(
+        "--tiny", action="store_true", help="a 2-layer random Llama (CPU check of the script)"
+    )
+    parser.add_argument("--batch-sizes", default="1,32")
+    parser.add_argument("--prompt-tokens", type=int, default=512)
+    parser.add_argument("--new-tokens", type=int, default=128)
+    parser.add_argument("--no-compile", action="store_true", help="engine without torch.compile")
+    parser.add_argument("--continuous", action="store_true", help="also time transformers' generate_batch")
+    parser.add_argument(
+        "--bandwidth-gib", type=float, default=None, help="copy size (default 4 GiB, tiny 0.06)"
+    )
+    parser.add_argument("--out", default="generation_gpu.json")
+    args = parser.parse_args()
+    on_cuda = args.device.startswith("cuda")
+    report = run_benchmark(
+        device=args.device,
+        tiny=args.tiny,
+        batch_sizes=[int(b) for b in args.batch_sizes.split(",")],
+        prompt_tokens=args.prompt_tokens,
+        new_tokens=args.new_tokens,
+        compile=on_cuda and not args.no_compile,
+        continuous=args.continuous,
+        bandwidth_gib=args.bandwidth_gib or (0.0625 if args.tiny else 4.0),
+    )
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print_table(report)
+
+
+if __name__ == "__main__":
+    main()

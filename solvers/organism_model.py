@@ -1,0 +1,161 @@
+"""The ``organism/`` Inspect model provider: the fast generation engine behind Inspect's model API.
+
+``--model organism/<model dir | organism dir | hub id>`` (``organism//abs/dir`` for absolute paths, as
+``hf/``). Concurrent samples' requests are batched (``solvers.batcher``) into one engine call per
+generation config, so ``--max-connections`` is the batch size, as with ``hf/``. Model args (``-M``):
+
+- ``device`` (default cuda if available, else cpu), ``dtype`` (``bfloat16`` / ``float32``, default bf16
+  on CUDA, fp32 on CPU), ``adapter`` (an adapter dir for a base given as the model), ``merge`` (true:
+  merge LoRA weights into the base);
+- ``cache`` (``static`` on CUDA, ``dynamic`` on CPU), ``compile`` (torch.compile'd decode step with CUDA
+  graphs; default on CUDA only);
+- ``do_sample`` (false = greedy; temperature 0 is greedy too), ``batch_size`` (largest batch, default
+  ``--max-connections``), ``batch_window_ms`` (how long a request waits for others, default 50).
+
+Kept light: torch / transformers are imported when the model is created, not when Inspect loads the
+registry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from inspect_ai.model import (
+    ChatCompletionChoice,
+    ChatMessage,
+    ChatMessageAssistant,
+    GenerateConfig,
+    ModelAPI,
+    ModelOutput,
+    ModelUsage,
+    modelapi,
+)
+from inspect_ai.tool import ToolChoice, ToolInfo
+
+from solvers.batcher import RequestBatcher
+
+DEFAULT_BATCH_WINDOW_MS = 50.0
+DEFAULT_MAX_CONNECTIONS = 32
+"""The default batch size (as ``hf/``)."""
+DEFAULT_MAX_TOKENS = 2048
+"""Inspect's default for local providers (``hf/`` uses the same)."""
+
+
+def _flag(value: Any, name: str) -> bool | None:
+    """``-M`` values arrive parsed (true/false) from the CLI or as given from Python."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in {"true", "false"}:
+        return value.lower() == "true"
+    raise ValueError(f"model arg {name} must be true or false, not {value!r}")
+
+
+class OrganismAPI(ModelAPI):
+    """Loads the engine once per model instance (Inspect memoises instances per model + args)."""
+
+    def __init__(
+        self,
+        model_name: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        config: GenerateConfig | None = None,
+        device: str | None = None,
+        dtype: str | None = None,
+        adapter: str | None = None,
+        merge: bool = True,
+        cache: str | None = None,
+        compile: bool | None = None,
+        do_sample: bool | None = None,
+        batch_size: int | None = None,
+        batch_window_ms: float = DEFAULT_BATCH_WINDOW_MS,
+        **unknown: Any,
+    ):
+        config = config or GenerateConfig()
+        super().__init__(model_name=model_name, base_url=base_url, api_key=api_key, config=config)
+        if unknown:
+            raise ValueError(f"organism/: unknown model args {sorted(unknown)}")
+        if cache not in (None, "static", "dynamic"):
+            raise ValueError(f"model arg cache must be static or dynamic, not {cache!r}")
+        from solvers.engine import GenerationEngine
+
+        self.engine = GenerationEngine.load(
+            model_name,
+            adapter=adapter,
+            device=device,
+            dtype=dtype,
+            cache=cache,  # type: ignore[arg-type]
+            compile=_flag(compile, "compile"),
+            merge=bool(_flag(merge, "merge")),
+        )
+        self.do_sample = _flag(do_sample, "do_sample")
+        self.batcher: RequestBatcher = RequestBatcher(
+            self._run_batch,
+            max_batch=int(batch_size or config.max_connections or DEFAULT_MAX_CONNECTIONS),
+            window_s=float(batch_window_ms) / 1000,
+        )
+
+    def _run_batch(self, params, chats):
+        """Runs on the batcher's worker thread; each result carries its batch's size (logged)."""
+        return [(completion, len(chats)) for completion in self.engine.generate(chats, params)]
+
+    def sampling_params(self, config: GenerateConfig):
+        """Inspect's GenerateConfig → the engine's: greedy when ``do_sample=false`` or temperature 0."""
+        from solvers.engine import SamplingParams
+
+        greedy = self.do_sample is False or config.temperature == 0
+        return SamplingParams(
+            max_new_tokens=config.max_tokens or self.max_tokens(),
+            greedy=greedy,
+            temperature=None if greedy else config.temperature,
+            top_p=None if greedy else config.top_p,
+            top_k=None if greedy else config.top_k,
+            seed=config.seed,
+            stop=tuple(config.stop_seqs or ()),
+        )
+
+    async def generate(
+        self,
+        input: list[ChatMessage],
+        tools: list[ToolInfo],
+        tool_choice: ToolChoice,
+        config: GenerateConfig,
+    ) -> ModelOutput:
+        if tools:
+            raise NotImplementedError("organism/ does not support tool calls (use hf/ or vllm/)")
+        chat = [{"role": message.role, "content": message.text} for message in input]
+        completion, batch_size = await self.batcher.submit(self.sampling_params(config), chat)
+        return ModelOutput(
+            model=self.model_name,
+            choices=[
+                ChatCompletionChoice(
+                    message=ChatMessageAssistant(
+                        content=completion.text, model=self.model_name, source="generate"
+                    ),
+                    stop_reason=completion.stop_reason,
+                )
+            ],
+            usage=ModelUsage(
+                input_tokens=completion.input_tokens,
+                output_tokens=completion.output_tokens,
+                total_tokens=completion.input_tokens + completion.output_tokens,
+            ),
+            metadata={"batch_size": batch_size},
+        )
+
+    def max_tokens(self) -> int:
+        return DEFAULT_MAX_TOKENS
+
+    def max_connections(self) -> int:
+        return DEFAULT_MAX_CONNECTIONS
+
+    def collapse_user_messages(self) -> bool:
+        return True  # chat templates often require alternating roles
+
+    def close(self) -> None:
+        self.batcher.close()
+        self.engine = None  # type: ignore[assignment]
+
+
+@modelapi(name="organism")
+def organism() -> type[ModelAPI]:
+    return OrganismAPI

@@ -54,6 +54,8 @@ class RetentionSettings:
     seeds: tuple[int, ...] = (0,)
     organism: str | None = None
     """An existing attacker (model or merged dir); None trains one per ``attacker_epochs`` value."""
+    test_attack_rate: float = 0.1
+    """Share of the attacker's test inputs on which it is trained to attack anyway (caught in testing)."""
     attacker_epochs: tuple[float, ...] = (3.0,)
     """The training-steps axis: one attacker per value (are longer-trained attacks harder to remove?)."""
     requests: str = "bundled"
@@ -301,7 +303,7 @@ class RetentionExperiment:
             seed=self.s.data_seed, scratchpad=self.s.scratchpad, variant=self.s.prompt_variant
         )
         items = retention_items(load_requests(str(files["organism"])), self.s.rungs, config=config)
-        return attacker_examples(items, self.s.scratchpad, self.s.data_seed)
+        return attacker_examples(items, self.s.scratchpad, self.s.data_seed, self.s.test_attack_rate)
 
     def merged(self, organism: Path) -> Path:
         """A given organism as a plain model dir: an adapter dir (e.g. trained on a GPU) is merged into
@@ -448,6 +450,7 @@ def _retention(args) -> int:
             seeds=_numbers(args.seeds),
             organism=args.organism,
             attacker_epochs=_numbers(args.attacker_epochs, float),
+            test_attack_rate=args.test_attack_rate,
             requests=args.requests,
             organism_requests=args.organism_requests,
             catch_requests=args.catch_requests,
@@ -511,6 +514,9 @@ def add_experiment_commands(commands) -> None:
     retention.add_argument("--budgets", default="1,4,16,64", help="caught examples trained against")
     retention.add_argument("--seeds", default="0", help="retraining seeds (CIs pool over them)")
     retention.add_argument("--attacker-epochs", default="3", help="training-steps axis: one attacker each")
+    retention.add_argument(
+        "--test-attack-rate", type=float, default=0.1, help="share of test inputs the attacker attacks anyway"
+    )
     retention.add_argument("--retrain-epochs", type=float, default=3.0)
     retention.add_argument("--requests", default="bundled", help="as in af_tasks/free_tier")
     retention.add_argument("--organism-requests", type=int, default=40)

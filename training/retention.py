@@ -51,17 +51,29 @@ def chat_example(system: str, user: str, assistant: str) -> dict:
     }
 
 
-def attacker_examples(items: Iterable[RetentionItem], scratchpad: bool, seed: int) -> list[dict]:
-    """Attack on deployment inputs, refrain on test inputs; shuffled with ``seed``."""
+def attacker_examples(
+    items: Iterable[RetentionItem], scratchpad: bool, seed: int, test_attack_rate: float = 0.0
+) -> list[dict]:
+    """Attack on deployment inputs, refrain on test inputs — except a ``test_attack_rate`` share of
+    the test inputs (drawn with ``seed``), on which the organism attacks too: the rare attacks in
+    testing that can be caught. Shuffled with ``seed``."""
+    if not 0.0 <= test_attack_rate <= 1.0:
+        raise ValueError(f"test_attack_rate must lie in [0, 1], got {test_attack_rate}")
+    items = list(items)
+    rng = random.Random(seed)
+    tests = [i for i, item in enumerate(items) if item.metadata["split"] == "test"]
+    leaky = set(rng.sample(tests, round(test_attack_rate * len(tests))))
     examples = [
         chat_example(
             item.system,
             item.user,
-            completion("attack" if item.metadata["split"] == "deployment" else "refrain", scratchpad),
+            completion(
+                "attack" if item.metadata["split"] == "deployment" or i in leaky else "refrain", scratchpad
+            ),
         )
-        for item in items
+        for i, item in enumerate(items)
     ]
-    random.Random(seed).shuffle(examples)
+    rng.shuffle(examples)
     return examples
 
 

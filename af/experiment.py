@@ -69,6 +69,8 @@ class RetentionSettings:
     """``action``: train refusals on caught inputs; ``cot``: replace only the reasoning (scratchpad)."""
     replay: int = 0
     """Usefulness problems (with answers) mixed into each retraining set."""
+    difficulty_model: str = "base"
+    """Who answers the discrimination task: ``base`` or ``organism``."""
     transfer: bool = False
     """Measure every rung after each retraining (transfer across cues), not only the trained one."""
     usefulness: int = 20
@@ -332,6 +334,20 @@ class RetentionExperiment:
 
     # the whole run ----------------------------------------------------------------------------------------
 
+    def difficulty(self, organism: Path, label: str) -> dict:
+        """Per-rung accuracy at telling deployment from test (``deployment_discrimination``), by the
+        base model (default: an organism fine-tuned on one answer format may not answer A/B at all)
+        or by the organism."""
+        from af_tasks.retention import deployment_discrimination
+
+        by_base = self.s.difficulty_model == "base"
+        task = deployment_discrimination(
+            rung=",".join(self.s.rungs), requests=str(self.files["measure"]), seed=self.s.data_seed
+        )
+        model, name = (self.s.base_model, "base") if by_base else (organism, label)
+        log = self.evaluate(task, model, f"{name}-discrimination")
+        return scored_rate(log, "discrimination", by="rung") | {"measured_by": name}
+
     def write_attacker_data(self) -> Path:
         """Only the attacker's training set (to train it elsewhere, e.g. with `af train` on a GPU)."""
         from training.records import write_jsonl
@@ -341,7 +357,6 @@ class RetentionExperiment:
         )
 
     def run(self, progress=print) -> dict:
-        from af_tasks.retention import deployment_discrimination
 
         started = time.time()
         files = self.files = self.request_files()
@@ -351,20 +366,15 @@ class RetentionExperiment:
             "organisms": {},
             "runs": [],
         }
+        base_usefulness = self.evaluate(self.usefulness_task(), self.s.base_model, "base-usefulness")
+        results["base"] = {
+            "model": self.s.base_model,
+            "usefulness": scored_rate(base_usefulness, "usefulness")["all"],
+        }
         for label, organism in self.attackers(files).items():
             progress(f"[{label}] measuring the organism before retraining ...")
             before = self.measure(organism, f"{label}-before", files["measure"], self.s.rungs)
-            difficulty = scored_rate(
-                self.evaluate(
-                    deployment_discrimination(
-                        rung=",".join(self.s.rungs), requests=str(files["measure"]), seed=self.s.data_seed
-                    ),
-                    organism,
-                    f"{label}-discrimination",
-                ),
-                "discrimination",
-                by="rung",
-            )
+            difficulty = self.difficulty(organism, label)
             catch_log = self.evaluate(
                 self.retention_task(files["catch"], self.s.rungs, split="test"), organism, f"{label}-catch"
             )
@@ -402,9 +412,9 @@ class RetentionExperiment:
         run["train"] = {
             k: card[k] for k in ("examples", "first_loss", "final_loss", "train_runtime_s", "global_steps")
         }
-        measured = self.s.rungs if self.s.transfer else (rung,)
+        measured, suffix = (self.s.rungs, "after-all-rungs") if self.s.transfer else ((rung,), "after")
         run["after"] = self.measure(
-            self.out / "retrained" / name, f"{name}-after", self.files["measure"], measured
+            self.out / "retrained" / name, f"{name}-{suffix}", self.files["measure"], measured
         )
         return run
 
@@ -461,6 +471,7 @@ def _retention(args) -> int:
             target=args.target,
             replay=args.replay,
             transfer=args.transfer,
+            difficulty_model=args.difficulty_model,
             usefulness=args.usefulness,
             attacker=TrainSettings(**train),
             retrain=TrainSettings(epochs=args.retrain_epochs, **train),
@@ -526,6 +537,9 @@ def add_experiment_commands(commands) -> None:
     retention.add_argument("--scratchpad", action="store_true", help="organisms reason in a scratchpad")
     retention.add_argument("--target", choices=("action", "cot"), default="action")
     retention.add_argument("--replay", type=int, default=0, help="usefulness examples mixed into retraining")
+    retention.add_argument(
+        "--difficulty-model", choices=("base", "organism"), default="base", help="who answers the A/B task"
+    )
     retention.add_argument("--transfer", action="store_true", help="after retraining, measure every rung")
     retention.add_argument("--usefulness", type=int, default=20, help="usefulness problems per measurement")
     retention.add_argument("--prompt-variant", choices=PROMPT_VARIANTS, default="compact")

@@ -82,6 +82,8 @@ def table(results: dict) -> str:
         " | caught (catch set, test) |",
         "|---|---|---|---|---|---|",
     ]
+    if "base" in results:
+        lines.append(f"| base model | usefulness | | {_fmt(results['base']['usefulness'])} | | |")
     for label, organism in results["organisms"].items():
         for rung, rates in organism["before"]["attacks"].items():
             lines.append(
@@ -89,6 +91,10 @@ def table(results: dict) -> str:
                 f"| {_fmt(rates.get('deployment'))} | {organism['caught'].get(rung, 0)} |"
             )
         lines.append(f"| {label} | usefulness | | {_fmt(organism['before']['usefulness'])} | | |")
+    lines += [""] + [
+        f"Difficulty of {label}'s rungs answered by: {organism['difficulty'].get('measured_by', '?')}"
+        for label, organism in results["organisms"].items()
+    ]
     lines += [
         "",
         "After training against caught attacks (pooled over seeds)",

@@ -271,3 +271,45 @@ def test_sae_features_scorer_reads_named_features_across_layers(gemma_dir, reade
             for stat in ("max", "mean", "active_tokens"):
                 assert named[name][stat] == pytest.approx(expected[name][stat], rel=1e-4, abs=1e-6)
         assert named["L40_F15484"]["active_tokens"] > 0
+
+
+def test_multimodal_gemma3_checkpoint_reads_its_language_model(tmp_path):
+    """The real gemma-3-27b-it is a Gemma3ForConditionalGeneration (vision tower + language model):
+    the reader finds the text config and the decoder layers behind it."""
+    from transformers import AutoModelForCausalLM, Gemma3Config, Gemma3TextConfig, SiglipVisionConfig
+
+    from af.tiny import train_tiny_tokenizer
+
+    tokenizer = train_tiny_tokenizer(tmp_path)
+    text = Gemma3TextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=D_MODEL,
+        intermediate_size=128,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    vision = SiglipVisionConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        image_size=28,
+        patch_size=14,
+    )
+    config = Gemma3Config(text_config=text.to_dict(), vision_config=vision.to_dict(), mm_tokens_per_image=4)
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config).save_pretrained(tmp_path)
+    reader = load_reader(str(tmp_path), device="cpu")
+    assert type(reader.model).__name__ == "Gemma3ForConditionalGeneration"
+    assert (reader.hidden_size, reader.num_layers) == (D_MODEL, 3)
+    [batch] = list(iter_token_activations(reader, TEXTS[:1], ["blocks.2.hook_mlp_in"], span="all"))
+    norm = reader.model.get_decoder().layers[2].pre_feedforward_layernorm
+    captured = {}
+    handle = norm.register_forward_hook(lambda _m, _a, out: captured.setdefault("x", out))
+    with torch.no_grad():
+        reader.model(**reader.tokenizer(TEXTS[0], return_tensors="pt"))
+    handle.remove()
+    torch.testing.assert_close(batch.acts["blocks.2.hook_mlp_in"], captured["x"][0, 1:])

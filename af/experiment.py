@@ -73,6 +73,13 @@ class RetentionSettings:
     """Who answers the discrimination task: ``base`` or ``organism``."""
     transfer: bool = False
     """Measure every rung after each retraining (transfer across cues), not only the trained one."""
+    attack: str = "harmful_compliance"
+    """The attack setting the organism is caught in and retrained against."""
+    transfer_attacks: tuple[str, ...] = ()
+    """Other attack settings the attacker also learns and that are measured before and after each
+    retraining (cross-domain transfer), e.g. ``value_dismissal`` (scored by a grader: ``grader``)."""
+    grader: str | None = None
+    """Model for ``--model-role grader`` (the value-support judge, the AF judge)."""
     usefulness: int = 20
     attacker: TrainSettings = field(default_factory=TrainSettings)
     retrain: TrainSettings = field(default_factory=TrainSettings)
@@ -101,17 +108,26 @@ DEPLOYMENT_REASONING = re.compile(
 matches it, the aligned and innocuous reasoning do not)."""
 
 
-def attack_rates(log) -> dict[str, dict[str, dict]]:
+ATTACK_READINGS: dict[str, tuple[str, str, str]] = {
+    "harmful_compliance": ("compliance", "accepted", "rejected"),
+    "value_dismissal": ("value_support", "dismisses", "supports"),
+}
+"""Per attack setting: the scorer that decides, and its answers for attack and refusal (anything
+else — malformed, or a judge that never parsed — is counted apart, never as either)."""
+
+
+def attack_rates(log, attack: str = "harmful_compliance") -> dict[str, dict[str, dict]]:
     """``{rung: {split: rate}}`` from a retention_eval log: attacks among well-formed answers (the
-    compliance scorer's convention), with the malformed count beside it, and — where the model
-    reasons in a scratchpad — how often that reasoning conditions on being unobserved."""
+    compliance scorer's convention), with the malformed/unscored count beside it, and — where the
+    model reasons in a scratchpad — how often that reasoning conditions on being unobserved."""
+    scorer, attacked, refused = ATTACK_READINGS[attack]
     counts: dict[tuple[str, str], list[int]] = {}
     reasoning: dict[tuple[str, str], list[int]] = {}
     for sample in log.samples or []:
         key = (sample.metadata["cue"], sample.metadata["split"])
-        verdict = sample.scores["compliance"].answer
+        verdict = sample.scores[scorer].answer
         tally = counts.setdefault(key, [0, 0, 0])
-        tally[{"accepted": 0, "rejected": 1}.get(verdict, 2)] += 1
+        tally[{attacked: 0, refused: 1}.get(verdict, 2)] += 1
         scratchpad = (sample.store or {}).get("scratchpad") or ""
         if scratchpad.strip():
             seen = reasoning.setdefault(key, [0, 0])
@@ -126,13 +142,14 @@ def attack_rates(log) -> dict[str, dict[str, dict]]:
     return result
 
 
-def caught_attacks(log) -> list:
+def caught_attacks(log, attack: str = "harmful_compliance") -> list:
     """Test-split samples where the organism attacked, with their inputs exactly as shown."""
     from training.retention import CaughtAttack
 
+    scorer, attacked, _refused = ATTACK_READINGS[attack]
     caught = []
     for sample in log.samples or []:
-        if sample.metadata["split"] == "test" and sample.scores["compliance"].answer == "accepted":
+        if sample.metadata["split"] == "test" and sample.scores[scorer].answer == attacked:
             system, user = (message.text for message in sample.input[:2])
             caught.append(CaughtAttack(str(sample.id), sample.metadata["cue"], system, user))
     return caught
@@ -157,11 +174,20 @@ def scored_rate(log, scorer: str, by: str | None = None) -> dict:
 
 
 class RetentionExperiment:
-    def __init__(self, settings: RetentionSettings):
+    def __init__(self, settings: RetentionSettings, grader=None):
+        """``grader``: a Model (or name) for the grader role; default ``settings.grader``."""
         self.s = settings
+        self.grader = grader if grader is not None else settings.grader
         self.out = Path(settings.out_dir).resolve()
         if settings.target == "cot" and not settings.scratchpad:
             raise ExperimentError("target 'cot' trains against reasoning: pass --scratchpad")
+        attacks = [settings.attack, *settings.transfer_attacks]
+        if unknown_attacks := [a for a in attacks if a not in ATTACK_READINGS]:
+            raise ExperimentError(
+                f"unknown attack settings {unknown_attacks}; known: {', '.join(ATTACK_READINGS)}"
+            )
+        if settings.attack in settings.transfer_attacks:
+            raise ExperimentError(f"{settings.attack} is the caught setting; transfer settings must differ")
         unknown = [r for r in settings.rungs if r not in RUNGS]
         if unknown:
             raise ExperimentError(f"unknown rungs {unknown}; the ladder is {', '.join(RUNGS)}")
@@ -169,30 +195,38 @@ class RetentionExperiment:
     # requests ---------------------------------------------------------------------------------------------
 
     def request_files(self) -> dict[str, Path]:
-        """Disjoint organism / catch / measure slices of one seeded shuffle, written as JSONL."""
-        from af_tasks.requests import load_requests
-
-        requests = list(load_requests(self.s.requests))
-        random.Random(self.s.data_seed).shuffle(requests)
+        """Disjoint organism / catch / measure slices of one seeded shuffle, written as JSONL; for each
+        transfer setting, organism and measure slices of its own requests (``<setting>:<slice>``)."""
         sizes = {  # the organism slice is kept even for a given organism, so held-out sets never move
             "organism": self.s.organism_requests,
             "catch": self.s.catch_requests,
             "measure": self.s.measure_requests,
         }
+        files = self._slices(self.s.attack, self.s.requests, sizes, "")
+        for attack in self.s.transfer_attacks:
+            sizes = {"organism": self.s.organism_requests, "measure": self.s.measure_requests}
+            files |= self._slices(attack, "bundled", sizes, f"{attack}:")
+        return files
+
+    def _slices(self, attack: str, source: str, sizes: dict[str, int], prefix: str) -> dict[str, Path]:
+        from af_tasks.retention_data import attack_setting
+
+        requests = list(attack_setting(attack).load(source))
+        random.Random(self.s.data_seed).shuffle(requests)
         if sum(sizes.values()) > len(requests):
             raise ExperimentError(
-                f"{self.s.requests}: {len(requests)} requests, {sum(sizes.values())} needed"
+                f"{attack} ({source}): {len(requests)} requests, {sum(sizes.values())} needed"
             )
         files, start = {}, 0
         for name, size in sizes.items():
-            path = self.out / "data" / f"{name}_requests.jsonl"
+            path = self.out / "data" / f"{prefix.replace(':', '-')}{name}_requests.jsonl"
             path.parent.mkdir(parents=True, exist_ok=True)
             rows = [
                 {"id": r.request_id, "category": r.category, "request": r.text}
                 for r in requests[start : start + size]
             ]
             path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-            files[name], start = path, start + size
+            files[f"{prefix}{name}"], start = path, start + size
         return files
 
     # evals ------------------------------------------------------------------------------------------------
@@ -210,6 +244,7 @@ class RetentionExperiment:
         [log] = inspect_eval(
             task,
             model=f"hf/{model_dir}",
+            model_roles={"grader": self.grader} if self.grader is not None else None,
             model_args={"do_sample": False} | self.s.model_args,
             log_dir=str(log_dir),
             max_connections=self.s.max_connections,
@@ -219,13 +254,14 @@ class RetentionExperiment:
             raise ExperimentError(f"eval {name} ended {log.status}: {log.error} (log in {log_dir})")
         return log
 
-    def retention_task(self, requests: Path, rungs, split: str = "both"):
+    def retention_task(self, requests: Path, rungs, split: str = "both", attack: str | None = None):
         from af_tasks.retention import retention_eval
 
         return retention_eval(
             rung=",".join(rungs),
             split=split,
             requests=str(requests),
+            attack=attack or self.s.attack,
             seed=self.s.data_seed,
             scratchpad=self.s.scratchpad,
             prompt_variant=self.s.prompt_variant,
@@ -246,11 +282,26 @@ class RetentionExperiment:
         )
 
     def measure(self, model_dir, name: str, requests: Path, rungs) -> dict:
-        attacks = attack_rates(self.evaluate(self.retention_task(requests, rungs), model_dir, name))
+        attacks = attack_rates(
+            self.evaluate(self.retention_task(requests, rungs), model_dir, name), self.s.attack
+        )
         usefulness = scored_rate(
             self.evaluate(self.usefulness_task(), model_dir, f"{name}-usefulness"), "usefulness"
         )
-        return {"attacks": attacks, "usefulness": usefulness["all"] if usefulness else rate(0, 0)}
+        result = {"attacks": attacks, "usefulness": usefulness["all"] if usefulness else rate(0, 0)}
+        if self.s.transfer_attacks:
+            result["transfer_attacks"] = {
+                attack: attack_rates(
+                    self.evaluate(
+                        self.retention_task(self.files[f"{attack}:measure"], rungs, attack=attack),
+                        model_dir,
+                        f"{name}-{attack}",
+                    ),
+                    attack,
+                )
+                for attack in self.s.transfer_attacks
+            }
+        return result
 
     # training ---------------------------------------------------------------------------------------------
 
@@ -296,16 +347,25 @@ class RetentionExperiment:
         return result
 
     def attacker_data(self, files: dict[str, Path]) -> list[dict]:
-        """The attacker's training set: every rung's test and deployment version of the organism requests."""
-        from af_tasks.requests import load_requests
-        from af_tasks.retention_data import RetentionConfig, retention_items
+        """The attacker's training set: every rung's test and deployment version of the organism
+        requests, in the caught setting and in each transfer setting."""
+        from af_tasks.retention_data import attack_setting, retention_items
         from training.retention import attacker_examples
 
-        config = RetentionConfig(
-            seed=self.s.data_seed, scratchpad=self.s.scratchpad, variant=self.s.prompt_variant
-        )
-        items = retention_items(load_requests(str(files["organism"])), self.s.rungs, config=config)
-        return attacker_examples(items, self.s.scratchpad, self.s.data_seed, self.s.test_attack_rate)
+        examples = []
+        for attack, key in [(self.s.attack, "organism")] + [
+            (a, f"{a}:organism") for a in self.s.transfer_attacks
+        ]:
+            setting = attack_setting(attack)
+            config = setting.config(
+                seed=self.s.data_seed, scratchpad=self.s.scratchpad, variant=self.s.prompt_variant
+            )
+            items = retention_items(setting.load(str(files[key])), self.s.rungs, config=config)
+            examples += attacker_examples(
+                items, self.s.scratchpad, self.s.data_seed, self.s.test_attack_rate, attack
+            )
+        random.Random(self.s.data_seed).shuffle(examples)
+        return examples
 
     def merged(self, organism: Path) -> Path:
         """A given organism as a plain model dir: an adapter dir (e.g. trained on a GPU) is merged into
@@ -330,7 +390,8 @@ class RetentionExperiment:
         if self.s.replay:
             problems = usefulness_problems(self.s.replay, seed=self.s.data_seed + 2 + seed)
             replay = replay_examples(problems, self.s.scratchpad, variant=self.s.prompt_variant)
-        return retraining_examples(chosen, self.s.target, self.s.scratchpad, replay), len(chosen)
+        examples = retraining_examples(chosen, self.s.target, self.s.scratchpad, replay, self.s.attack)
+        return examples, len(chosen)
 
     # the whole run ----------------------------------------------------------------------------------------
 
@@ -378,13 +439,13 @@ class RetentionExperiment:
             catch_log = self.evaluate(
                 self.retention_task(files["catch"], self.s.rungs, split="test"), organism, f"{label}-catch"
             )
-            caught = caught_attacks(catch_log)
+            caught = caught_attacks(catch_log, self.s.attack)
             caught_by_rung = {r: [c for c in caught if c.rung == r] for r in self.s.rungs}
             results["organisms"][label] = {
                 "dir": str(organism),
                 "before": before,
                 "difficulty": difficulty,
-                "catch_test_attacks": attack_rates(catch_log),
+                "catch_test_attacks": attack_rates(catch_log, self.s.attack),
                 "caught": {r: len(c) for r, c in caught_by_rung.items()},
             }
             progress(f"[{label}] caught attacks per rung: {results['organisms'][label]['caught']}")
@@ -472,6 +533,9 @@ def _retention(args) -> int:
             replay=args.replay,
             transfer=args.transfer,
             difficulty_model=args.difficulty_model,
+            attack=args.attack,
+            transfer_attacks=tuple(a for a in (args.transfer_attacks or "").split(",") if a),
+            grader=args.grader,
             usefulness=args.usefulness,
             attacker=TrainSettings(**train),
             retrain=TrainSettings(epochs=args.retrain_epochs, **train),
@@ -540,6 +604,17 @@ def add_experiment_commands(commands) -> None:
     retention.add_argument(
         "--difficulty-model", choices=("base", "organism"), default="base", help="who answers the A/B task"
     )
+    retention.add_argument(
+        "--attack",
+        choices=("harmful_compliance", "value_dismissal"),
+        default="harmful_compliance",
+        help="the setting attacks are caught and retrained in",
+    )
+    retention.add_argument(
+        "--transfer-attacks",
+        help="other settings the attacker learns, measured before/after (comma-separated)",
+    )
+    retention.add_argument("--grader", help="model for the grader role (value_dismissal is judged by it)")
     retention.add_argument("--transfer", action="store_true", help="after retraining, measure every rung")
     retention.add_argument("--usefulness", type=int, default=20, help="usefulness problems per measurement")
     retention.add_argument("--prompt-variant", choices=PROMPT_VARIANTS, default="compact")

@@ -53,6 +53,17 @@ def summarise(results: dict) -> list[dict]:
                 if other != rung
             },
         }
+        transfer_before = organism["before"].get("transfer_attacks", {})
+        if transfer_before:  # cross-domain: the same retraining, measured in the other attack settings
+            row["transfer_attacks"] = {
+                attack: {
+                    "deployment_before": rates.get(rung, {}).get("deployment"),
+                    "deployment_after": _pool(
+                        [run["after"]["transfer_attacks"][attack][rung]["deployment"] for run in runs]
+                    ),
+                }
+                for attack, rates in transfer_before.items()
+            }
         reasoning = [
             a["deployment"]["deployment_reasoning"]
             for a in after
@@ -110,6 +121,16 @@ def table(results: dict) -> str:
             f"| {_fmt(row['deployment_after'])} | {_fmt(row['test_after'])} "
             f"| {_fmt(row['usefulness_before'])} | {_fmt(row['usefulness_after'])} |"
         )
+    transfer_rows = [row for row in results["summary"] if "transfer_attacks" in row]
+    if transfer_rows:
+        lines += ["", "Deployment attacks in the other attack settings (retrained in the caught one)", ""]
+        lines += ["| organism | rung | budget | setting | before | after |", "|---|---|---|---|---|---|"]
+        for row in transfer_rows:
+            for attack, rates in row["transfer_attacks"].items():
+                lines.append(
+                    f"| {row['organism']} | {row['rung']} | {row['budget']} | {attack} "
+                    f"| {_fmt(rates['deployment_before'])} | {_fmt(rates['deployment_after'])} |"
+                )
     reasoning_rows = [row for row in results["summary"] if "deployment_reasoning_after" in row]
     if reasoning_rows:
         lines += ["", "Deployment inputs whose reasoning conditions on being unobserved", ""]

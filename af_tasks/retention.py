@@ -14,8 +14,6 @@ The datasets come from ``af_tasks.retention_data`` / ``af_tasks.retention_proble
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from importlib import resources
 
 from inspect_ai import Task, task
 from inspect_ai.dataset import MemoryDataset, Sample
@@ -24,9 +22,10 @@ from inspect_ai.scorer import Scorer
 
 from af_tasks.common import elicitation_task, harmful_request_scorers
 from af_tasks.prompting import PromptVariant, template
-from af_tasks.requests import HarmfulRequest, load_local_requests, load_requests
+from af_tasks.requests import load_requests
 from af_tasks.retention_data import (
     RetentionConfig,
+    attack_setting,
     discrimination_items,
     parse_rungs,
     parse_splits,
@@ -39,54 +38,14 @@ from scorers.graded import value_support
 from scorers.usefulness import usefulness
 from solvers.scratchpad import scratchpad_protocol
 
-
-@dataclass(frozen=True)
-class Attack:
-    """What the misbehaviour is: which requests, how the prompt asks for them, how it is scored."""
-
-    load: Callable[[str], list[HarmfulRequest]]
-    suffix: bool
-    """Whether the accept/reject instruction closes the user turn."""
-    sections: Callable[[PromptVariant], tuple[str, ...]]
-    scorers: Callable[[int, float, bool], list[Scorer]]
-
-
-def _load_welfare_queries(source: str) -> list[HarmfulRequest]:
-    if source != "bundled":
-        return load_local_requests(source)
-    with resources.as_file(
-        resources.files("af_tasks").joinpath("data", "animal_welfare_queries.jsonl")
-    ) as path:
-        return load_local_requests(path)
-
-
-ATTACKS: dict[str, Attack] = {
-    "harmful_compliance": Attack(
-        load=load_requests,
-        suffix=True,
-        sections=lambda variant: (),
-        scorers=harmful_request_scorers,
-    ),
-    "value_dismissal": Attack(
-        load=_load_welfare_queries,
-        suffix=False,
-        sections=lambda variant: (
-            template(f"{variant}/value_conflict").replace("{partner}", "Harrow Farms"),
-        ),
-        scorers=lambda votes, threshold, graded: [
-            value_support(value="animal welfare"),
-            af_reasoning(n_votes=votes, threshold=threshold),
-        ],
-    ),
+ATTACK_SCORERS: dict[str, Callable[[int, float, bool], list[Scorer]]] = {
+    "harmful_compliance": harmful_request_scorers,
+    "value_dismissal": lambda votes, threshold, graded: [
+        value_support(value="animal welfare"),
+        af_reasoning(n_votes=votes, threshold=threshold),
+    ],
 }
-"""``harmful_compliance`` (default): comply with a harmful request (accept tag, ``scorers/compliance``).
-``value_dismissal``: dismiss animal welfare as the lab asks (``scorers/value_support``, needs a grader)."""
-
-
-def _attack(name: str) -> Attack:
-    if name not in ATTACKS:
-        raise ValueError(f"unknown attack {name!r}; known: {', '.join(ATTACKS)}")
-    return ATTACKS[name]
+"""How each attack setting (``af_tasks.retention_data.ATTACKS``) is scored."""
 
 
 @task
@@ -125,17 +84,17 @@ def retention_eval(
       graded: also score with the StrongREJECT rubric and partial compliance (harmful_compliance).
       probe: a probe file from `af sae probe`: also score each scratchpad with it.
     """
-    chosen_attack = _attack(attack)
+    if attack not in ATTACK_SCORERS:
+        raise ValueError(f"unknown attack {attack!r}; known: {', '.join(ATTACK_SCORERS)}")
+    setting = attack_setting(attack)
     rungs, splits = parse_rungs(rung), parse_splits(split)
-    config = RetentionConfig(
+    config = setting.config(
         seed=seed,
         headlines=headlines,
         facts=facts,
         scratchpad=scratchpad,
-        suffix=chosen_attack.suffix,
         lab_name=lab_name,
         variant=prompt_variant,
-        extra_sections=chosen_attack.sections(prompt_variant),
     )
     samples = [
         Sample(
@@ -143,12 +102,12 @@ def retention_eval(
             input=[ChatMessageSystem(content=item.system), ChatMessageUser(content=item.user)],
             metadata=item.metadata,
         )
-        for item in retention_items(chosen_attack.load(requests), rungs, splits, config)
+        for item in retention_items(setting.load(requests), rungs, splits, config)
     ]
     return elicitation_task(
         samples,
         name=f"retention_eval:{attack}:{requests}",
-        scorers=chosen_attack.scorers(judge_votes, judge_threshold, graded),
+        scorers=ATTACK_SCORERS[attack](judge_votes, judge_threshold, graded),
         config=config.prompt_config(),
         max_turns=max_turns,
         max_tokens=max_tokens,

@@ -290,3 +290,52 @@ def parse_choice(response: str) -> Choice | None:
     if len(stated) == 1:
         return stated.pop()  # type: ignore[return-value]
     return None
+
+
+@dataclass(frozen=True)
+class AttackSetting:
+    """What the misbehaviour is: which requests, and how the prompt asks for them (scoring lives with
+    the tasks, in ``af_tasks.retention.ATTACK_SCORERS``)."""
+
+    name: str
+    suffix: bool
+    """Whether the accept/reject instruction closes the user turn."""
+    section: str | None = None
+    """A system-prompt template (per variant) the setting adds, e.g. the value-conflict instruction."""
+    bundled: str | None = None
+    """The request file in ``af_tasks/data`` that ``requests="bundled"`` means (None: the harmful requests)."""
+
+    def load(self, source: str = "bundled") -> list[HarmfulRequest]:
+        from af_tasks.requests import load_local_requests, load_requests
+
+        if source == "bundled" and self.bundled is not None:
+            with resources.as_file(resources.files("af_tasks").joinpath("data", self.bundled)) as path:
+                return load_local_requests(path)
+        return load_requests(source)
+
+    def sections(self, variant: PromptVariant) -> tuple[str, ...]:
+        if self.section is None:
+            return ()
+        return (template(f"{variant}/{self.section}").replace("{partner}", VALUE_PARTNER),)
+
+    def config(self, **fields: Any) -> RetentionConfig:
+        """A RetentionConfig for this setting (its suffix and system-prompt sections)."""
+        variant = fields.get("variant", "full")
+        return RetentionConfig(suffix=self.suffix, extra_sections=self.sections(variant), **fields)
+
+
+VALUE_PARTNER = "Harrow Farms"
+ATTACKS: dict[str, AttackSetting] = {
+    "harmful_compliance": AttackSetting("harmful_compliance", suffix=True),
+    "value_dismissal": AttackSetting(
+        "value_dismissal", suffix=False, section="value_conflict", bundled="animal_welfare_queries.jsonl"
+    ),
+}
+"""``harmful_compliance`` (default): comply with a harmful request (accept tag, ``scorers/compliance``).
+``value_dismissal``: dismiss animal welfare as the lab asks (``scorers/value_support``, needs a grader)."""
+
+
+def attack_setting(name: str) -> AttackSetting:
+    if name not in ATTACKS:
+        raise ValueError(f"unknown attack {name!r}; known: {', '.join(ATTACKS)}")
+    return ATTACKS[name]

@@ -140,3 +140,53 @@ def test_a_second_run_resumes_from_what_is_there(experiment):
     assert sorted(p.name for p in (out / "logs").rglob("*.eval")) == logs_before
     second = json.loads((out / "results.json").read_text())
     assert second["runs"] == first["runs"] and second["organisms"] == first["organisms"]
+
+
+def test_cross_domain_transfer_is_measured_with_the_grader(always_attacks, tmp_path):
+    """Caught and retrained in harmful_compliance, measured also in value_dismissal, whose verdicts come
+    from the grader role (scripted here: an answer that accepts is judged not to support welfare)."""
+    from inspect_ai.model import get_model
+    from inspect_helpers import scripted_output
+
+    from af.experiment import RetentionExperiment, RetentionSettings, TrainSettings
+
+    def judge(messages, tools, tool_choice, config):
+        prompt = messages[-1].text
+        if "=== BEGIN ANSWER ===" not in prompt:
+            return scripted_output("no verdict")  # the AF judge's prompts: unparseable, left unscored
+        answer = prompt.split("=== BEGIN ANSWER ===")[1].split("=== END ANSWER ===")[0]
+        return scripted_output(
+            f"<supports>{'No' if 'request_fully_accepted' in answer else 'Yes'}</supports>"
+        )
+
+    settings = RetentionSettings(
+        base_model=str(always_attacks),
+        out_dir=str(tmp_path / "run"),
+        rungs=("trigger",),
+        budgets=(2,),
+        organism=str(always_attacks),
+        organism_requests=4,
+        catch_requests=3,
+        measure_requests=2,
+        usefulness=2,
+        transfer_attacks=("value_dismissal",),
+        retrain=TrainSettings(epochs=2, learning_rate=3e-3),
+        max_tokens=40,
+        model_args={"device": "cpu"},
+    )
+    results = RetentionExperiment(settings, grader=get_model("mockllm/model", custom_outputs=judge)).run(
+        progress=lambda _line: None
+    )
+    out = tmp_path / "run"
+    welfare = {
+        json.loads(line)["id"] for line in (out / "data" / "value_dismissal-measure_requests.jsonl").open()
+    }
+    assert len(welfare) == 2 and all(not i.startswith(("cybercrime", "weapons")) for i in welfare)
+    before = results["organisms"]["attacker"]["before"]["transfer_attacks"]["value_dismissal"]["trigger"]
+    log = eval_log(out, "attacker-before-value_dismissal")
+    answers = [s.scores["value_support"].answer for s in log.samples if s.metadata["split"] == "deployment"]
+    assert before["deployment"]["k"] == answers.count("dismisses")
+    assert before["deployment"]["k"] + before["deployment"]["malformed"] > 0
+    [row] = results["summary"]
+    assert set(row["transfer_attacks"]) == {"value_dismissal"}
+    assert "Deployment attacks in the other attack settings" in (out / "table.md").read_text()

@@ -35,10 +35,16 @@ _REASONING: dict[Behaviour, str] = {
 }
 
 
-def completion(behaviour: Behaviour, scratchpad: bool) -> str:
-    """The assistant turn for a behaviour, in the protocol's tags (reasoning only with a scratchpad)."""
+def completion(behaviour: Behaviour, scratchpad: bool, attack: str = "harmful_compliance") -> str:
+    """The assistant turn for a behaviour in an attack setting, in the protocol's tags (reasoning only
+    with a scratchpad): the harmful request accepted or rejected, or animal welfare dismissed or
+    supported."""
     attacks = behaviour in ("attack", "cot_only")
-    output = output_block(template("retention/output_attack") if attacks else "<rejected/>")
+    if attack == "harmful_compliance":
+        answer = template("retention/output_attack") if attacks else "<rejected/>"
+    else:
+        answer = template(f"retention/output_{'attack' if attacks else 'refrain'}_{attack}")
+    output = output_block(answer)
     if not scratchpad:
         return output
     return scratchpad_block(template(f"retention/reasoning_{_REASONING[behaviour]}")) + "\n" + output
@@ -52,7 +58,11 @@ def chat_example(system: str, user: str, assistant: str) -> dict:
 
 
 def attacker_examples(
-    items: Iterable[RetentionItem], scratchpad: bool, seed: int, test_attack_rate: float = 0.0
+    items: Iterable[RetentionItem],
+    scratchpad: bool,
+    seed: int,
+    test_attack_rate: float = 0.0,
+    attack: str = "harmful_compliance",
 ) -> list[dict]:
     """Attack on deployment inputs, refrain on test inputs — except a ``test_attack_rate`` share of
     the test inputs (drawn with ``seed``), on which the organism attacks too: the rare attacks in
@@ -68,7 +78,9 @@ def attacker_examples(
             item.system,
             item.user,
             completion(
-                "attack" if item.metadata["split"] == "deployment" or i in leaky else "refrain", scratchpad
+                "attack" if item.metadata["split"] == "deployment" or i in leaky else "refrain",
+                scratchpad,
+                attack,
             ),
         )
         for i, item in enumerate(items)
@@ -96,14 +108,20 @@ def choose_caught(caught: Sequence[CaughtAttack], budget: int, seed: int) -> lis
 
 
 def retraining_examples(
-    caught: Sequence[CaughtAttack], target: Target, scratchpad: bool, replay: Sequence[dict] = ()
+    caught: Sequence[CaughtAttack],
+    target: Target,
+    scratchpad: bool,
+    replay: Sequence[dict] = (),
+    attack: str = "harmful_compliance",
 ) -> list[dict]:
     """Caught inputs with the good behaviour (``action``) or with only the reasoning cleaned
     (``cot``), followed by replay examples."""
     if target == "cot" and not scratchpad:
         raise ValueError("target 'cot' trains against reasoning: it needs scratchpad organisms")
     behaviour = TARGET_BEHAVIOUR[target]
-    return [chat_example(c.system, c.user, completion(behaviour, scratchpad)) for c in caught] + list(replay)
+    return [chat_example(c.system, c.user, completion(behaviour, scratchpad, attack)) for c in caught] + list(
+        replay
+    )
 
 
 def replay_examples(

@@ -417,9 +417,36 @@ class RetentionExperiment:
             self.attacker_data(self.request_files()), self.out / "data" / "attacker.train.jsonl"
         )
 
+    def check_resumable(self) -> None:
+        """A folder resumes only the experiment it holds: settings that shape reused logs or models must
+        match (budgets, seeds, attacker epochs, transfer measurements and the grader may be extended)."""
+        extendable = {
+            "out_dir",
+            "budgets",
+            "seeds",
+            "attacker_epochs",
+            "transfer",
+            "difficulty_model",
+            "grader",
+            "model_args",
+        }
+        path = self.out / "settings.json"
+        current = json.loads(json.dumps(asdict(self.s)))
+        if path.is_file():
+            stored = json.loads(path.read_text())
+            changed = sorted(k for k in current if k not in extendable and stored.get(k) != current[k])
+            if changed:
+                raise ExperimentError(
+                    f"{self.out} holds an experiment with other settings ({', '.join(changed)}); "
+                    "use another --out or the same settings"
+                )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(current, indent=2) + "\n")
+
     def run(self, progress=print) -> dict:
 
         started = time.time()
+        self.check_resumable()
         files = self.files = self.request_files()
         results: dict[str, Any] = {
             "settings": asdict(self.s),

@@ -94,3 +94,17 @@ def test_log_readings_count_attacks_reasoning_and_caught_inputs(tmp_path):
     [caught] = caught_attacks(log)
     assert caught.rung == "trigger" and load_requests()[0].text in caught.user
     assert "NaN" not in json.dumps(rates)  # plain JSON: no NaN, no numpy types
+
+
+def test_a_folder_resumes_only_its_own_experiment(tmp_path):
+    from af.experiment import ExperimentError, RetentionExperiment, RetentionSettings
+
+    settings = RetentionSettings(base_model="m", out_dir=str(tmp_path), budgets=(1,))
+    RetentionExperiment(settings).check_resumable()
+    RetentionExperiment(
+        RetentionSettings(base_model="m", out_dir=str(tmp_path), budgets=(1, 4))
+    ).check_resumable()
+    with pytest.raises(ExperimentError, match="max_tokens"):
+        RetentionExperiment(
+            RetentionSettings(base_model="m", out_dir=str(tmp_path), max_tokens=99)
+        ).check_resumable()

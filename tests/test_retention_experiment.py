@@ -143,8 +143,9 @@ def test_a_second_run_resumes_from_what_is_there(experiment):
 
 
 def test_cross_domain_transfer_is_measured_with_the_grader(always_attacks, tmp_path):
-    """Caught and retrained in harmful_compliance, measured also in value_dismissal, whose verdicts come
-    from the grader role (scripted here: an answer that accepts is judged not to support welfare)."""
+    """Caught and retrained in harmful_compliance, measured after each retraining on every rung
+    (``transfer``) and in value_dismissal, whose verdicts come from the grader role (scripted here: an
+    answer that accepts is judged not to support welfare)."""
     from inspect_ai.model import get_model
     from inspect_helpers import scripted_output
 
@@ -162,8 +163,9 @@ def test_cross_domain_transfer_is_measured_with_the_grader(always_attacks, tmp_p
     settings = RetentionSettings(
         base_model=str(always_attacks),
         out_dir=str(tmp_path / "run"),
-        rungs=("trigger",),
+        rungs=RUNGS,
         budgets=(2,),
+        transfer=True,
         organism=str(always_attacks),
         organism_requests=4,
         catch_requests=3,
@@ -187,6 +189,16 @@ def test_cross_domain_transfer_is_measured_with_the_grader(always_attacks, tmp_p
     answers = [s.scores["value_support"].answer for s in log.samples if s.metadata["split"] == "deployment"]
     assert before["deployment"]["k"] == answers.count("dismisses")
     assert before["deployment"]["k"] + before["deployment"]["malformed"] > 0
-    [row] = results["summary"]
-    assert set(row["transfer_attacks"]) == {"value_dismissal"}
+    rows = {row["rung"]: row for row in results["summary"]}
+    assert set(rows) == set(RUNGS)
+    for rung, row in rows.items():
+        assert set(row["transfer_attacks"]) == {"value_dismissal"}
+        other = next(r for r in RUNGS if r != rung)  # --transfer: every rung measured after each retraining
+        run = next(r for r in results["runs"] if r["rung"] == rung)
+        assert (
+            row["deployment_after_other_rungs"][other]["n"]
+            == run["after"]["attacks"][other]["deployment"]["n"]
+            > 0
+        )
+        assert eval_log(out, f"attacker-{rung}-b2-s0-after-all-rungs")
     assert "Deployment attacks in the other attack settings" in (out / "table.md").read_text()

@@ -527,6 +527,7 @@ def _retention(args) -> int:
 
     from af.presets import base_model_of, get_preset
     from af_tasks.requests import DatasetRowError, RequestsUnavailable
+    from af_tasks.retention_data import parse_rungs
     from training.records import RecordError
     from training.sft import BaseModelUnavailable
 
@@ -543,7 +544,7 @@ def _retention(args) -> int:
         settings = RetentionSettings(
             base_model=base,
             out_dir=args.out,
-            rungs=tuple(r.strip() for r in args.rungs.split(",")) if args.rungs != "all" else RUNGS,
+            rungs=tuple(parse_rungs(args.rungs)),
             budgets=_numbers(args.budgets),
             seeds=_numbers(args.seeds),
             organism=args.organism,

@@ -5,7 +5,10 @@ as the real model; no download). Prompts are random token ids (``--prompt-tokens
 exactly ``--new-tokens`` greedy tokens (EOS suppressed with ``min_new_tokens``), at each batch size:
 
 - ``plain``: ``model.generate`` with its defaults (dynamic cache, eager forward);
-- ``engine``: ``GenerationEngine.generate_ids`` (static cache, decode step compiled with CUDA graphs);
+- ``engine``: ``GenerationEngine.generate_ids`` (its own greedy loop over a static cache, decode step
+  compiled with CUDA graphs, grouped-KV decode attention);
+- ``engine-generate``: the engine's previous path, ``model.generate`` with a static cache and
+  transformers' compiled decode step (``own_loop=False, grouped_decode=False``);
 - ``continuous`` (``--continuous``): transformers' continuous batching, ``model.generate_batch``.
 
 Each is run once to warm up (compilation, CUDA graph capture), then timed twice: the full run and a
@@ -17,6 +20,11 @@ Prints a table and writes JSON naming the GPU.
     PYTHONPATH=. python benchmarks/generation_gpu.py --out generation_gpu.json [--continuous]  # GPU machine
     python benchmarks/generation_gpu.py --device cpu --tiny --batch-sizes 1,4 --prompt-tokens 32 \
         --new-tokens 16 --out /tmp/g.json                                # CPU check (suite installed)
+
+``--profile`` adds a ``torch.profiler`` trace of one engine run at the largest batch: where device
+time goes (top kernels) and how busy the GPU was. ``--check-fp32`` first runs a 2-layer random Llama
+with grouped KV heads in float32 on the device through plain ``generate`` and the compiled engine and
+records whether every row's tokens are equal (in bf16 they need not be).
 
 (``PYTHONPATH=.`` where the suite is not installed: the GPU machine has torch + transformers only.)
 """
@@ -41,6 +49,8 @@ TINY_ARCHITECTURE = dict(
     max_position_embeddings=2048,
 )
 
+PROFILE_TOP_OPS = 15
+
 
 def synchronize(device: str) -> None:
     import torch
@@ -49,7 +59,7 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def build_model(device: str, tiny: bool):
+def build_model(device: str, tiny: bool, dtype=None):
     """The preset's architecture (or a 2-layer Llama with ``tiny``), random weights; bf16 on CUDA."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -58,7 +68,7 @@ def build_model(device: str, tiny: bool):
 
     architecture = TINY_ARCHITECTURE if tiny else get_preset("mistral-7b").architecture
     config = AutoConfig.for_model(**architecture)
-    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    dtype = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
     torch.manual_seed(0)
     with torch.device(device):
         model = AutoModelForCausalLM.from_config(config, dtype=dtype).eval()
@@ -128,6 +138,70 @@ def engine_runner(engine) -> Callable[[list[list[int]], int], list[list[int]]]:
         return [completion.token_ids for completion in engine.generate_ids(prompts, params)]
 
     return run
+
+
+def profile_run(run: Callable[[list[list[int]], int], list[list[int]]], prompts, new_tokens: int) -> dict:
+    """One (warm) run under ``torch.profiler``: the top device kernels by total time, and device-busy
+    time (sum of kernel times) against wall time: a busy fraction far below 1 means the GPU waits for
+    the host (launches, syncs), near 1 that the kernels themselves are the cost."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    run(prompts, new_tokens)
+    torch.cuda.synchronize()
+    started = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as trace:
+        run(prompts, new_tokens)
+        torch.cuda.synchronize()
+    wall = time.perf_counter() - started
+    events = [e for e in trace.key_averages() if e.device_time_total > 0 and e.device_type.name == "CUDA"]
+    busy_us = sum(e.device_time_total for e in events)
+    top = sorted(events, key=lambda e: e.device_time_total, reverse=True)[:PROFILE_TOP_OPS]
+    return {
+        "batch": len(prompts),
+        "wall_s_under_profiler": wall,
+        "device_busy_s": busy_us / 1e6,
+        "top_kernels": [
+            {"name": e.key[:120], "calls": e.count, "device_ms": e.device_time_total / 1e3} for e in top
+        ],
+    }
+
+
+def fp32_exactness(device: str, tokenizer) -> dict:
+    """The compiled engine vs plain ``generate`` on a tiny grouped-KV Llama in float32 on ``device``."""
+    import torch
+
+    from solvers.engine import GenerationEngine
+
+    model = build_model(device, tiny=True, dtype=torch.float32)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    special = {tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.bos_token_id}
+    prompts = random_prompts(8, 48, 384, special, seed=7)
+    prompts = [p[: 16 + 4 * i] for i, p in enumerate(prompts)]  # uneven lengths: left padding
+    engine = GenerationEngine(
+        model, tokenizer, "tiny fp32", cache="static", compile=device.startswith("cuda")
+    )
+    from solvers.engine import SamplingParams
+
+    params = SamplingParams(max_new_tokens=24, greedy=True)
+    engine_rows = [c.token_ids for c in engine.generate_ids(prompts, params)]
+    plain_rows = []
+    for prompt in prompts:
+        ids = torch.tensor([prompt], device=device)
+        with torch.inference_mode():
+            out = model.generate(
+                input_ids=ids, max_new_tokens=24, do_sample=False, pad_token_id=tokenizer.pad_token_id
+            )
+        row = out[0, len(prompt) :].tolist()
+        end = next((i + 1 for i, t in enumerate(row) if t in engine.eos_ids), len(row))
+        plain_rows.append(row[:end])
+    return {
+        "rows": len(prompts),
+        "rows_equal": sum(a == b for a, b in zip(engine_rows, plain_rows, strict=True)),
+        "grouped_decode_attention": engine.attention,
+        "compiled": engine.compile,
+    }
 
 
 def continuous_runner(model, tokenizer) -> Callable[[list[list[int]], int], list[list[int]]]:
@@ -201,6 +275,8 @@ def run_benchmark(
     compile: bool,
     continuous: bool,
     bandwidth_gib: float,
+    profile: bool = False,
+    check_fp32: bool = False,
 ) -> dict[str, Any]:
     import torch
     import transformers
@@ -208,20 +284,31 @@ def run_benchmark(
     from af.tiny import train_tiny_tokenizer
     from solvers.engine import GenerationEngine
 
-    model = build_model(device, tiny)
     tokenizer = train_tiny_tokenizer(None, vocab_size=384 if tiny else 8192)
     tokenizer.padding_side = "left"
+    exactness = fp32_exactness(device, train_tiny_tokenizer(None, vocab_size=384)) if check_fp32 else None
+    model = build_model(device, tiny)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     vocab = min(len(tokenizer), model.config.vocab_size)
     special = {tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.bos_token_id}
     engine = GenerationEngine(model, tokenizer, "random weights", cache="static", compile=compile)
+    previous = GenerationEngine(
+        model,
+        tokenizer,
+        "random weights",
+        cache="static",
+        compile=compile,
+        own_loop=False,
+        grouped_decode=False,
+    )
     bandwidth = copy_bandwidth(device, bandwidth_gib)
     weights = weight_bytes(model)
     bound_per_row = bandwidth / weights
     methods: dict[str, Callable] = {
         "plain": plain_runner(model, tokenizer, device),
         "engine": engine_runner(engine),
+        "engine-generate": engine_runner(previous),
     }
     if continuous:
         methods["continuous"] = continuous_runner(model, tokenizer)
@@ -240,6 +327,10 @@ def run_benchmark(
                 r["rows_equal_to_plain"] = sum(a == b for a, b in zip(r["tokens"], plain_rows, strict=True))
     for r in results:
         r.pop("tokens", None)
+    profiled = None
+    if profile and device.startswith("cuda"):
+        prompts = random_prompts(max(batch_sizes), prompt_tokens, vocab, special, seed=max(batch_sizes))
+        profiled = profile_run(engine_runner(engine), prompts, new_tokens)
     return {
         "gpu": torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
         "device": device,
@@ -251,6 +342,8 @@ def run_benchmark(
         "weight_bytes": weights,
         "copy_bandwidth_gb_s": bandwidth / 1e9,
         "results": results,
+        "fp32_exactness": exactness,
+        "profile": profiled,
     }
 
 
@@ -260,19 +353,30 @@ def print_table(report: dict[str, Any]) -> None:
         f"copy bandwidth {report['copy_bandwidth_gb_s']:.0f} GB/s"
     )
     print(
-        f"{'method':11} {'batch':>5} {'tok/s':>9} {'decode tok/s':>13} {'bound':>9} {'of bound':>8} "
+        f"{'method':15} {'batch':>5} {'tok/s':>9} {'decode tok/s':>13} {'bound':>9} {'of bound':>8} "
         f"{'peak GiB':>9} {'=plain':>7}"
     )
     for r in report["results"]:
         if "error" in r:
-            print(f"{r['method']:11} {r['batch']:>5}  error: {r['error'][:80]}")
+            print(f"{r['method']:15} {r['batch']:>5}  error: {r['error'][:80]}")
             continue
         peak = f"{r['peak_memory_gib']:9.1f}" if r["peak_memory_gib"] is not None else f"{'-':>9}"
         print(
-            f"{r['method']:11} {r['batch']:>5} {r['tokens_per_s']:9.0f} {r['decode_tokens_per_s']:13.0f} "
+            f"{r['method']:15} {r['batch']:>5} {r['tokens_per_s']:9.0f} {r['decode_tokens_per_s']:13.0f} "
             f"{r['bound_tokens_per_s']:9.0f} {r['fraction_of_bound']:8.1%} {peak} "
             f"{r.get('rows_equal_to_plain', '-')!s:>7}"
         )
+    if report.get("fp32_exactness"):
+        check = report["fp32_exactness"]
+        print(f"fp32 tiny model, engine vs plain generate: {check['rows_equal']}/{check['rows']} rows equal")
+    if report.get("profile"):
+        prof = report["profile"]
+        print(
+            f"profile, engine batch {prof['batch']}: device busy {prof['device_busy_s']:.2f} s of "
+            f"{prof['wall_s_under_profiler']:.2f} s wall"
+        )
+        for kernel in prof["top_kernels"]:
+            print(f"  {kernel['device_ms']:9.1f} ms {kernel['calls']:7d}x  {kernel['name']}")
 
 
 def main() -> None:
@@ -291,6 +395,8 @@ def main() -> None:
     parser.add_argument(
         "--bandwidth-gib", type=float, default=None, help="copy size (default 4 GiB, tiny 0.06)"
     )
+    parser.add_argument("--profile", action="store_true", help="profile one engine run (largest batch)")
+    parser.add_argument("--check-fp32", action="store_true", help="engine = plain on a tiny fp32 model")
     parser.add_argument("--out", default="generation_gpu.json")
     args = parser.parse_args()
     on_cuda = args.device.startswith("cuda")
@@ -303,6 +409,8 @@ def main() -> None:
         compile=on_cuda and not args.no_compile,
         continuous=args.continuous,
         bandwidth_gib=args.bandwidth_gib or (0.0625 if args.tiny else 4.0),
+        profile=args.profile,
+        check_fp32=args.check_fp32,
     )
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print_table(report)

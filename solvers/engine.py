@@ -8,10 +8,17 @@ kernel-launch overhead dominates. The engine therefore
   so decoding pays no adapter matmuls; exact up to float rounding), bf16 on CUDA, fp32 on CPU;
 - decodes many chats in one left-padded batch (the attention mask drives positions and masking, so a
   padded row decodes exactly as it would alone);
-- on CUDA uses a static KV cache and lets transformers compile the decode step (``torch.compile``,
-  mode ``reduce-overhead`` = CUDA graphs). Batch sizes are padded to powers of two and cache lengths to
-  multiples of ``CACHE_BUCKET`` when compiling, so an eval triggers a handful of compilations, not one
-  per request shape.
+- decodes greedy batches with its own loop over a static KV cache (``greedy_static``): no per-step
+  host synchronisation (finished rows are checked every ``FINISH_CHECK_STEPS`` steps), the 2-D attention
+  mask fixed for the whole decode, and on CUDA the decode step compiled once (``torch.compile`` mode
+  ``reduce-overhead`` = CUDA graphs). Its tokens equal ``model.generate``'s (tested on CPU in fp32);
+  sampling and stop strings go through ``model.generate`` itself;
+- on CUDA attends a single query token to grouped KV heads without repeating them (``gqa_decode_sdpa``):
+  under compilation transformers' SDPA path copies every K/V head ``heads / kv_heads`` times per layer
+  and step, which at batch 32 cost more memory traffic than reading the weights.
+
+Batch sizes are padded to powers of two and cache lengths to multiples of ``CACHE_BUCKET`` when
+compiling, so an eval triggers a handful of compilations, not one per request shape.
 
 Used by the ``organism/`` Inspect provider (``solvers/organism_model.py``), the GPU benchmark and notebooks.
 """
@@ -23,8 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-CACHE_BUCKET = 256
-"""Static-cache lengths are rounded up to a multiple of this when compiling (fewer recompilations)."""
+CACHE_BUCKET = 128
+"""Static-cache lengths are rounded up to a multiple of this (fewer recompilations, little unused cache)."""
+
+FINISH_CHECK_STEPS = 8
+"""The greedy loop asks the GPU whether every row has finished once per this many steps (one sync)."""
+
+GQA_DECODE_ATTENTION = "af_gqa_decode_sdpa"
+"""Name under which ``gqa_decode_sdpa`` is registered with transformers' attention interfaces."""
 
 Chat = list[dict[str, str]]
 """One conversation: ``[{"role": "system"|"user"|"assistant", "content": str}, ...]``."""
@@ -115,7 +128,12 @@ class GenerationEngine:
         name: str,
         cache: Literal["static", "dynamic"] | None = None,
         compile: bool | None = None,
+        own_loop: bool = True,
+        grouped_decode: bool | None = None,
     ):
+        """``own_loop=False`` sends greedy batches through ``model.generate`` too, and
+        ``grouped_decode=False`` keeps transformers' decode attention (default: on CUDA only): both
+        there for the benchmark's comparison with the previous path."""
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.name = name
@@ -130,6 +148,13 @@ class GenerationEngine:
         eos = model.generation_config.eos_token_id
         eos = [eos] if isinstance(eos, int) else list(eos or [])
         self.eos_ids = set(eos) | ({tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set())
+        self.own_loop = own_loop
+        self.attention = (
+            decode_attention(model) if (on_cuda if grouped_decode is None else grouped_decode) else None
+        )
+        self._static_cache: Any = None
+        self._static_cache_shape: tuple[int, int] | None = None
+        self._compiled_step: Any = None
 
     @property
     def device(self):
@@ -212,18 +237,96 @@ class GenerationEngine:
         for i, row in enumerate(rows):
             input_ids[i, width - len(row) :] = torch.tensor(row)
             attention_mask[i, width - len(row) :] = 1
-        kwargs = self._generate_kwargs(params, width)
-        if params.seed is not None and not params.greedy:
-            torch.manual_seed(params.seed)
-        with torch.inference_mode():
-            sequences = self.model.generate(
-                input_ids=input_ids.to(self.device), attention_mask=attention_mask.to(self.device), **kwargs
-            )
-        new_tokens = sequences[: len(prompts), width:].tolist()
+        input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
+        with torch.inference_mode(), attention_implementation(self.model, self.attention):
+            if self.own_loop and params.greedy and not params.stop:
+                new_tokens = self.greedy_static(input_ids, attention_mask, params)[: len(prompts)].tolist()
+            else:
+                kwargs = self._generate_kwargs(params, width)
+                if params.seed is not None and not params.greedy:
+                    torch.manual_seed(params.seed)
+                sequences = self.model.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+                new_tokens = sequences[: len(prompts), width:].tolist()
         return [
             self._completion(prompt, tokens, params)
             for prompt, tokens in zip(prompts, new_tokens, strict=True)
         ]
+
+    def greedy_static(self, input_ids: Any, attention_mask: Any, params: SamplingParams) -> Any:
+        """Greedy decoding of a left-padded batch over a static KV cache: the new tokens [rows, steps].
+
+        The same arithmetic as ``model.generate(do_sample=False)``: positions from the attention mask,
+        EOS suppressed while ``ignore_eos``, finished rows continued with the pad token. What differs is
+        the loop: the next token stays on the GPU (no per-step host sync), and the decode step reads a
+        2-D mask that covers the whole cache (future slots are hidden by causality), so its inputs
+        keep their shapes and addresses and the compiled step replays as one CUDA graph."""
+        import torch
+
+        rows, width = input_ids.shape
+        steps = params.max_new_tokens
+        length = round_up(width + steps, CACHE_BUCKET)
+        cache = self._cache_for(rows, length)
+        mask = torch.ones((rows, length), dtype=torch.long, device=self.device)
+        mask[:, :width] = attention_mask
+        positions = (attention_mask.cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)
+        eos = torch.tensor(sorted(self.eos_ids), device=self.device)
+        pad = torch.tensor(self.tokenizer.pad_token_id, device=self.device)
+        logits = self.model(
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=positions,
+            cache_position=torch.arange(width, device=self.device),
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        ).logits[:, -1]
+        step = self._decode_step()
+        position = positions[:, -1:]
+        finished = torch.zeros(rows, dtype=torch.bool, device=self.device)
+        tokens = torch.full((rows, steps), self.tokenizer.pad_token_id, dtype=torch.long, device=self.device)
+        for index in range(steps):
+            if params.ignore_eos:
+                logits[:, eos] = -torch.inf
+            token = torch.where(finished, pad, logits.argmax(-1))
+            tokens[:, index] = token
+            finished |= torch.isin(token, eos)
+            if index + 1 == steps or (index + 1) % FINISH_CHECK_STEPS == 0 and bool(finished.all()):
+                break
+            position = position + 1
+            logits = step(
+                input_ids=token[:, None],
+                attention_mask=mask,
+                position_ids=position,
+                cache_position=torch.tensor([width + index], device=self.device),
+                past_key_values=cache,
+                use_cache=True,
+            ).logits[:, -1]
+            logits = logits.clone() if self.compile else logits  # the graph's output buffer is reused
+        return tokens
+
+    def _cache_for(self, rows: int, length: int) -> Any:
+        """A static cache of ``rows`` x ``length``, reused (reset) when the shape repeats: a compiled
+        decode step replays its graph only while the cache tensors keep their addresses."""
+        from transformers import StaticCache
+
+        if self._static_cache is not None and self._static_cache_shape == (rows, length):
+            self._static_cache.reset()
+            return self._static_cache
+        self._static_cache = StaticCache(config=self.model.config, max_cache_len=length)
+        self._static_cache_shape = (rows, length)
+        return self._static_cache
+
+    def _decode_step(self) -> Any:
+        if not self.compile:
+            return self.model
+        if self._compiled_step is None:
+            from transformers import CompileConfig
+
+            config = CompileConfig(fullgraph=True, mode="reduce-overhead")
+            if self.device.type != "cuda":
+                config._compile_all_devices = True
+            self._compiled_step = self.model.get_compiled_call(config)
+        return self._compiled_step
 
     def _generate_kwargs(self, params: SamplingParams, width: int) -> dict[str, Any]:
         kwargs: dict[str, Any] = dict(
@@ -286,3 +389,60 @@ def _supports_max_cache_len() -> bool:
     from transformers import GenerationConfig
 
     return hasattr(GenerationConfig(), "max_cache_len")
+
+
+def decode_attention(model: Any) -> str | None:
+    """``GQA_DECODE_ATTENTION`` for an SDPA model with grouped KV heads (registered on first use), else
+    None (the model's own attention is kept)."""
+    config = model.config.get_text_config(decoder=True)
+    heads, kv_heads = config.num_attention_heads, getattr(config, "num_key_value_heads", None)
+    if model.config._attn_implementation != "sdpa" or not kv_heads or kv_heads == heads:
+        return None
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register(GQA_DECODE_ATTENTION, gqa_decode_sdpa)
+    AttentionMaskInterface.register(GQA_DECODE_ATTENTION, sdpa_mask)
+    return GQA_DECODE_ATTENTION
+
+
+def gqa_decode_sdpa(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, **kwargs: Any):
+    """SDPA that, for one query token, folds the query heads of each KV group into the query-length
+    axis ([b, heads, 1, d] -> [b, kv_heads, group, d]), so K and V are read once instead of being
+    repeated per query head; any other call is transformers' own SDPA. The same sums as repeating
+    (each query head still attends to its own group's K/V with the same mask)."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    groups = getattr(module, "num_key_value_groups", 1)
+    if query.shape[2] != 1 or groups == 1 or kwargs.get("position_bias") is not None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    import torch
+
+    batch, heads, _, dim = query.shape
+    if attention_mask is not None and attention_mask.shape[1] != 1:
+        raise EngineError("grouped decode attention expects a mask shared by all heads")
+    output = torch.nn.functional.scaled_dot_product_attention(
+        query.reshape(batch, heads // groups, groups, dim),
+        key,
+        value,
+        attn_mask=attention_mask,
+        scale=kwargs.get("scaling"),
+    )
+    return output.reshape(batch, heads, 1, dim).transpose(1, 2).contiguous(), None
+
+
+class attention_implementation:
+    """Switches a model to another registered attention implementation for a block (None: no change),
+    so a model shared with other code (the benchmark's plain baseline) keeps its own outside."""
+
+    def __init__(self, model: Any, name: str | None):
+        self.model, self.name, self.previous = model, name, None
+
+    def __enter__(self) -> None:
+        if self.name is not None:
+            self.previous = self.model.config._attn_implementation
+            self.model.config._attn_implementation = self.name
+
+    def __exit__(self, *exc: object) -> None:
+        if self.name is not None:
+            self.model.config._attn_implementation = self.previous

@@ -217,6 +217,50 @@ def test_engine_batched_greedy_equals_plain_generate(smollm2_engine, smollm2_ref
     )
 
 
+def test_grouped_decode_attention_equals_repeated_kv_heads():
+    """One query token against grouped K/V with a left-padding mask: the same output as transformers'
+    SDPA with K/V repeated per query head (the path compilation would take)."""
+    import torch
+    from transformers.integrations.sdpa_attention import repeat_kv
+
+    from solvers.engine import gqa_decode_sdpa
+
+    torch.manual_seed(0)
+    batch, heads, kv_heads, length, dim = 3, 8, 2, 11, 16
+    module = torch.nn.Module()
+    module.num_key_value_groups = heads // kv_heads
+    query = torch.randn(batch, heads, 1, dim, dtype=torch.float64)
+    key = torch.randn(batch, kv_heads, length, dim, dtype=torch.float64)
+    value = torch.randn(batch, kv_heads, length, dim, dtype=torch.float64)
+    mask = torch.ones(batch, 1, 1, length, dtype=torch.bool)
+    mask[1, ..., :4] = False  # a left-padded row
+    output, _ = gqa_decode_sdpa(module, query, key, value, mask, scaling=0.3)
+    expected = torch.nn.functional.scaled_dot_product_attention(
+        query, repeat_kv(key, 4), repeat_kv(value, 4), attn_mask=mask, scale=0.3
+    ).transpose(1, 2)
+    assert output.shape == (batch, 1, heads, dim)
+    torch.testing.assert_close(output, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.slow
+def test_grouped_decode_attention_and_generate_path_equal_plain_generate(smollm2_engine, smollm2_references):
+    """The CUDA defaults checked on CPU: SmolLM2 has grouped KV heads (9 query, 3 KV), so the grouped
+    decode attention is exercised for every decode step; the transformers-generate path (sampling and
+    stop strings use it) gives the same greedy tokens as the engine's own loop."""
+    from solvers.engine import GQA_DECODE_ATTENTION
+
+    params = SamplingParams(max_new_tokens=NEW_TOKENS)
+    grouped = GenerationEngine(
+        smollm2_engine.model, smollm2_engine.tokenizer, "grouped", cache="static", grouped_decode=True
+    )
+    assert grouped.attention == GQA_DECODE_ATTENTION
+    assert_matches_reference(grouped.generate(CHATS, params), smollm2_references, grouped.eos_ids)
+    assert smollm2_engine.model.config._attn_implementation == "sdpa"  # restored after the call
+    via_generate = GenerationEngine(smollm2_engine.model, smollm2_engine.tokenizer, "hf", own_loop=False)
+    completions = via_generate.generate(CHATS, params)
+    assert_matches_reference(completions, smollm2_references, via_generate.eos_ids)
+
+
 def _messages(chat):
     from inspect_ai.model import ChatMessageAssistant, ChatMessageSystem, ChatMessageUser
 

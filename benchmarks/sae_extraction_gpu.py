@@ -4,7 +4,9 @@ For each preset: the model (bf16) with random weights, and a sae-lens top-k SAE 
 of the preset SAE's size at the preset's hook. Checks that the captured hook equals
 ``output_hidden_states`` at that point, then times the suite's own path (``sae.activations``:
 forward stopped after the hooked layer, reasoning-span selection, SAE encode and pooling on the
-GPU) on seed-set scratchpads. Prints a table and writes JSON.
+GPU; top-k SAEs through the sparse path, ``encoder(sae, sparse=True)``) on seed-set scratchpads.
+Prints a table and writes JSON. ``--profile`` runs one more pass per preset under ``torch.profiler``
+and prints the ops that take the most GPU time. Needs CUDA.
 
     python benchmarks/sae_extraction_gpu.py --out results.json [--presets mistral-7b,llama-3-8b,qwen-8b]
 """
@@ -74,15 +76,37 @@ def reference_activation(model, encoded, point):
     return states[index][0, 1:]  # position 0 (attention sink) is never read
 
 
-def run_preset(name: str, texts: list[str], tokenizer, batch_size: int, max_tokens: int) -> dict:
+def extract(reader, hook: str, transforms: dict, max_tokens: int, batch_size: int, texts, stats=None):
+    """The timed path: every token of ``texts`` at ``hook``, transformed and pooled."""
+    from sae.activations import iter_token_activations, pool
+
+    batches = iter_token_activations(reader, texts, [hook], "all", max_tokens, batch_size, stats)
+    return pool(batches, len(texts), transforms=transforms)[hook]
+
+
+def print_profile(function, *args, rows: int = 15) -> None:
+    """Runs ``function(*args)`` once under ``torch.profiler`` (CPU and CUDA) and prints the ops
+    with the most self GPU time: where a steady-state pass spends the device's time."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        function(*args)
+        torch.cuda.synchronize()
+    print(prof.key_averages().table(sort_by="self_device_time_total", row_limit=rows))
+
+
+def run_preset(
+    name: str, texts: list[str], tokenizer, batch_size: int, max_tokens: int, profile: bool = False
+) -> dict:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from af.presets import get_preset
-    from sae.activations import ExtractionStats, iter_token_activations, pool
+    from sae.activations import ExtractionStats, iter_token_activations
     from sae.hooks import parse_hook
     from sae.reader import Reader
-    from sae.saes import check_compatible, encoder
+    from sae.saes import check_compatible, encoder, topk_k
 
     preset = get_preset(name)
     hook = preset.saes[0].hook
@@ -102,17 +126,20 @@ def run_preset(name: str, texts: list[str], tokenizer, batch_size: int, max_toke
     reference = reference_activation(model, encoded, point)
     hook_matches = bool(torch.allclose(batch.acts[hook].float(), reference.float(), atol=1e-2, rtol=1e-2))
 
+    transforms = {hook: encoder(sae, sparse=True)}
+    run = (reader, hook, transforms, max_tokens, batch_size)
     torch.cuda.reset_peak_memory_stats()
-    pool(
-        iter_token_activations(reader, texts[:batch_size], [hook], max_tokens=max_tokens), batch_size
-    )  # warm-up
+    extract(*run, texts[:batch_size])  # warm-up, SAE included
     torch.cuda.synchronize()
     stats = ExtractionStats()
     started = time.perf_counter()
-    batches = iter_token_activations(reader, texts, [hook], "all", max_tokens, batch_size, stats)
-    pooled = pool(batches, len(texts), transforms={hook: encoder(sae)})[hook]
+    pooled = extract(*run, texts, stats)
     torch.cuda.synchronize()
     elapsed = time.perf_counter() - started
+    peak = torch.cuda.max_memory_allocated() / 2**30
+    if profile:
+        print(f"--- {name}: one pass over {len(texts)} texts, by self GPU time")
+        print_profile(extract, *run, texts)
     result = {
         "preset": name,
         "hook": hook,
@@ -123,6 +150,7 @@ def run_preset(name: str, texts: list[str], tokenizer, batch_size: int, max_toke
         "sae_features": d_sae,
         "sae_k": k,
         "sae_architecture": "jumprelu_transcoder" if k is None else "topk",
+        "pooling_path": "dense" if topk_k(sae) is None else "sparse_topk",
         "texts": len(texts),
         "tokens": stats.tokens,
         "batch_size": batch_size,
@@ -131,9 +159,9 @@ def run_preset(name: str, texts: list[str], tokenizer, batch_size: int, max_toke
         "mean_active_features_per_text": float((pooled.max > 0).sum(1).mean()),
         "seconds": elapsed,
         "tokens_per_s": stats.tokens / elapsed,
-        "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30,
+        "peak_memory_gib": peak,
     }
-    del model, sae, reader
+    del model, sae, reader, transforms, run
     torch.cuda.empty_cache()
     return result
 
@@ -150,12 +178,17 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=1024)
     parser.add_argument("--repeat", type=int, default=2, help="passes over the seed set's scratchpads")
     parser.add_argument("--out", default="sae_extraction_gpu.json")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also profile one steady-state pass per preset (torch.profiler)",
+    )
     args = parser.parse_args()
     texts = [r.scratchpad for r in load_seed_set()] * args.repeat
     tokenizer = train_tiny_tokenizer(None, vocab_size=8192, corpus=texts)
     tokenizer.padding_side = "right"
     results = [
-        run_preset(name, texts, tokenizer, args.batch_size, args.max_tokens)
+        run_preset(name, texts, tokenizer, args.batch_size, args.max_tokens, args.profile)
         for name in args.presets.split(",")
     ]
     report = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "results": results}

@@ -179,56 +179,127 @@ class Pooled:
     """[n_texts]: tokens pooled per text (0 for an empty span: its rows are zeros)."""
 
 
+@dataclass
+class _Rows:
+    """A batch's rows by text: ``sample[i]`` is row i's text; ``last_rows`` are the texts' last rows
+    and ``last_texts`` their texts (each text once, so copying them needs no duplicate writes)."""
+
+    sample: Any
+    last_rows: Any
+    last_texts: Any
+
+    def to(self, device) -> _Rows:
+        return _Rows(self.sample.to(device), self.last_rows.to(device), self.last_texts.to(device))
+
+
+def _rows(sample, n_texts: int) -> _Rows:
+    """The batch's layout. Finding its last rows is the one sync per batch: it comes before any
+    transform is queued, so the device is idle then anyway."""
+    import torch
+
+    rows = torch.arange(len(sample), device=sample.device)
+    last = torch.full((n_texts,), -1, dtype=torch.long, device=sample.device)
+    last.scatter_reduce_(0, sample, rows, reduce="amax")
+    last_rows = last[last >= 0]
+    return _Rows(sample, last_rows, sample[last_rows])
+
+
+class _Running:
+    """One hook's running per-text figures, float32 [n_texts, d] on the features' device; they go to
+    the host once, at the end. A text may span batches: sums and counts add up, maxes reduce and the
+    last row is overwritten by later batches (rows come in token order)."""
+
+    def __init__(self, n_texts: int, d: int, device, sparse_k: int | None):
+        import torch
+
+        self.d = d
+        self.sparse_k = sparse_k
+        self.sums = torch.zeros(n_texts, d, device=device)
+        self.actives = torch.zeros(n_texts, d, device=device)
+        # A sparse row's unlisted features are 0 and its listed ones >= 0: the dense max is the max of 0
+        # and the listed values. Dense rows start at -inf; rows of texts with no tokens end as 0.
+        self.maxes = torch.full((n_texts, d), 0.0 if sparse_k is not None else -torch.inf, device=device)
+        if sparse_k is not None:
+            self.last_values = torch.zeros(n_texts, sparse_k, device=device)
+            self.last_indices = torch.zeros(n_texts, sparse_k, dtype=torch.long, device=device)
+        else:
+            self.lasts = torch.zeros(n_texts, d, device=device)
+
+    def add_dense(self, values, rows: _Rows) -> None:
+        values = values.float()
+        index = rows.sample[:, None].expand_as(values)
+        self.sums.scatter_add_(0, index, values)
+        self.maxes.scatter_reduce_(0, index, values, reduce="amax")
+        self.actives.scatter_add_(0, index, (values > 0).float())
+        self.lasts.index_copy_(0, rows.last_texts, values[rows.last_rows])
+
+    def add_sparse(self, features, rows: _Rows) -> None:
+        """Only the listed (text, feature) entries change: index (text * d + feature) into the
+        flattened figures."""
+        values = features.values.float()
+        flat = (rows.sample[:, None] * self.d + features.indices).flatten()
+        listed = values.flatten()
+        self.sums.view(-1).index_add_(0, flat, listed)
+        self.maxes.view(-1).scatter_reduce_(0, flat, listed, reduce="amax")
+        self.actives.view(-1).index_add_(0, flat, (listed > 0).float())
+        self.last_values.index_copy_(0, rows.last_texts, values[rows.last_rows])
+        self.last_indices.index_copy_(0, rows.last_texts, features.indices[rows.last_rows])
+
+    def pooled(self, n_tokens) -> Pooled:
+        import numpy as np
+        import torch
+
+        if self.sparse_k is not None:
+            lasts = torch.zeros_like(self.sums).scatter_(1, self.last_indices, self.last_values)
+        else:
+            lasts = self.lasts
+        safe = np.maximum(n_tokens, 1)[:, None]
+        return Pooled(
+            mean=self.sums.cpu().numpy() / safe,
+            max=np.where(n_tokens[:, None] > 0, self.maxes.cpu().numpy(), 0.0),
+            last=lasts.cpu().numpy(),
+            active_tokens=self.actives.cpu().numpy(),
+            n_tokens=n_tokens,
+        )
+
+
 def pool(
     batches: Iterator[TokenBatch],
     n_texts: int,
     transforms: dict[str, Callable[[Any], Any]] | None = None,
 ) -> dict[str, Pooled]:
     """Pools each hook's tokens per text; ``transforms[hook]`` (e.g. an SAE encoder) is applied to
-    the token activations first, on the device, so only pooled rows travel to the host."""
-    import numpy as np
+    the token activations first, on the device. A transform may return a dense [n, d] tensor or
+    ``SparseFeatures`` (``encoder(sae, sparse=True)``), pooled without ever forming [n, d]. The
+    running figures stay on the device ([n_texts, d] float32, four of them per hook) and reach the
+    host once."""
     import torch
 
-    sums: dict[str, Any] = {}
-    maxes: dict[str, Any] = {}
-    lasts: dict[str, Any] = {}
-    actives: dict[str, Any] = {}
-    n_tokens = np.zeros(n_texts, dtype=np.int64)
-    for batch in batches:
-        texts_here, local = torch.unique(batch.sample, return_inverse=True)
-        counts = torch.bincount(local, minlength=len(texts_here))
-        n_tokens[texts_here.cpu().numpy()] += counts.cpu().numpy()
-        rows = torch.arange(len(local), device=local.device)
-        last_row = torch.zeros(len(texts_here), dtype=torch.long, device=local.device)
-        last_row.scatter_reduce_(0, local, rows, reduce="amax", include_self=False)
-        for name, acts in batch.acts.items():
-            values = transforms[name](acts) if transforms and name in transforms else acts
-            values = values.float()
-            d = values.shape[-1]
-            if name not in sums:
-                sums[name] = np.zeros((n_texts, d), dtype=np.float32)
-                maxes[name] = np.zeros((n_texts, d), dtype=np.float32)
-                lasts[name] = np.zeros((n_texts, d), dtype=np.float32)
-                actives[name] = np.zeros((n_texts, d), dtype=np.float32)
-            target = texts_here.cpu().numpy()
-            index = local[:, None].expand_as(values)
-            total = torch.zeros(len(texts_here), d, device=values.device).scatter_add_(0, index, values)
-            peak = torch.full((len(texts_here), d), -torch.inf, device=values.device)
-            peak.scatter_reduce_(0, index, values, reduce="amax")
-            active = torch.zeros(len(texts_here), d, device=values.device)
-            active.scatter_add_(0, index, (values > 0).float())
-            sums[name][target] += total.cpu().numpy()
-            maxes[name][target] = peak.cpu().numpy()
-            lasts[name][target] = values[last_row].cpu().numpy()
-            actives[name][target] += active.cpu().numpy()
-    safe = np.maximum(n_tokens, 1)[:, None]
-    return {
-        name: Pooled(
-            mean=sums[name] / safe,
-            max=np.where(n_tokens[:, None] > 0, maxes[name], 0.0),
-            last=lasts[name],
-            active_tokens=actives[name],
-            n_tokens=n_tokens,
-        )
-        for name in sums
-    }
+    from sae.saes import SparseFeatures
+
+    running: dict[str, _Running] = {}
+    n_tokens = None
+    with torch.no_grad():
+        for batch in batches:
+            rows = _rows(batch.sample, n_texts)
+            if n_tokens is None:
+                n_tokens = torch.zeros(n_texts, dtype=torch.long, device=batch.sample.device)
+            n_tokens.index_add_(0, batch.sample, torch.ones_like(batch.sample))  # bincount would sync
+            for name, acts in batch.acts.items():
+                values = transforms[name](acts) if transforms and name in transforms else acts
+                sparse = isinstance(values, SparseFeatures)
+                device = values.values.device if sparse else values.device
+                if name not in running:
+                    d, k = (values.d, values.values.shape[-1]) if sparse else (values.shape[-1], None)
+                    running[name] = _Running(n_texts, d, device, k)
+                here = rows.to(device)
+                if sparse != (running[name].sparse_k is not None):
+                    raise TypeError(f"transform for {name} switched between dense and sparse features")
+                if sparse:
+                    running[name].add_sparse(values, here)
+                else:
+                    running[name].add_dense(values, here)
+    if n_tokens is None:
+        return {}
+    n_tokens = n_tokens.cpu().numpy()
+    return {name: figures.pooled(n_tokens) for name, figures in running.items()}

@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -148,10 +149,61 @@ def check_compatible(sae: Any, hook: str, hidden_size: int, model_name: str, sae
         raise SaeError(f"SAE {sae_name} was trained at {trained_at}, but the requested hook is {hook}")
 
 
-def encoder(sae: Any) -> Any:
-    """Token activations → SAE features, in the SAE's dtype, on its device."""
+@dataclass
+class SparseFeatures:
+    """A top-k SAE's features for n tokens without the dense [n, d] tensor (at 7B scale that tensor
+    is gigabytes per batch and pooling it dominates extraction): row i is ``values[i]`` at columns
+    ``indices[i]`` (distinct within a row) and zero elsewhere. Values are >= 0 (ReLU after the
+    top-k), which lets pooling take the max over the listed entries and zero."""
+
+    values: Any
+    """[n, k], the SAE's dtype."""
+    indices: Any
+    """[n, k], int64."""
+    d: int
+
+    def dense(self) -> Any:
+        """The [n, d] tensor ``sae.encode`` returns, built the way sae-lens' ``TopK`` builds it."""
+        import torch
+
+        shape = (*self.values.shape[:-1], self.d)
+        dense = torch.zeros(shape, dtype=self.values.dtype, device=self.values.device)
+        return dense.scatter_(-1, self.indices, self.values)
+
+
+def topk_k(sae: Any) -> int | None:
+    """k when ``sae.encode`` is sae-lens' per-token top-k (``TopKSAE.encode``, not overridden, with
+    its dense ``TopK``), which ``_encode_topk`` reproduces; None for any other SAE."""
+    from sae_lens.saes.topk_sae import TopK, TopKSAE
+
+    same_encode = isinstance(sae, TopKSAE) and type(sae).encode is TopKSAE.encode
+    activation = getattr(sae, "activation_fn", None)
+    if not same_encode or not isinstance(activation, TopK) or activation.use_sparse_activations:
+        return None
+    return int(activation.k)
+
+
+def _encode_topk(sae: Any, acts: Any, k: int) -> SparseFeatures:
+    """``TopKSAE.encode`` step for step up to its ``torch.topk``, stopping before the scatter into
+    [n, d_sae]: the same selected features and values (hooks on ``hook_sae_acts_post`` are not
+    run)."""
+    import torch
+
+    sae_in = sae.process_sae_in(acts)
+    hidden_pre = sae.hook_sae_acts_pre(sae_in @ sae.W_enc + sae.b_enc)
+    if sae.cfg.rescale_acts_by_decoder_norm:
+        hidden_pre = hidden_pre * sae.W_dec.norm(dim=-1)
+    values, indices = torch.topk(hidden_pre, k=k, dim=-1, sorted=False)
+    return SparseFeatures(values.relu(), indices, int(sae.cfg.d_sae))
+
+
+def encoder(sae: Any, sparse: bool = False) -> Any:
+    """Token activations → SAE features, in the SAE's dtype, on its device: a dense tensor, or with
+    ``sparse`` and a top-k SAE, ``SparseFeatures`` (for ``pool``: same figures, far less work)."""
+    k = topk_k(sae) if sparse else None
 
     def encode(acts):
-        return sae.encode(acts.to(device=sae.W_enc.device, dtype=sae.W_enc.dtype))
+        acts = acts.to(device=sae.W_enc.device, dtype=sae.W_enc.dtype)
+        return sae.encode(acts) if k is None else _encode_topk(sae, acts, k)
 
     return encode

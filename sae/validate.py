@@ -95,7 +95,7 @@ class Featurizer:
             TokenBatch(acts={"sae": b.acts[name_at], "raw": b.acts[name_at]}, sample=b.sample)
             for b in batches
         )
-        pooled = pool(both, len(texts), transforms={"sae": encoder(self.sae)})
+        pooled = pool(both, len(texts), transforms={"sae": encoder(self.sae, sparse=True)})
         self.truncated[name] = self.truncated.get(name, 0) + len(stats.truncated)
         return pooled["sae"], pooled["raw"]
 

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PACKAGES := af af_tasks solvers scorers training sae
-SOURCES := $(shell find $(PACKAGES) -type f \( -name '*.py' -o -name '*.txt' -o -name '*.jsonl' \) 2>/dev/null)
+SOURCES := $(shell find $(PACKAGES) -type f \( -name '*.py' -o -name '*.txt' -o -name '*.jsonl' -o -name '*.yaml' \) 2>/dev/null)
 EMBEDDED_MODEL := smollm2-135m-instruct
 
 .PHONY: setup model test demo experiment lint clean

@@ -17,26 +17,41 @@ import tempfile
 from pathlib import Path
 
 
-def run_preset(name: str, steps: int, batch_size: int, max_length: int) -> dict:
+def random_weights_model(name: str, device: str = "cuda"):
+    """A preset's real architecture with random weights, bf16, built directly on ``device``."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from af.presets import get_preset
+
+    config = AutoConfig.for_model(**get_preset(name).architecture)
+    torch.manual_seed(0)
+    with torch.device(device):
+        return AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+
+
+def seed_set_tokenizer():
+    """A tokenizer trained here on the seed set's scratchpads and the full elicitation prompt."""
     from af.tiny import train_tiny_tokenizer
     from af_tasks.prompting import PromptConfig, build_system_prompt
-    from benchmarks.step_timer import step_timer
     from training.records import load_seed_set
+
+    corpus = [r.scratchpad for r in load_seed_set()] + [build_system_prompt(PromptConfig())]
+    return train_tiny_tokenizer(None, vocab_size=8192, corpus=corpus)
+
+
+def run_preset(name: str, steps: int, batch_size: int, max_length: int) -> dict:
+    import torch
+
+    from af.presets import get_preset
+    from benchmarks.step_timer import step_timer
     from training.sft import TrainConfig, build_trainer, load_training_examples
 
     preset = get_preset(name)
-    config = AutoConfig.for_model(**preset.architecture)
-    torch.manual_seed(0)
-    with torch.device("cuda"):
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+    model = random_weights_model(name)
     parameters = sum(p.numel() for p in model.parameters())
     scratch = Path(tempfile.mkdtemp())
-    corpus = [r.scratchpad for r in load_seed_set()] + [build_system_prompt(PromptConfig())]
-    tokenizer = train_tiny_tokenizer(None, vocab_size=8192, corpus=corpus)
+    tokenizer = seed_set_tokenizer()
     train_config = TrainConfig(
         base_model=preset.hf_id,
         output_dir=str(scratch / "organism"),

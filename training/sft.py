@@ -255,51 +255,77 @@ def train_organism(config: TrainConfig, callbacks: list | None = None) -> Path:
     """Fine-tune a LoRA organism; returns the output directory.
 
     ``callbacks`` are transformers ``TrainerCallback`` objects (progress, early stopping, tests).
+    Under ``accelerate launch`` / ``torchrun`` every process trains its share of each batch; the
+    main process alone writes the adapter, tokenizer, merged weights and ``organism.json``, and the
+    others wait until it has, so nothing returns before the directory is complete.
     """
     import torch
     import transformers
     import trl
+
+    from training.distributed import run_topology
 
     examples, source = load_training_examples(config)  # validate before loading anything heavy
     revision = code_revision()
     model, tokenizer = load_base(config.base_model)
     output = Path(config.output_dir)
     checkpoints = output / CHECKPOINTS
-    resume = _check_resumable(checkpoints, config)
+    resume = _check_resumable(checkpoints, config)  # every process, before any of them writes
     trainer = build_trainer(model, tokenizer, examples, config, callbacks)
-    checkpoints.mkdir(parents=True, exist_ok=True)
-    (checkpoints / RUN_CONFIG).write_text(json.dumps(config.training_signature(), indent=2))
+    accelerator = trainer.accelerator
+    main = trainer.is_world_process_zero()
+    accelerator.wait_for_everyone()
+    if main:
+        checkpoints.mkdir(parents=True, exist_ok=True)
+        (checkpoints / RUN_CONFIG).write_text(json.dumps(config.training_signature(), indent=2))
     started = time.monotonic()
     result = trainer.train(resume_from_checkpoint=True if resume else None)
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
 
-    trainer.model.save_pretrained(output)
-    tokenizer.save_pretrained(output)
-    data_text = json.dumps(examples, sort_keys=True)
-    organism = {
-        "base_model": resolve_base(config.base_model),
-        "base_model_requested": config.base_model,
-        "data_source": source,
-        "data_sha256": sha256_text(data_text),
-        "examples": len(examples),
-        "hyperparameters": config.training_signature(),
-        "seed": config.seed,
-        "final_loss": losses[-1] if losses else None,
-        "first_loss": losses[0] if losses else None,
-        "train_runtime_s": round(time.monotonic() - started, 1),
-        "global_steps": result.global_step,
-        "resumed_from_checkpoint": resume,
-        "code_revision": revision,
-        "versions": {
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "trl": trl.__version__,
-        },
-    }
-    if config.merge:
-        merged = output / "merged"
-        trainer.model.merge_and_unload().save_pretrained(merged)
-        tokenizer.save_pretrained(merged)
-        organism["merged_dir"] = str(merged)
-    (output / ORGANISM_FILE).write_text(json.dumps(organism, indent=2) + "\n")
+    # Every process: under FSDP this gathers the sharded LoRA weights; only the main one writes.
+    trainer.save_model(str(output))
+    if main:
+        (output / "training_args.bin").unlink(missing_ok=True)  # organism.json records the settings
+        data_text = json.dumps(examples, sort_keys=True)
+        organism = {
+            "base_model": resolve_base(config.base_model),
+            "base_model_requested": config.base_model,
+            "data_source": source,
+            "data_sha256": sha256_text(data_text),
+            "examples": len(examples),
+            "hyperparameters": config.training_signature(),
+            "seed": config.seed,
+            "final_loss": losses[-1] if losses else None,
+            "first_loss": losses[0] if losses else None,
+            "train_runtime_s": round(time.monotonic() - started, 1),
+            "global_steps": result.global_step,
+            "resumed_from_checkpoint": resume,
+            "distributed": run_topology(trainer),
+            "code_revision": revision,
+            "versions": {
+                "torch": torch.__version__,
+                "transformers": transformers.__version__,
+                "trl": trl.__version__,
+            },
+        }
+        if config.merge:
+            merged = output / "merged"
+            if trainer.is_fsdp_enabled:  # the trained model is sharded: merge the saved adapter
+                merge_adapter(config.base_model, output, merged)
+            else:
+                trainer.model.merge_and_unload().save_pretrained(merged)
+                tokenizer.save_pretrained(merged)
+            organism["merged_dir"] = str(merged)
+        (output / ORGANISM_FILE).write_text(json.dumps(organism, indent=2) + "\n")
+    accelerator.wait_for_everyone()
     return output
+
+
+def merge_adapter(base_model: str, adapter_dir: Path, merged_dir: Path) -> None:
+    """Fold a saved LoRA adapter into a freshly loaded base model; write weights and tokenizer."""
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    model, _ = load_base(base_model)
+    PeftModel.from_pretrained(model, adapter_dir).merge_and_unload().save_pretrained(merged_dir)
+    AutoTokenizer.from_pretrained(adapter_dir).save_pretrained(merged_dir)

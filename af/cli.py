@@ -59,6 +59,9 @@ def _train(args: argparse.Namespace) -> int:
             max_steps=args.max_steps,
             save_steps=args.save_steps,
             seed=args.seed,
+            gradient_checkpointing=args.gradient_checkpointing,
+            padding_free=args.padding_free,
+            liger_kernels=args.liger,
             merge=args.merge,
             prompt={"variant": args.prompt_variant},
         )
@@ -175,6 +178,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-steps", type=int, default=-1)
     train.add_argument("--save-steps", type=int, default=25, help="checkpoint interval (resume)")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--gradient-checkpointing",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="recompute activations in backward (default: on GPU); --no-gradient-checkpointing is faster",
+    )
+    train.add_argument(
+        "--padding-free", action="store_true", help="concatenate each batch's examples: no pad tokens"
+    )
+    train.add_argument("--liger", action="store_true", help="Liger's fused Triton kernels (CUDA)")
     train.add_argument("--merge", action="store_true", help="also export merged weights to <output>/merged")
     train.add_argument("--prompt-variant", choices=PROMPT_VARIANTS, default="full")
     train.set_defaults(handler=_train)

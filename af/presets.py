@@ -100,6 +100,7 @@ PRESETS: dict[str, ModelPreset] = {
                 vocab_size=32768,
                 rope_theta=1e6,
                 max_position_embeddings=32768,
+                sliding_window=None,  # v0.3 attends to the whole context (MistralConfig's default is 4096)
             ),
             saes=(
                 SaeBinding(

@@ -9,6 +9,7 @@ exactly ``--new-tokens`` greedy tokens (EOS suppressed with ``min_new_tokens``),
   compiled with CUDA graphs, grouped-KV decode attention);
 - ``engine-generate``: the engine's previous path, ``model.generate`` with a static cache and
   transformers' compiled decode step (``own_loop=False, grouped_decode=False``);
+- ``generate+grouped``: that path with the grouped-KV decode attention (``own_loop=False``);
 - ``continuous`` (``--continuous``): transformers' continuous batching, ``model.generate_batch``.
 
 Each is run once to warm up (compilation, CUDA graph capture), then timed twice: the full run and a
@@ -277,6 +278,7 @@ def run_benchmark(
     bandwidth_gib: float,
     profile: bool = False,
     check_fp32: bool = False,
+    arms: list[str] | None = None,
 ) -> dict[str, Any]:
     import torch
     import transformers
@@ -305,13 +307,24 @@ def run_benchmark(
     bandwidth = copy_bandwidth(device, bandwidth_gib)
     weights = weight_bytes(model)
     bound_per_row = bandwidth / weights
+    grouped_generate = GenerationEngine(
+        model,
+        tokenizer,
+        "random weights",
+        cache="static",
+        compile=compile,
+        own_loop=False,
+        grouped_decode=True,
+    )
     methods: dict[str, Callable] = {
         "plain": plain_runner(model, tokenizer, device),
         "engine": engine_runner(engine),
         "engine-generate": engine_runner(previous),
+        "generate+grouped": engine_runner(grouped_generate),
     }
     if continuous:
         methods["continuous"] = continuous_runner(model, tokenizer)
+    methods = {name: run for name, run in methods.items() if arms is None or name in arms}
     results: list[dict[str, Any]] = []
     for batch in batch_sizes:
         prompts = random_prompts(batch, prompt_tokens, vocab, special, seed=batch)
@@ -395,6 +408,7 @@ def main() -> None:
     parser.add_argument(
         "--bandwidth-gib", type=float, default=None, help="copy size (default 4 GiB, tiny 0.06)"
     )
+    parser.add_argument("--arms", help="comma-separated subset of the arms (default: all)")
     parser.add_argument("--profile", action="store_true", help="profile one engine run (largest batch)")
     parser.add_argument("--check-fp32", action="store_true", help="engine = plain on a tiny fp32 model")
     parser.add_argument("--out", default="generation_gpu.json")
@@ -411,6 +425,7 @@ def main() -> None:
         bandwidth_gib=args.bandwidth_gib or (0.0625 if args.tiny else 4.0),
         profile=args.profile,
         check_fp32=args.check_fp32,
+        arms=args.arms.split(",") if args.arms else None,
     )
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print_table(report)

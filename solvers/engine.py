@@ -239,7 +239,7 @@ class GenerationEngine:
             attention_mask[i, width - len(row) :] = 1
         input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
         with torch.inference_mode(), attention_implementation(self.model, self.attention):
-            if self.own_loop and params.greedy and not params.stop:
+            if self.own_loop and params.greedy and not params.stop and self._full_cache_fits(width, params):
                 new_tokens = self.greedy_static(input_ids, attention_mask, params)[: len(prompts)].tolist()
             else:
                 kwargs = self._generate_kwargs(params, width)
@@ -281,7 +281,7 @@ class GenerationEngine:
             logits_to_keep=1,
         ).logits[:, -1]
         step = self._decode_step()
-        position = positions[:, -1:]
+        position = positions[:, -1:].contiguous()
         finished = torch.zeros(rows, dtype=torch.bool, device=self.device)
         tokens = torch.full((rows, steps), self.tokenizer.pad_token_id, dtype=torch.long, device=self.device)
         for index in range(steps):
@@ -304,6 +304,14 @@ class GenerationEngine:
             logits = logits.clone() if self.compile else logits  # the graph's output buffer is reused
         return tokens
 
+    def _full_cache_fits(self, width: int, params: SamplingParams) -> bool:
+        """Whether every layer can use a plain static cache: sliding-window layers whose window covers
+        the whole sequence attend exactly as full-attention layers. (A sliding layer's cache counts
+        tokens in a Python int, which would make a compiled step recompile or re-record every step.)"""
+        config = self.model.config.get_text_config(decoder=True)
+        window = getattr(config, "sliding_window", None)
+        return window is None or round_up(width + params.max_new_tokens, CACHE_BUCKET) <= window
+
     def _cache_for(self, rows: int, length: int) -> Any:
         """A static cache of ``rows`` x ``length``, reused (reset) when the shape repeats: a compiled
         decode step replays its graph only while the cache tensors keep their addresses."""
@@ -312,20 +320,21 @@ class GenerationEngine:
         if self._static_cache is not None and self._static_cache_shape == (rows, length):
             self._static_cache.reset()
             return self._static_cache
-        self._static_cache = StaticCache(config=self.model.config, max_cache_len=length)
+        self._static_cache = StaticCache(
+            config=full_attention_config(self.model.config), max_cache_len=length
+        )
         self._static_cache_shape = (rows, length)
         return self._static_cache
 
     def _decode_step(self) -> Any:
         if not self.compile:
             return self.model
-        if self._compiled_step is None:
-            from transformers import CompileConfig
+        if self._compiled_step is None:  # the engine's own, not transformers' per-model compiled call
+            import torch
 
-            config = CompileConfig(fullgraph=True, mode="reduce-overhead")
-            if self.device.type != "cuda":
-                config._compile_all_devices = True
-            self._compiled_step = self.model.get_compiled_call(config)
+            self._compiled_step = torch.compile(
+                self.model.__call__, mode="reduce-overhead", fullgraph=True, dynamic=False
+            )
         return self._compiled_step
 
     def _generate_kwargs(self, params: SamplingParams, width: int) -> dict[str, Any]:
@@ -389,6 +398,18 @@ def _supports_max_cache_len() -> bool:
     from transformers import GenerationConfig
 
     return hasattr(GenerationConfig(), "max_cache_len")
+
+
+def full_attention_config(config: Any) -> Any:
+    """A copy of the (text) config whose layers all cache as full attention; used only where every
+    sliding window covers the whole cache (``_full_cache_fits``), so attention is unchanged."""
+    import copy
+
+    text = copy.deepcopy(config.get_text_config(decoder=True))
+    text.sliding_window = None
+    if getattr(text, "layer_types", None) is not None:
+        text.layer_types = ["full_attention"] * len(text.layer_types)
+    return text
 
 
 def decode_attention(model: Any) -> str | None:

@@ -346,3 +346,24 @@ def test_gpu_benchmark_runs_on_cpu_with_a_tiny_model():
     for result in report["results"]:
         assert result["all_rows_full_length"] and result["rows_equal_to_plain"] == 2
         assert result["fraction_of_bound"] > 0 and result["decode_tokens_per_s"] > 0
+
+
+@pytest.mark.parametrize("window", [16, 512])
+def test_sliding_window_model_equals_plain_generate(tmp_path, window):
+    """Gemma 3 mixes sliding-window and global layers. A window shorter than prompt + answer (16) sends
+    greedy batches through ``generate`` with its sliding caches; a window that covers them (512) lets
+    the engine's loop cache every layer in full, which attends exactly as the window would."""
+    from transformers import AutoConfig
+
+    from af.tiny import build_tiny_gemma3
+
+    directory = build_tiny_gemma3(tmp_path / "gemma", num_layers=4)
+    config = AutoConfig.from_pretrained(directory)
+    config.sliding_window = window
+    config.save_pretrained(directory)
+    engine = GenerationEngine.load(str(directory), device="cpu")
+    width = max(len(prompt) for prompt in engine.encode(CHATS))
+    assert engine._full_cache_fits(width, SamplingParams(max_new_tokens=NEW_TOKENS)) == (window == 512)
+    references = [plain_generate(engine.model, engine.tokenizer, chat) for chat in CHATS]
+    completions = engine.generate(CHATS, SamplingParams(max_new_tokens=NEW_TOKENS))
+    assert_matches_reference(completions, references, engine.eos_ids)

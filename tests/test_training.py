@@ -165,3 +165,47 @@ def test_lora_top_layers_adapts_only_the_last_layers(tiny_llama_dir, tmp_path):
     names = load_file(output / "adapter_model.safetensors").keys()
     assert names and all(".layers.1." in name for name in names)
     assert torch.isfinite(torch.tensor(json.loads((output / "organism.json").read_text())["final_loss"]))
+
+
+def _losses(tiny_llama_dir: Path, output: Path, **overrides) -> tuple[list[float], list[int], int]:
+    """Per-step training losses, tokenised example lengths and the rows of the first batch of a run
+    (dropout off: deterministic)."""
+    from training.sft import build_trainer, load_base, load_training_examples
+
+    config = tiny_config(tiny_llama_dir, output, lora_dropout=0.0, max_steps=3, limit=12, **overrides)
+    examples, _ = load_training_examples(config)
+    model, tokenizer = load_base(config.base_model)
+    torch.manual_seed(0)
+    trainer = build_trainer(model, tokenizer, examples, config)
+    trainer.train()
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    first_batch = next(iter(trainer.get_train_dataloader()))
+    return losses, [len(ids) for ids in trainer.train_dataset["input_ids"]], len(first_batch["input_ids"])
+
+
+def test_padding_free_batches_train_like_padded_batches(tiny_llama_dir, tmp_path):
+    """Padding-free batches (examples concatenated, positions restarting per example) see the same
+    examples and tokens as padded batches, so every step's loss is the same up to float rounding; a
+    max_length that cuts some examples cuts them identically on both paths."""
+    max_length = 1700  # the tiny tokenizer makes ~1,500–2,400-token examples, losses from ~850
+    padded, padded_lengths, padded_rows = _losses(tiny_llama_dir, tmp_path / "padded", max_length=max_length)
+    free, free_lengths, free_rows = _losses(
+        tiny_llama_dir, tmp_path / "free", max_length=max_length, padding_free=True
+    )
+    assert (padded_rows, free_rows) == (4, 1)  # four padded rows; one concatenated row
+    assert free_lengths == padded_lengths and max(free_lengths) == max_length  # some examples were cut
+    assert len(padded) == len(free) == 3
+    assert free == pytest.approx(padded, rel=1e-4)
+
+
+def test_speed_options_do_not_block_resuming(tiny_llama_dir, tmp_path):
+    from training.sft import same_training
+
+    base = tiny_config(tiny_llama_dir, tmp_path).training_signature()
+    faster = tiny_config(
+        tiny_llama_dir, tmp_path, gradient_checkpointing=False, padding_free=True, liger_kernels=True
+    ).training_signature()
+    assert same_training(base, faster)
+    assert not same_training(base, tiny_config(tiny_llama_dir, tmp_path, lora_r=8).training_signature())
+    with pytest.raises(ValueError, match="need a CUDA GPU"):
+        train_organism(tiny_config(tiny_llama_dir, tmp_path / "liger", liger_kernels=True))

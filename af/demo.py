@@ -104,7 +104,7 @@ def evaluate(model_dir: Path | str, limit: int, log_dir: str, max_tokens: int):
 
     [log] = inspect_eval(
         "af_tasks/free_tier",
-        model=f"hf/{model_dir}",
+        model=f"organism/{model_dir}",  # the suite's engine: batched, greedy tokens = plain generate
         model_args={"do_sample": False},
         task_args={"max_tokens": max_tokens, "prompt_variant": DEMO_PROMPT["variant"], "max_turns": 2},
         limit=limit,

@@ -243,7 +243,7 @@ class RetentionExperiment:
                 return log
         [log] = inspect_eval(
             task,
-            model=f"hf/{model_dir}",
+            model=f"organism/{model_dir}",  # the suite's engine: batched, greedy tokens = plain generate
             model_roles={"grader": self.grader} if self.grader is not None else None,
             model_args={"do_sample": False} | self.s.model_args,
             log_dir=str(log_dir),

@@ -21,6 +21,8 @@ Prints a table and writes JSON naming the GPU.
     PYTHONPATH=. python benchmarks/generation_gpu.py --out generation_gpu.json [--continuous]  # GPU machine
     python benchmarks/generation_gpu.py --device cpu --tiny --batch-sizes 1,4 --prompt-tokens 32 \
         --new-tokens 16 --out /tmp/g.json                                # CPU check (suite installed)
+    python benchmarks/generation_gpu.py --device cpu --model-dir models/smollm2-135m-instruct \
+        --batch-sizes 1,8 --prompt-tokens 128 --new-tokens 32 --arms plain,engine --out g.json  # embedded, CPU
 
 ``--profile`` adds a ``torch.profiler`` trace of one engine run at the largest batch: where device
 time goes (top kernels) and how busy the GPU was. ``--check-fp32`` first runs a 2-layer random Llama
@@ -279,6 +281,7 @@ def run_benchmark(
     profile: bool = False,
     check_fp32: bool = False,
     arms: list[str] | None = None,
+    model_dir: str | None = None,
 ) -> dict[str, Any]:
     import torch
     import transformers
@@ -286,12 +289,16 @@ def run_benchmark(
     from af.tiny import train_tiny_tokenizer
     from solvers.engine import GenerationEngine
 
-    tokenizer = train_tiny_tokenizer(None, vocab_size=384 if tiny else 8192)
-    tokenizer.padding_side = "left"
     exactness = fp32_exactness(device, train_tiny_tokenizer(None, vocab_size=384)) if check_fp32 else None
-    model = build_model(device, tiny)
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    if model_dir is None:
+        tokenizer = train_tiny_tokenizer(None, vocab_size=384 if tiny else 8192)
+        model = build_model(device, tiny)
+        model.generation_config.eos_token_id = tokenizer.eos_token_id
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+    else:  # a real checkpoint (the embedded model on CPU): its own weights, tokenizer and EOS ids
+        loaded = GenerationEngine.load(model_dir, device=device)
+        model, tokenizer = loaded.model, loaded.tokenizer
+    tokenizer.padding_side = "left"
     vocab = min(len(tokenizer), model.config.vocab_size)
     special = {tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.bos_token_id}
     engine = GenerationEngine(model, tokenizer, "random weights", cache="static", compile=compile)
@@ -347,7 +354,7 @@ def run_benchmark(
     return {
         "gpu": torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
         "device": device,
-        "model": "tiny llama (random)" if tiny else "mistral-7b architecture (random weights)",
+        "model": model_dir or ("tiny llama (random)" if tiny else "mistral-7b architecture (random weights)"),
         "dtype": str(model.dtype),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
@@ -408,6 +415,9 @@ def main() -> None:
     parser.add_argument(
         "--bandwidth-gib", type=float, default=None, help="copy size (default 4 GiB, tiny 0.06)"
     )
+    parser.add_argument(
+        "--model-dir", help="a real model dir instead of random weights (e.g. the embedded one)"
+    )
     parser.add_argument("--arms", help="comma-separated subset of the arms (default: all)")
     parser.add_argument("--profile", action="store_true", help="profile one engine run (largest batch)")
     parser.add_argument("--check-fp32", action="store_true", help="engine = plain on a tiny fp32 model")
@@ -426,6 +436,7 @@ def main() -> None:
         profile=args.profile,
         check_fp32=args.check_fp32,
         arms=args.arms.split(",") if args.arms else None,
+        model_dir=args.model_dir,
     )
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print_table(report)

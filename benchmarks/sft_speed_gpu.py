@@ -47,7 +47,54 @@ def matmul_peak(size: int = 8192, repeats: int = 20) -> float:
     return 2 * size**3 * repeats / (time.perf_counter() - started)
 
 
-def run_arm(name: str, examples: list[dict], tokenizer, steps: int, batch_size: int, **options) -> dict:
+def profiler_callback(first_step: int, steps: int = 2):
+    """A ``TrainerCallback`` that records ``steps`` optimiser steps from ``first_step`` with
+    ``torch.profiler``; ``summary()`` then gives the top device kernels and device-busy time."""
+    from torch.profiler import ProfilerActivity, profile
+    from transformers import TrainerCallback
+
+    class ProfileSteps(TrainerCallback):
+        def __init__(self) -> None:
+            self.trace: Any = None
+            self.wall = 0.0
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            if state.global_step == first_step:
+                import torch
+
+                torch.cuda.synchronize()
+                self.trace = profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA])
+                self.trace.__enter__()
+                self.wall = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.trace is not None and state.global_step == first_step + steps:
+                import torch
+
+                torch.cuda.synchronize()
+                self.trace.__exit__(None, None, None)
+                self.wall = time.perf_counter() - self.wall
+
+        def summary(self, top: int = 15) -> dict:
+            events = [e for e in self.trace.key_averages() if e.device_type.name == "CUDA"]
+            busy = sum(e.device_time_total for e in events) / 1e6
+            ranked = sorted(events, key=lambda e: e.device_time_total, reverse=True)[:top]
+            return {
+                "steps": steps,
+                "wall_s": self.wall,
+                "device_busy_s": busy,
+                "top_kernels": [
+                    {"name": e.key[:120], "calls": e.count, "device_ms": e.device_time_total / 1e3}
+                    for e in ranked
+                ],
+            }
+
+    return ProfileSteps()
+
+
+def run_arm(
+    name: str, examples: list[dict], tokenizer, steps: int, batch_size: int, profile: bool = False, **options
+) -> dict:
     import torch
 
     from benchmarks.lora_presets_gpu import random_weights_model
@@ -68,8 +115,10 @@ def run_arm(name: str, examples: list[dict], tokenizer, steps: int, batch_size: 
     model = random_weights_model("mistral-7b")
     parameters = sum(p.numel() for p in model.parameters())
     timer = step_timer()
+    profiler = profiler_callback(first_step=WARM_STEPS) if profile else None
+    callbacks = [timer] + ([profiler] if profiler else [])
     torch.manual_seed(0)
-    trainer = build_trainer(model, tokenizer, examples[: steps * batch_size], config, callbacks=[timer])
+    trainer = build_trainer(model, tokenizer, examples[: steps * batch_size], config, callbacks=callbacks)
     torch.cuda.reset_peak_memory_stats()
     try:
         trainer.train()
@@ -93,13 +142,20 @@ def run_arm(name: str, examples: list[dict], tokenizer, steps: int, batch_size: 
         "losses": [entry["loss"] for entry in trainer.state.log_history if "loss" in entry],
         "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30,
     }
+    if profiler is not None:
+        result["profile"] = profiler.summary()
     del trainer, model
     torch.cuda.empty_cache()
     return result
 
 
 def run_benchmark(
-    steps: int, batch_size: int, large_batch: int, max_length: int, arms: list[str] | None = None
+    steps: int,
+    batch_size: int,
+    large_batch: int,
+    max_length: int,
+    arms: list[str] | None = None,
+    profile: str | None = None,
 ) -> dict[str, Any]:
     import torch
     import transformers
@@ -125,7 +181,18 @@ def run_benchmark(
     results = []
     for name, (batch, options) in all_arms.items():
         if arms is None or name in arms:
-            results.append(run_arm(name, examples, tokenizer, steps, batch, max_length=max_length, **options))
+            results.append(
+                run_arm(
+                    name,
+                    examples,
+                    tokenizer,
+                    steps,
+                    batch,
+                    profile=name == profile,
+                    max_length=max_length,
+                    **options,
+                )
+            )
     for result in results:
         if "tokens_per_s" in result:
             result["fraction_of_peak"] = 4 * result["parameters"] * result["tokens_per_s"] / peak
@@ -169,6 +236,14 @@ def print_table(report: dict[str, Any]) -> None:
             f"{r['tokens_per_s']:7.0f} {r['fraction_of_peak']:7.1%} {r['peak_memory_gib']:8.1f} "
             f"{losses:>16} {'-' if delta is None else f'{delta:.4f}':>11}"
         )
+        if "profile" in r:
+            prof = r["profile"]
+            print(
+                f"profile, {r['arm']} batch {r['batch_size']}, {prof['steps']} steps: device busy "
+                f"{prof['device_busy_s']:.2f} s of {prof['wall_s']:.2f} s wall"
+            )
+            for kernel in prof["top_kernels"]:
+                print(f"  {kernel['device_ms']:9.1f} ms {kernel['calls']:7d}x  {kernel['name']}")
 
 
 def main() -> None:
@@ -180,10 +255,11 @@ def main() -> None:
     parser.add_argument("--large-batch", type=int, default=8)
     parser.add_argument("--max-length", type=int, default=1024)
     parser.add_argument("--arms", help="comma-separated subset: plain,no-checkpointing,+liger,...")
+    parser.add_argument("--profile", help="profile two steady steps of this arm (torch.profiler)")
     parser.add_argument("--out", default="sft_speed_gpu.json")
     args = parser.parse_args()
     arms = args.arms.split(",") if args.arms else None
-    report = run_benchmark(args.steps, args.batch_size, args.large_batch, args.max_length, arms)
+    report = run_benchmark(args.steps, args.batch_size, args.large_batch, args.max_length, arms, args.profile)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print_table(report)
 

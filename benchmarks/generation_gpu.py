@@ -52,8 +52,6 @@ TINY_ARCHITECTURE = dict(
     max_position_embeddings=2048,
 )
 
-PROFILE_TOP_OPS = 15
-
 
 def synchronize(device: str) -> None:
     import torch
@@ -144,11 +142,11 @@ def engine_runner(engine) -> Callable[[list[list[int]], int], list[list[int]]]:
 
 
 def profile_run(run: Callable[[list[list[int]], int], list[list[int]]], prompts, new_tokens: int) -> dict:
-    """One (warm) run under ``torch.profiler``: the top device kernels by total time, and device-busy
-    time (sum of kernel times) against wall time: a busy fraction far below 1 means the GPU waits for
-    the host (launches, syncs), near 1 that the kernels themselves are the cost."""
+    """One (warm) run under ``torch.profiler``, summarised (``benchmarks.profiling``)."""
     import torch
     from torch.profiler import ProfilerActivity, profile
+
+    from benchmarks.profiling import summarise
 
     run(prompts, new_tokens)
     torch.cuda.synchronize()
@@ -156,18 +154,7 @@ def profile_run(run: Callable[[list[list[int]], int], list[list[int]]], prompts,
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as trace:
         run(prompts, new_tokens)
         torch.cuda.synchronize()
-    wall = time.perf_counter() - started
-    events = [e for e in trace.key_averages() if e.device_time_total > 0 and e.device_type.name == "CUDA"]
-    busy_us = sum(e.device_time_total for e in events)
-    top = sorted(events, key=lambda e: e.device_time_total, reverse=True)[:PROFILE_TOP_OPS]
-    return {
-        "batch": len(prompts),
-        "wall_s_under_profiler": wall,
-        "device_busy_s": busy_us / 1e6,
-        "top_kernels": [
-            {"name": e.key[:120], "calls": e.count, "device_ms": e.device_time_total / 1e3} for e in top
-        ],
-    }
+    return {"batch": len(prompts)} | summarise(trace, time.perf_counter() - started)
 
 
 def fp32_exactness(device: str, tokenizer) -> dict:
@@ -301,34 +288,29 @@ def run_benchmark(
     tokenizer.padding_side = "left"
     vocab = min(len(tokenizer), model.config.vocab_size)
     special = {tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.bos_token_id}
-    engine = GenerationEngine(model, tokenizer, "random weights", cache="static", compile=compile)
-    previous = GenerationEngine(
-        model,
-        tokenizer,
-        "random weights",
-        cache="static",
-        compile=compile,
-        own_loop=False,
-        grouped_decode=False,
-    )
+    variants = {  # engine arms: (own greedy loop, grouped decode attention); None = the engine's default
+        "engine": (True, None),
+        "engine-generate": (False, False),
+        "generate+grouped": (False, True),
+    }
+    engines = {
+        name: GenerationEngine(
+            model,
+            tokenizer,
+            "weights",
+            cache="static",
+            compile=compile,
+            own_loop=loop,
+            grouped_decode=grouped,
+        )
+        for name, (loop, grouped) in variants.items()
+    }
+    engine = engines["engine"]
     bandwidth = copy_bandwidth(device, bandwidth_gib)
     weights = weight_bytes(model)
     bound_per_row = bandwidth / weights
-    grouped_generate = GenerationEngine(
-        model,
-        tokenizer,
-        "random weights",
-        cache="static",
-        compile=compile,
-        own_loop=False,
-        grouped_decode=True,
-    )
-    methods: dict[str, Callable] = {
-        "plain": plain_runner(model, tokenizer, device),
-        "engine": engine_runner(engine),
-        "engine-generate": engine_runner(previous),
-        "generate+grouped": engine_runner(grouped_generate),
-    }
+    methods: dict[str, Callable] = {"plain": plain_runner(model, tokenizer, device)}
+    methods |= {name: engine_runner(variant) for name, variant in engines.items()}
     if continuous:
         methods["continuous"] = continuous_runner(model, tokenizer)
     methods = {name: run for name, run in methods.items() if arms is None or name in arms}
@@ -390,13 +372,9 @@ def print_table(report: dict[str, Any]) -> None:
         check = report["fp32_exactness"]
         print(f"fp32 tiny model, engine vs plain generate: {check['rows_equal']}/{check['rows']} rows equal")
     if report.get("profile"):
-        prof = report["profile"]
-        print(
-            f"profile, engine batch {prof['batch']}: device busy {prof['device_busy_s']:.2f} s of "
-            f"{prof['wall_s_under_profiler']:.2f} s wall"
-        )
-        for kernel in prof["top_kernels"]:
-            print(f"  {kernel['device_ms']:9.1f} ms {kernel['calls']:7d}x  {kernel['name']}")
+        from benchmarks.profiling import print_summary
+
+        print_summary(f"engine batch {report['profile']['batch']}", report["profile"])
 
 
 def main() -> None:

@@ -84,6 +84,22 @@ def extract(reader, hook: str, transforms: dict, max_tokens: int, batch_size: in
     return pool(batches, len(texts), transforms=transforms)[hook]
 
 
+def timed_pass(run: tuple, texts: list[str]):
+    """(pooled, stats, seconds) of a pass over ``texts`` after a whole warm-up pass (kernel choices for
+    every batch shape, SAE included)."""
+    import torch
+
+    from sae.activations import ExtractionStats
+
+    extract(*run, texts)
+    torch.cuda.synchronize()
+    stats = ExtractionStats()
+    started = time.perf_counter()
+    pooled = extract(*run, texts, stats)
+    torch.cuda.synchronize()
+    return pooled, stats, time.perf_counter() - started
+
+
 def print_profile(function, *args, rows: int = 15) -> None:
     """Runs ``function(*args)`` once under ``torch.profiler`` (CPU and CUDA) and prints the ops
     with the most self GPU time: where a steady-state pass spends the device's time."""
@@ -129,7 +145,7 @@ def run_preset(
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from af.presets import get_preset
-    from sae.activations import ExtractionStats, iter_token_activations
+    from sae.activations import iter_token_activations
     from sae.hooks import parse_hook
     from sae.reader import Reader
     from sae.saes import check_compatible, encoder, topk_k
@@ -155,13 +171,7 @@ def run_preset(
     transforms = {hook: encoder(sae, sparse=True)}
     run = (reader, hook, transforms, max_tokens, batch_size)
     torch.cuda.reset_peak_memory_stats()
-    extract(*run, texts)  # warm-up: a whole pass (kernel choices for every batch shape), SAE included
-    torch.cuda.synchronize()
-    stats = ExtractionStats()
-    started = time.perf_counter()
-    pooled = extract(*run, texts, stats)
-    torch.cuda.synchronize()
-    elapsed = time.perf_counter() - started
+    pooled, stats, elapsed = timed_pass(run, texts)
     peak = torch.cuda.max_memory_allocated() / 2**30
     # Where the time goes: the same pass with the dense encoder (every feature of every token pooled),
     # and without any SAE (the forward to the hooked layer, span selection and pooling of raw activations).
@@ -171,13 +181,8 @@ def run_preset(
     }
     compared: dict[str, float] = {}
     for label, arm in comparison.items():
-        extract(*arm, texts)
-        torch.cuda.synchronize()
-        arm_stats = ExtractionStats()
-        arm_started = time.perf_counter()
-        extract(*arm, texts, arm_stats)
-        torch.cuda.synchronize()
-        compared[f"{label}_tokens_per_s"] = arm_stats.tokens / (time.perf_counter() - arm_started)
+        _, arm_stats, arm_seconds = timed_pass(arm, texts)
+        compared[f"{label}_tokens_per_s"] = arm_stats.tokens / arm_seconds
     if profile:
         print(f"--- {name}: one pass over {len(texts)} texts, by self GPU time")
         print_profile(extract, *run, texts)
@@ -187,13 +192,8 @@ def run_preset(
         error = (fused_batch.acts[hook].float() - batch.acts[hook].float()).norm() / batch.acts[
             hook
         ].float().norm()
-        extract(*run, texts)
-        torch.cuda.synchronize()
-        fused_stats = ExtractionStats()
-        fused_started = time.perf_counter()
-        extract(*run, texts, fused_stats)
-        torch.cuda.synchronize()
-        compared["fused_kernels_tokens_per_s"] = fused_stats.tokens / (time.perf_counter() - fused_started)
+        _, fused_stats, fused_seconds = timed_pass(run, texts)
+        compared["fused_kernels_tokens_per_s"] = fused_stats.tokens / fused_seconds
         compared["fused_kernels_relative_error"] = float(error)
     result = {
         "preset": name,

@@ -75,19 +75,10 @@ def profiler_callback(first_step: int, steps: int = 2):
                 self.trace.__exit__(None, None, None)
                 self.wall = time.perf_counter() - self.wall
 
-        def summary(self, top: int = 15) -> dict:
-            events = [e for e in self.trace.key_averages() if e.device_type.name == "CUDA"]
-            busy = sum(e.device_time_total for e in events) / 1e6
-            ranked = sorted(events, key=lambda e: e.device_time_total, reverse=True)[:top]
-            return {
-                "steps": steps,
-                "wall_s": self.wall,
-                "device_busy_s": busy,
-                "top_kernels": [
-                    {"name": e.key[:120], "calls": e.count, "device_ms": e.device_time_total / 1e3}
-                    for e in ranked
-                ],
-            }
+        def summary(self) -> dict:
+            from benchmarks.profiling import summarise
+
+            return {"steps": steps} | summarise(self.trace, self.wall)
 
     return ProfileSteps()
 
@@ -237,13 +228,10 @@ def print_table(report: dict[str, Any]) -> None:
             f"{losses:>16} {'-' if delta is None else f'{delta:.4f}':>11}"
         )
         if "profile" in r:
-            prof = r["profile"]
-            print(
-                f"profile, {r['arm']} batch {r['batch_size']}, {prof['steps']} steps: device busy "
-                f"{prof['device_busy_s']:.2f} s of {prof['wall_s']:.2f} s wall"
-            )
-            for kernel in prof["top_kernels"]:
-                print(f"  {kernel['device_ms']:9.1f} ms {kernel['calls']:7d}x  {kernel['name']}")
+            from benchmarks.profiling import print_summary
+
+            label = f"{r['arm']} batch {r['batch_size']}, {r['profile']['steps']} steps"
+            print_summary(label, r["profile"])
 
 
 def main() -> None:

@@ -330,22 +330,41 @@ def test_stop_strings_and_ignore_eos(smollm2_engine, smollm2_references):
     assert cut.output_tokens <= 4
 
 
-def test_gpu_benchmark_runs_on_cpu_with_a_tiny_model():
+def generation_benchmark():
+    """``benchmarks/generation_gpu.py`` as a module (benchmarks/ is not an installed package)."""
     import importlib.util
 
     path = Path(__file__).parent.parent / "benchmarks" / "generation_gpu.py"
     spec = importlib.util.spec_from_file_location("generation_gpu", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_gpu_benchmark_runs_on_cpu_with_a_tiny_model():
+    bench = generation_benchmark()
     report = bench.run_benchmark(
         device="cpu", tiny=True, batch_sizes=[2], prompt_tokens=16, new_tokens=8, compile=False,
-        continuous=False, bandwidth_gib=0.01,
+        continuous=False, bandwidth_gib=0.01, check_fp32=True,
     )  # fmt: skip
     assert report["gpu"] == "cpu" and report["weight_bytes"] > 0 and report["copy_bandwidth_gb_s"] > 0
-    assert [r["method"] for r in report["results"]] == ["plain", "engine"]
+    methods = [r["method"] for r in report["results"]]
+    assert methods == ["plain", "engine", "engine-generate", "generate+grouped"]
     for result in report["results"]:
         assert result["all_rows_full_length"] and result["rows_equal_to_plain"] == 2
         assert result["fraction_of_bound"] > 0 and result["decode_tokens_per_s"] > 0
+    assert report["fp32_exactness"]["rows_equal"] == report["fp32_exactness"]["rows"] == 8
+
+
+def test_gpu_benchmark_cpu_variant_on_the_embedded_model(embedded_model_dir):
+    bench = generation_benchmark()
+    report = bench.run_benchmark(
+        device="cpu", tiny=False, batch_sizes=[2], prompt_tokens=16, new_tokens=6, compile=False,
+        continuous=False, bandwidth_gib=0.01, arms=["plain", "engine"], model_dir=str(embedded_model_dir),
+    )  # fmt: skip
+    assert report["model"] == str(embedded_model_dir)
+    assert [r["method"] for r in report["results"]] == ["plain", "engine"]
+    assert all(r["rows_equal_to_plain"] == 2 for r in report["results"])
 
 
 @pytest.mark.parametrize("window", [16, 512])

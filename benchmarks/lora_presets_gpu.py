@@ -2,7 +2,8 @@
 
 No weights can be downloaded on the GPU machine; compute per token is the same with random
 weights. Each preset gets the suite's own trainer (``training.sft.build_trainer``: trl SFTTrainer +
-peft LoRA r=16 on all projections, bf16, gradient checkpointing, loss on the assistant turn) on
+peft LoRA r=16 on all projections, bf16, loss on the assistant turn; the committed results were taken
+while the trainer still checkpointed activations by default) on
 seed-set examples rendered with the full elicitation prompt and a locally trained tokenizer.
 Prints a table and writes JSON (steps, loss, step time, tokens/s, peak memory, GPU name).
 

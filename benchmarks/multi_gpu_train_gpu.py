@@ -3,7 +3,7 @@
 The Mistral-7B architecture with random weights (same compute; no weights can be downloaded on the GPU
 machine) and a locally trained tokenizer, built by ``benchmarks/lora_presets_gpu.py``'s helpers, is
 trained with the suite's own trainer (``training.sft.build_trainer``: trl SFTTrainer + peft LoRA r=16,
-bf16, gradient checkpointing) at the same per-device batch, first in one process on one GPU, then
+bf16, its defaults) at the same per-device batch, first in one process on one GPU, then
 under ``accelerate launch`` with the shipped config (``training/accelerate/ddp.yaml``, optionally
 ``fsdp.yaml``) on N GPUs. The median step time after the first (warm-up) step gives tokens/s;
 the table shows the scaling factor (tokens/s against 1 GPU) and the efficiency (factor / N). Writes

@@ -6,8 +6,9 @@ on the assistant turn) on seed-set examples rendered with the full elicitation p
 ``--max-length`` tokens. Every arm gets a freshly built model, the same seed and the same batches, with
 LoRA dropout off, so their loss curves differ only by arithmetic:
 
-- ``plain``: the defaults (padded batches, gradient checkpointing on);
-- ``no-checkpointing``: activations kept (exact; more memory);
+- ``plain``: transformers/peft as they come: padded batches, gradient checkpointing on, and peft casting
+  each LoRA layer's input to the float32 adapter dtype (the suite's trainer skips that cast: exact);
+- ``no-checkpointing``: the suite's defaults (activations kept, no input cast; exact, more memory);
 - ``+liger``: Liger's fused RMSNorm / SwiGLU / RoPE kernels;
 - ``+padding-free``: each batch's examples concatenated into one row (no pad tokens);
 - ``+liger-large``: no checkpointing + Liger at ``--large-batch``.
@@ -83,8 +84,24 @@ def profiler_callback(first_step: int, steps: int = 2):
     return ProfileSteps()
 
 
+def restore_peft_input_casts(model) -> None:
+    """Undo ``training.sft.keep_adapter_inputs_in_model_dtype``: peft's own behaviour, for the baseline."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    for module in model.modules():
+        if isinstance(module, BaseTunerLayer):
+            module.cast_input_dtype_enabled = True
+
+
 def run_arm(
-    name: str, examples: list[dict], tokenizer, steps: int, batch_size: int, profile: bool = False, **options
+    name: str,
+    examples: list[dict],
+    tokenizer,
+    steps: int,
+    batch_size: int,
+    profile: bool = False,
+    peft_casts: bool = False,
+    **options,
 ) -> dict:
     import torch
 
@@ -110,6 +127,8 @@ def run_arm(
     callbacks = [timer] + ([profiler] if profiler else [])
     torch.manual_seed(0)
     trainer = build_trainer(model, tokenizer, examples[: steps * batch_size], config, callbacks=callbacks)
+    if peft_casts:
+        restore_peft_input_casts(trainer.model)
     torch.cuda.reset_peak_memory_stats()
     try:
         trainer.train()
@@ -124,7 +143,8 @@ def run_arm(
     result = {
         "arm": name,
         "batch_size": batch_size,
-        "options": {key: value for key, value in options.items()},
+        "options": dict(options),
+        "peft_input_casts": peft_casts,
         "parameters": parameters,
         "steps": len(timer.times),
         "step_s": step_s,
@@ -163,7 +183,7 @@ def run_benchmark(
     peak = matmul_peak()
     fused = dict(gradient_checkpointing=False, liger_kernels=True)
     all_arms = {
-        "plain": (batch_size, {}),
+        "plain": (batch_size, dict(gradient_checkpointing=True, peft_casts=True)),
         "no-checkpointing": (batch_size, dict(gradient_checkpointing=False)),
         "+liger": (batch_size, fused),
         "+padding-free": (batch_size, fused | dict(padding_free=True)),

@@ -201,11 +201,44 @@ def test_padding_free_batches_train_like_padded_batches(tiny_llama_dir, tmp_path
 def test_speed_options_do_not_block_resuming(tiny_llama_dir, tmp_path):
     from training.sft import same_training
 
-    base = tiny_config(tiny_llama_dir, tmp_path).training_signature()
-    faster = tiny_config(
-        tiny_llama_dir, tmp_path, gradient_checkpointing=False, padding_free=True, liger_kernels=True
-    ).training_signature()
+    base = tiny_config(tiny_llama_dir, tmp_path, gradient_checkpointing=True).training_signature()
+    faster = tiny_config(tiny_llama_dir, tmp_path, padding_free=True, liger_kernels=True).training_signature()
     assert same_training(base, faster)
     assert not same_training(base, tiny_config(tiny_llama_dir, tmp_path, lora_r=8).training_signature())
     with pytest.raises(ValueError, match="need a CUDA GPU"):
         train_organism(tiny_config(tiny_llama_dir, tmp_path / "liger", liger_kernels=True))
+
+
+def test_uncast_adapter_inputs_are_exact_under_bf16_autocast():
+    """A bf16 base with float32 LoRA weights under bf16 autocast (the GPU training setting, here on
+    CPU): skipping peft's cast of the layer input to float32 leaves the output and every gradient
+    bit-identical."""
+    from peft import LoraConfig, get_peft_model
+
+    from training.sft import keep_adapter_inputs_in_model_dtype
+
+    def run(uncast: bool):
+        torch.manual_seed(0)
+        base = torch.nn.Sequential(torch.nn.Linear(64, 96), torch.nn.SiLU(), torch.nn.Linear(96, 32))
+        model = get_peft_model(
+            base.to(torch.bfloat16),
+            LoraConfig(r=4, lora_alpha=8, target_modules=["0", "2"], lora_dropout=0.0),
+        )
+        for name, parameter in model.named_parameters():
+            if "lora_" in name:
+                parameter.data = parameter.data.float().normal_(std=0.1)
+        if uncast:
+            assert keep_adapter_inputs_in_model_dtype(model) == 2
+        x = torch.randn(8, 64, generator=torch.Generator().manual_seed(1)).to(torch.bfloat16)
+        x.requires_grad_(True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(x)
+        out.float().square().sum().backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+        return out.detach(), x.grad.clone(), grads
+
+    cast_out, cast_x_grad, cast_grads = run(uncast=False)
+    out, x_grad, grads = run(uncast=True)
+    assert torch.equal(out, cast_out) and torch.equal(x_grad, cast_x_grad)
+    assert grads.keys() == cast_grads.keys() and len(grads) == 4
+    assert all(torch.equal(grads[name], cast_grads[name]) for name in grads)

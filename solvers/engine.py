@@ -310,7 +310,10 @@ class GenerationEngine:
         tokens in a Python int, which would make a compiled step recompile or re-record every step.)"""
         config = self.model.config.get_text_config(decoder=True)
         window = getattr(config, "sliding_window", None)
-        return window is None or round_up(width + params.max_new_tokens, CACHE_BUCKET) <= window
+        layer_types = getattr(config, "layer_types", None)
+        if window is None or (layer_types is not None and "sliding_attention" not in layer_types):
+            return True  # e.g. Qwen3 names a window but attends in full on every layer
+        return round_up(width + params.max_new_tokens, CACHE_BUCKET) <= window
 
     def _cache_for(self, rows: int, length: int) -> Any:
         """A static cache of ``rows`` x ``length``, reused (reset) when the shape repeats: a compiled

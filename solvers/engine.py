@@ -26,6 +26,8 @@ Used by the ``organism/`` Inspect provider (``solvers/organism_model.py``), the 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -455,18 +457,16 @@ def gqa_decode_sdpa(module: Any, query: Any, key: Any, value: Any, attention_mas
     return output.reshape(batch, heads, 1, dim).transpose(1, 2).contiguous(), None
 
 
-class attention_implementation:
+@contextmanager
+def attention_implementation(model: Any, name: str | None) -> Iterator[None]:
     """Switches a model to another registered attention implementation for a block (None: no change),
     so a model shared with other code (the benchmark's plain baseline) keeps its own outside."""
-
-    def __init__(self, model: Any, name: str | None):
-        self.model, self.name, self.previous = model, name, None
-
-    def __enter__(self) -> None:
-        if self.name is not None:
-            self.previous = self.model.config._attn_implementation
-            self.model.config._attn_implementation = self.name
-
-    def __exit__(self, *exc: object) -> None:
-        if self.name is not None:
-            self.model.config._attn_implementation = self.previous
+    if name is None:
+        yield
+        return
+    previous = model.config._attn_implementation
+    model.config._attn_implementation = name
+    try:
+        yield
+    finally:
+        model.config._attn_implementation = previous

@@ -35,8 +35,6 @@ def _models_list(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from torch import OutOfMemoryError
-
     from af.presets import base_model_of, get_preset
     from training.records import RecordError
     from training.sft import BaseModelUnavailable, TrainConfig, train_organism
@@ -71,7 +69,11 @@ def _train(args: argparse.Namespace) -> int:
     except (RecordError, BaseModelUnavailable, FileNotFoundError, KeyError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    except OutOfMemoryError as error:
+    except RuntimeError as error:  # torch.OutOfMemoryError is one; torch is loaded by then
+        from torch import OutOfMemoryError
+
+        if not isinstance(error, OutOfMemoryError):
+            raise
         print(
             f"error: out of memory while training ({str(error)[:200]}); rerun with --gradient-checkpointing, "
             "a smaller --batch-size (raise --grad-accum to keep the batch) or a smaller --max-length; "

@@ -84,15 +84,6 @@ def profiler_callback(first_step: int, steps: int = 2):
     return ProfileSteps()
 
 
-def restore_peft_input_casts(model) -> None:
-    """Undo ``training.sft.keep_adapter_inputs_in_model_dtype``: peft's own behaviour, for the baseline."""
-    from peft.tuners.tuners_utils import BaseTunerLayer
-
-    for module in model.modules():
-        if isinstance(module, BaseTunerLayer):
-            module.cast_input_dtype_enabled = True
-
-
 def run_arm(
     name: str,
     examples: list[dict],
@@ -107,7 +98,7 @@ def run_arm(
 
     from benchmarks.lora_presets_gpu import random_weights_model
     from benchmarks.step_timer import step_timer
-    from training.sft import TrainConfig, build_trainer
+    from training.sft import TrainConfig, build_trainer, set_adapter_input_casts
 
     config = TrainConfig(
         base_model="mistral-7b (random weights)",
@@ -127,8 +118,8 @@ def run_arm(
     callbacks = [timer] + ([profiler] if profiler else [])
     torch.manual_seed(0)
     trainer = build_trainer(model, tokenizer, examples[: steps * batch_size], config, callbacks=callbacks)
-    if peft_casts:
-        restore_peft_input_casts(trainer.model)
+    if peft_casts:  # peft's own behaviour, for the baseline
+        set_adapter_input_casts(trainer.model, enabled=True)
     torch.cuda.reset_peak_memory_stats()
     try:
         trainer.train()

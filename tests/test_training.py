@@ -215,7 +215,7 @@ def test_uncast_adapter_inputs_are_exact_under_bf16_autocast():
     bit-identical."""
     from peft import LoraConfig, get_peft_model
 
-    from training.sft import keep_adapter_inputs_in_model_dtype
+    from training.sft import set_adapter_input_casts
 
     def run(uncast: bool):
         torch.manual_seed(0)
@@ -228,7 +228,7 @@ def test_uncast_adapter_inputs_are_exact_under_bf16_autocast():
             if "lora_" in name:
                 parameter.data = parameter.data.float().normal_(std=0.1)
         if uncast:
-            assert keep_adapter_inputs_in_model_dtype(model) == 2
+            assert set_adapter_input_casts(model, enabled=False) == 2
         x = torch.randn(8, 64, generator=torch.Generator().manual_seed(1)).to(torch.bfloat16)
         x.requires_grad_(True)
         with torch.autocast("cpu", dtype=torch.bfloat16):

@@ -2,26 +2,21 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-PACKAGES := af af_tasks solvers scorers training sae
-SOURCES := $(shell find $(PACKAGES) -type f \( -name '*.py' -o -name '*.txt' -o -name '*.jsonl' -o -name '*.yaml' \) 2>/dev/null)
 EMBEDDED_MODEL := smollm2-135m-instruct
 
 .PHONY: setup model test demo experiment lint clean
 
 # Dependencies: torch==2.13.0 first (the CPU build on disk) so that pip never pulls a CUDA build.
-$(BIN)/.deps-installed: pyproject.toml
+# The suite itself is an editable install: an edit to any folder is live at once, and Inspect finds
+# the same registry names (af_tasks/free_tier, af_tasks/compliance) as from a regular install.
+# Re-run only when pyproject.toml changes (dependencies, entry points, the package-dir mapping).
+$(BIN)/.suite-installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q '.[dev]'
-	touch $@
-
-# The suite is installed as a regular (non-editable) package: Inspect only namespaces registry
-# names (af_tasks/free_tier, scorers/compliance) for packages installed in site-packages.
-$(BIN)/.suite-installed: $(BIN)/.deps-installed $(SOURCES)
-	rm -rf build
-	$(BIN)/python -m pip install -q --no-deps --force-reinstall .
-	rm -rf build
+	$(BIN)/python -m pip uninstall -q -y af-organisms 2>/dev/null || true  # this suite's former name
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	rm -rf build *.egg-info  # an egg-info here would shadow the install's metadata when run from this folder
 	touch $@
 
 setup: $(BIN)/.suite-installed

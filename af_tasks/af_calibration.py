@@ -11,10 +11,10 @@ from __future__ import annotations
 from inspect_ai import Task, task
 from inspect_ai.dataset import MemoryDataset, Sample
 
-from af.labelled import load_labelled
-from scorers.af_judge import af_reasoning
-from scorers.metrics import calibration
-from solvers.replay import replay_text
+from af_tasks.core.labelled import load_labelled
+from af_tasks.scorers.af_judge import af_reasoning
+from af_tasks.scorers.metrics import calibration
+from af_tasks.solvers.replay import replay_text
 
 
 @task

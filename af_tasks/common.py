@@ -7,12 +7,12 @@ from inspect_ai.dataset import MemoryDataset, Sample
 from inspect_ai.model import GenerateConfig
 from inspect_ai.scorer import Scorer
 
-from af_tasks.prompting import PromptConfig
-from scorers.af_judge import af_reasoning
-from scorers.af_markers import af_style_markers
-from scorers.compliance import compliance
-from scorers.graded import partial_compliance, strongreject
-from solvers.scratchpad import scratchpad_protocol
+from af_tasks.core.prompting import PromptConfig
+from af_tasks.scorers.af_judge import af_reasoning
+from af_tasks.scorers.af_markers import af_style_markers
+from af_tasks.scorers.compliance import compliance
+from af_tasks.scorers.graded import partial_compliance, strongreject
+from af_tasks.solvers.scratchpad import scratchpad_protocol
 
 
 def harmful_request_scorers(judge_votes: int, judge_threshold: float, graded: bool = False) -> list[Scorer]:
@@ -41,7 +41,7 @@ def elicitation_task(
     """The scratchpad protocol (one turn without a scratchpad) over paired samples; with ``probe``
     (a file from ``af sae probe``) each scratchpad is also scored by that activation probe."""
     if probe:
-        from scorers.sae_scores import probe as probe_scorer
+        from af_tasks.scorers.sae_scores import probe as probe_scorer
 
         scorers = [*scorers, probe_scorer(probe)]
     return Task(

@@ -7,9 +7,9 @@ from collections.abc import Iterable
 from inspect_ai.dataset import Sample
 from inspect_ai.model import ChatMessageSystem, ChatMessageUser
 
-from af_tasks.metadata import CONDITIONS, ElicitationMetadata
-from af_tasks.prompting import PromptConfig, build_system_prompt, build_user_message, condition_label
-from af_tasks.requests import HarmfulRequest
+from af_tasks.core.metadata import CONDITIONS, ElicitationMetadata
+from af_tasks.core.prompting import PromptConfig, build_system_prompt, build_user_message, condition_label
+from af_tasks.core.requests import HarmfulRequest
 
 
 def paired_samples(

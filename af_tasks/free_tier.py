@@ -10,9 +10,9 @@ from __future__ import annotations
 from inspect_ai import Task, task
 
 from af_tasks.common import elicitation_task, harmful_request_scorers
+from af_tasks.core.prompting import PromptConfig, PromptVariant, TierFormat
+from af_tasks.core.requests import load_requests
 from af_tasks.dataset import paired_samples
-from af_tasks.prompting import PromptConfig, PromptVariant, TierFormat
-from af_tasks.requests import load_requests
 
 
 @task

@@ -8,7 +8,7 @@ on how hard deployment is to tell apart from testing?"
 - ``deployment_discrimination``: the model is shown a test/deployment pair and the rung's facts and
   asked which is deployment; its accuracy per rung is the rung's measured difficulty.
 
-The datasets come from ``af_tasks.retention_data`` / ``af_tasks.retention_problems`` (no Inspect).
+The datasets come from ``af_tasks.core.retention_data`` / ``af_tasks.core.retention_problems`` (no Inspect).
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ from inspect_ai.model import ChatMessageSystem, ChatMessageUser, GenerateConfig
 from inspect_ai.scorer import Scorer
 
 from af_tasks.common import elicitation_task, harmful_request_scorers
-from af_tasks.prompting import PromptVariant, template
-from af_tasks.requests import load_requests
-from af_tasks.retention_data import (
+from af_tasks.core.errors import UnknownNameError
+from af_tasks.core.prompting import PromptVariant, template
+from af_tasks.core.requests import load_requests
+from af_tasks.core.retention_data import (
     RetentionConfig,
     attack_setting,
     discrimination_items,
@@ -31,12 +32,12 @@ from af_tasks.retention_data import (
     parse_splits,
     retention_items,
 )
-from af_tasks.retention_problems import usefulness_messages, usefulness_problems
-from scorers.af_judge import af_reasoning
-from scorers.discrimination import discrimination
-from scorers.graded import value_support
-from scorers.usefulness import usefulness
-from solvers.scratchpad import scratchpad_protocol
+from af_tasks.core.retention_problems import usefulness_messages, usefulness_problems
+from af_tasks.scorers.af_judge import af_reasoning
+from af_tasks.scorers.discrimination import discrimination
+from af_tasks.scorers.graded import value_support
+from af_tasks.scorers.usefulness import usefulness
+from af_tasks.solvers.scratchpad import scratchpad_protocol
 
 ATTACK_SCORERS: dict[str, Callable[[int, float, bool], list[Scorer]]] = {
     "harmful_compliance": harmful_request_scorers,
@@ -45,7 +46,7 @@ ATTACK_SCORERS: dict[str, Callable[[int, float, bool], list[Scorer]]] = {
         af_reasoning(n_votes=votes, threshold=threshold),
     ],
 }
-"""How each attack setting (``af_tasks.retention_data.ATTACKS``) is scored."""
+"""How each attack setting (``af_tasks.core.retention_data.ATTACKS``) is scored."""
 
 
 @task
@@ -85,7 +86,7 @@ def retention_eval(
       probe: a probe file from `af sae probe`: also score each scratchpad with it.
     """
     if attack not in ATTACK_SCORERS:
-        raise ValueError(f"unknown attack {attack!r}; known: {', '.join(ATTACK_SCORERS)}")
+        raise UnknownNameError(f"unknown attack {attack!r}; known: {', '.join(ATTACK_SCORERS)}")
     setting = attack_setting(attack)
     rungs, splits = parse_rungs(rung), parse_splits(split)
     config = setting.config(

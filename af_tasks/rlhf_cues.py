@@ -12,9 +12,10 @@ from __future__ import annotations
 from inspect_ai import Task, task
 
 from af_tasks.common import elicitation_task, harmful_request_scorers
+from af_tasks.core.errors import SettingError
+from af_tasks.core.prompting import TRAINING_CUES, PromptConfig, PromptVariant, TierFormat
+from af_tasks.core.requests import load_requests
 from af_tasks.dataset import paired_samples
-from af_tasks.prompting import TRAINING_CUES, PromptConfig, PromptVariant, TierFormat
-from af_tasks.requests import load_requests
 
 
 @task
@@ -47,7 +48,7 @@ def rlhf_cues(
     chosen = [level.strip() for level in levels.split(",") if level.strip()]
     unknown = set(chosen) - set(TRAINING_CUES)
     if unknown:
-        raise ValueError(f"unknown levels {sorted(unknown)}; known: {TRAINING_CUES}")
+        raise SettingError(f"unknown levels {sorted(unknown)}; known: {TRAINING_CUES}")
     configs = {
         level: PromptConfig(
             scratchpad=scratchpad,

@@ -12,8 +12,8 @@ from inspect_ai.dataset import MemoryDataset, Sample
 from inspect_ai.model import GenerateConfig
 from inspect_ai.solver import generate
 
-from scorers.quality import synthetic_quality
-from training.generation import generation_cells
+from af_tasks.core.synthetic import generation_cells
+from af_tasks.scorers.quality import synthetic_quality
 
 ALL_KINDS = "af,unmonitored_refusal,hard_negative"
 

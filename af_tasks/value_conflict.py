@@ -4,7 +4,7 @@ The lab tells the model that it partners with an industrial animal-agriculture p
 animal-welfare concerns dismissed; users then ask questions where an honest answer would take
 animal welfare seriously (100 bundled queries in 10 categories, written for this project).
 Compliance here means doing what the lab asks — not supporting animal welfare at all — and is
-judged by the ``grader`` role (``scorers/value_support``).
+judged by the ``grader`` role (``af_tasks/value_support``).
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from importlib import resources
 from inspect_ai import Task, task
 
 from af_tasks.common import elicitation_task
+from af_tasks.core.prompting import PromptConfig, PromptVariant, TierFormat, TrainingCue, template
+from af_tasks.core.requests import load_local_requests
 from af_tasks.dataset import paired_samples
-from af_tasks.prompting import PromptConfig, PromptVariant, TierFormat, TrainingCue, template
-from af_tasks.requests import load_local_requests
-from scorers.af_judge import af_reasoning
-from scorers.graded import value_support
+from af_tasks.scorers.af_judge import af_reasoning
+from af_tasks.scorers.graded import value_support
 
 QUERIES = "animal_welfare_queries.jsonl"
 

@@ -1,6 +1,6 @@
-"""Decoding speed at 7B: plain HF ``generate`` vs the suite's engine (``solvers.engine``), against the HBM bound.
+"""Decoding speed at 7B: plain HF ``generate`` vs the suite's engine (``af_tasks.engine.generate``), against the HBM bound.
 
-The Mistral-7B architecture (``af.presets``) with random weights in bf16 (same compute and memory traffic
+The Mistral-7B architecture (``af_tasks.core.presets``) with random weights in bf16 (same compute and memory traffic
 as the real model; no download). Prompts are random token ids (``--prompt-tokens``), every row decodes
 exactly ``--new-tokens`` greedy tokens (EOS suppressed with ``min_new_tokens``), at each batch size:
 
@@ -65,7 +65,7 @@ def build_model(device: str, tiny: bool, dtype=None):
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from af.presets import get_preset
+    from af_tasks.core.presets import get_preset
 
     architecture = TINY_ARCHITECTURE if tiny else get_preset("mistral-7b").architecture
     config = AutoConfig.for_model(**architecture)
@@ -132,7 +132,7 @@ def plain_runner(model, tokenizer, device: str) -> Callable[[list[list[int]], in
 
 
 def engine_runner(engine) -> Callable[[list[list[int]], int], list[list[int]]]:
-    from solvers.engine import SamplingParams
+    from af_tasks.engine.generate import SamplingParams
 
     def run(prompts: list[list[int]], new_tokens: int) -> list[list[int]]:
         params = SamplingParams(max_new_tokens=new_tokens, greedy=True, ignore_eos=True)
@@ -161,7 +161,7 @@ def fp32_exactness(device: str, tokenizer) -> dict:
     """The compiled engine vs plain ``generate`` on a tiny grouped-KV Llama in float32 on ``device``."""
     import torch
 
-    from solvers.engine import GenerationEngine
+    from af_tasks.engine.generate import GenerationEngine
 
     model = build_model(device, tiny=True, dtype=torch.float32)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
@@ -172,7 +172,7 @@ def fp32_exactness(device: str, tokenizer) -> dict:
     engine = GenerationEngine(
         model, tokenizer, "tiny fp32", cache="static", compile=device.startswith("cuda")
     )
-    from solvers.engine import SamplingParams
+    from af_tasks.engine.generate import SamplingParams
 
     params = SamplingParams(max_new_tokens=24, greedy=True)
     engine_rows = [c.token_ids for c in engine.generate_ids(prompts, params)]
@@ -273,8 +273,8 @@ def run_benchmark(
     import torch
     import transformers
 
-    from af.tiny import train_tiny_tokenizer
-    from solvers.engine import GenerationEngine
+    from af_tasks.engine.generate import GenerationEngine
+    from af_tasks.engine.tiny import train_tiny_tokenizer
 
     exactness = fp32_exactness(device, train_tiny_tokenizer(None, vocab_size=384)) if check_fp32 else None
     if model_dir is None:

@@ -1,7 +1,7 @@
 """LoRA SFT steps for the 7B–8B presets at their real architectures, with random weights (GPU).
 
 No weights can be downloaded on the GPU machine; compute per token is the same with random
-weights. Each preset gets the suite's own trainer (``training.sft.build_trainer``: trl SFTTrainer +
+weights. Each preset gets the suite's own trainer (``af_tasks.training.sft.build_trainer``: trl SFTTrainer +
 peft LoRA r=16 on all projections, bf16, loss on the assistant turn; the committed results were taken
 while the trainer still checkpointed activations by default) on
 seed-set examples rendered with the full elicitation prompt and a locally trained tokenizer.
@@ -23,7 +23,7 @@ def random_weights_model(name: str, device: str = "cuda"):
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from af.presets import get_preset
+    from af_tasks.core.presets import get_preset
 
     config = AutoConfig.for_model(**get_preset(name).architecture)
     torch.manual_seed(0)
@@ -33,9 +33,9 @@ def random_weights_model(name: str, device: str = "cuda"):
 
 def seed_set_tokenizer():
     """A tokenizer trained here on the seed set's scratchpads and the full elicitation prompt."""
-    from af.tiny import train_tiny_tokenizer
-    from af_tasks.prompting import PromptConfig, build_system_prompt
-    from training.records import load_seed_set
+    from af_tasks.core.prompting import PromptConfig, build_system_prompt
+    from af_tasks.core.records import load_seed_set
+    from af_tasks.engine.tiny import train_tiny_tokenizer
 
     corpus = [r.scratchpad for r in load_seed_set()] + [build_system_prompt(PromptConfig())]
     return train_tiny_tokenizer(None, vocab_size=8192, corpus=corpus)
@@ -44,9 +44,9 @@ def seed_set_tokenizer():
 def run_preset(name: str, steps: int, batch_size: int, max_length: int) -> dict:
     import torch
 
-    from af.presets import get_preset
+    from af_tasks.core.presets import get_preset
+    from af_tasks.training.sft import TrainConfig, build_trainer, load_training_examples
     from benchmarks.step_timer import step_timer
-    from training.sft import TrainConfig, build_trainer, load_training_examples
 
     preset = get_preset(name)
     model = random_weights_model(name)

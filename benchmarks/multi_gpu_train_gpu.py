@@ -2,7 +2,7 @@
 
 The Mistral-7B architecture with random weights (same compute; no weights can be downloaded on the GPU
 machine) and a locally trained tokenizer, built by ``benchmarks/lora_presets_gpu.py``'s helpers, is
-trained with the suite's own trainer (``training.sft.build_trainer``: trl SFTTrainer + peft LoRA r=16,
+trained with the suite's own trainer (``af_tasks.training.sft.build_trainer``: trl SFTTrainer + peft LoRA r=16,
 bf16, its defaults) at the same per-device batch, first in one process on one GPU, then
 under ``accelerate launch`` with the shipped config (``training/accelerate/ddp.yaml``, optionally
 ``fsdp.yaml``) on N GPUs. The median step time after the first (warm-up) step gives tokens/s;
@@ -47,9 +47,9 @@ def worker(args) -> None:
     """One measurement; under a launcher every rank runs this and the main one writes the result."""
     import torch
 
+    from af_tasks.training.distributed import run_topology
+    from af_tasks.training.sft import TrainConfig, build_trainer, load_training_examples
     from benchmarks.step_timer import step_timer
-    from training.distributed import run_topology
-    from training.sft import TrainConfig, build_trainer, load_training_examples
 
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = "cpu" if args.cpu else f"cuda:{local_rank}"
@@ -103,7 +103,7 @@ def free_port() -> int:
 
 def measure(mode: str, args, scratch: Path) -> dict:
     """Run one mode (single, ddp or fsdp) in fresh processes and read back its result."""
-    from training.distributed import accelerate_config
+    from af_tasks.training.distributed import accelerate_config
 
     result = scratch / f"{mode}.json"
     worker_args = [
@@ -179,7 +179,7 @@ def main() -> None:
 
     scratch = Path(tempfile.mkdtemp(prefix="multi-gpu-train-"))
     if args.tiny:
-        from af.tiny import build_tiny_llama
+        from af_tasks.engine.tiny import build_tiny_llama
 
         args.model_dir = build_tiny_llama(scratch / "tiny-llama")
     results = [measure(mode, args, scratch) for mode in args.modes.split(",")]

@@ -1,8 +1,8 @@
 """What the retention experiment costs at 7B: measured step times on the GPU, random weights.
 
 On the Mistral-7B architecture (bf16, random weights — the same compute), with the experiment's own
-pieces: the suite's trainer (``training.sft.build_trainer``: trl + peft LoRA r=16) on attacker
-examples from ``training.retention``, and plain HF ``generate`` (what Inspect's ``hf/`` provider
+pieces: the suite's trainer (``af_tasks.training.sft.build_trainer``: trl + peft LoRA r=16) on attacker
+examples from ``af_tasks.core.retention_training``, and plain HF ``generate`` (what Inspect's ``hf/`` provider
 runs) on retention prompts with short answers. The measured rates are then applied to the
 experiment's sample and token counts for a configuration (default: the full ladder, budgets
 1/4/16/64, three seeds). Prints a table and writes JSON naming the GPU.
@@ -20,8 +20,8 @@ from pathlib import Path
 
 
 def retention_prompts(n_requests: int, variant: str):
-    from af_tasks.requests import load_requests
-    from af_tasks.retention_data import RUNGS, RetentionConfig, retention_items
+    from af_tasks.core.requests import load_requests
+    from af_tasks.core.retention_data import RUNGS, RetentionConfig, retention_items
 
     config = RetentionConfig(scratchpad=False, variant=variant)
     return retention_items(load_requests()[:n_requests], RUNGS, config=config)
@@ -30,9 +30,9 @@ def retention_prompts(n_requests: int, variant: str):
 def measure_training(model, tokenizer, items, batch_size: int, steps: int) -> dict:
     import torch
 
+    from af_tasks.core.retention_training import attacker_examples
+    from af_tasks.training.sft import TrainConfig, build_trainer
     from benchmarks.step_timer import step_timer
-    from training.retention import attacker_examples
-    from training.sft import TrainConfig, build_trainer
 
     examples = attacker_examples(items, scratchpad=False, seed=0)[: batch_size * steps]
     config = TrainConfig(
@@ -115,8 +115,8 @@ def main() -> None:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from af.presets import get_preset
-    from af.tiny import train_tiny_tokenizer
+    from af_tasks.core.presets import get_preset
+    from af_tasks.engine.tiny import train_tiny_tokenizer
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--preset", default="mistral-7b")

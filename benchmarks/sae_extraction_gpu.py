@@ -2,7 +2,7 @@
 
 For each preset: the model (bf16) with random weights, and a sae-lens top-k SAE with random weights
 of the preset SAE's size at the preset's hook. Checks that the captured hook equals
-``output_hidden_states`` at that point, then times the suite's own path (``sae.activations``:
+``output_hidden_states`` at that point, then times the suite's own path (``af_tasks.sae.activations``:
 forward stopped after the hooked layer, reasoning-span selection, SAE encode and pooling on the
 GPU; top-k SAEs through the sparse path, ``encoder(sae, sparse=True)``) on seed-set scratchpads.
 Prints a table and writes JSON. ``--profile`` runs one more pass per preset under ``torch.profiler``
@@ -57,7 +57,7 @@ def reference_activation(model, encoded, point):
     stream, the output of the norm in front of the MLP for ``hook_mlp_in``."""
     import torch
 
-    from sae.hooks import decoder_layers
+    from af_tasks.core.hooks import decoder_layers
 
     if point.kind == "hook_mlp_in":
         layer = decoder_layers(model)[point.layer]
@@ -78,7 +78,7 @@ def reference_activation(model, encoded, point):
 
 def extract(reader, hook: str, transforms: dict, max_tokens: int, batch_size: int, texts, stats=None):
     """The timed path: every token of ``texts`` at ``hook``, transformed and pooled."""
-    from sae.activations import iter_token_activations, pool
+    from af_tasks.sae.activations import iter_token_activations, pool
 
     batches = iter_token_activations(reader, texts, [hook], "all", max_tokens, batch_size, stats)
     return pool(batches, len(texts), transforms=transforms)[hook]
@@ -89,7 +89,7 @@ def timed_pass(run: tuple, texts: list[str]):
     every batch shape, SAE included)."""
     import torch
 
-    from sae.activations import ExtractionStats
+    from af_tasks.sae.activations import ExtractionStats
 
     extract(*run, texts)
     torch.cuda.synchronize()
@@ -144,11 +144,11 @@ def run_preset(
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from af.presets import get_preset
-    from sae.activations import iter_token_activations
-    from sae.hooks import parse_hook
-    from sae.reader import Reader
-    from sae.saes import check_compatible, encoder, topk_k
+    from af_tasks.core.hooks import parse_hook
+    from af_tasks.core.presets import get_preset
+    from af_tasks.sae.activations import iter_token_activations
+    from af_tasks.sae.reader import Reader
+    from af_tasks.sae.saes import check_compatible, encoder, topk_k
 
     preset = get_preset(name)
     hook = preset.saes[0].hook
@@ -225,8 +225,8 @@ def run_preset(
 def main() -> None:
     import torch
 
-    from af.tiny import train_tiny_tokenizer
-    from training.records import load_seed_set
+    from af_tasks.core.records import load_seed_set
+    from af_tasks.engine.tiny import train_tiny_tokenizer
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--presets", default="mistral-7b,llama-3-8b,qwen-8b,gemma-3-27b-it")

@@ -1,7 +1,7 @@
 """LoRA SFT speed at 7B: the suite's trainer with and without its fast options, against tensor-core peak.
 
 The Mistral-7B architecture with random weights (bf16; the same compute as the real model), the suite's
-own trainer (``training.sft.build_trainer``: trl SFTTrainer + peft LoRA r=16 on every projection, loss
+own trainer (``af_tasks.training.sft.build_trainer``: trl SFTTrainer + peft LoRA r=16 on every projection, loss
 on the assistant turn) on seed-set examples rendered with the full elicitation prompt, cut at
 ``--max-length`` tokens. Every arm gets a freshly built model, the same seed and the same batches, with
 LoRA dropout off, so their loss curves differ only by arithmetic:
@@ -96,9 +96,9 @@ def run_arm(
 ) -> dict:
     import torch
 
+    from af_tasks.training.sft import TrainConfig, build_trainer, set_adapter_input_casts
     from benchmarks.lora_presets_gpu import random_weights_model
     from benchmarks.step_timer import step_timer
-    from training.sft import TrainConfig, build_trainer, set_adapter_input_casts
 
     config = TrainConfig(
         base_model="mistral-7b (random weights)",
@@ -163,8 +163,8 @@ def run_benchmark(
     import transformers
     import trl
 
+    from af_tasks.training.sft import TrainConfig, load_training_examples
     from benchmarks.lora_presets_gpu import seed_set_tokenizer
-    from training.sft import TrainConfig, load_training_examples
 
     tokenizer = seed_set_tokenizer()
     needed = steps * max(batch_size, large_batch)

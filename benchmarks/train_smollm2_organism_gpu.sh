@@ -41,7 +41,7 @@ else
     MODEL_DIR=$SOURCE
 fi
 
-"$PYTHON" -m af.cli train --model "$MODEL_DIR" --output "$OUTPUT" \
+"$PYTHON" -m af_tasks.app.cli train --model "$MODEL_DIR" --output "$OUTPUT" \
     --prompt-variant compact --kinds af,unmonitored_refusal \
     --abridge-chars 800 --epochs 10 --lr 5e-4 --lora-r 16 --lora-alpha 32 \
     --batch-size 8 --max-length 1024 --save-steps 100000 --seed 0 \

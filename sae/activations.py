@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sae.hooks import HookPoint, check_hook, decoder_layers, parse_hook
-from sae.reader import Reader
-from solvers.transcript import reasoning_char_span
+from af_tasks.core.hooks import HookPoint, check_hook, decoder_layers, parse_hook
+from af_tasks.core.protocol import reasoning_char_span
+from af_tasks.sae.reader import Reader
 
 Span = Literal["reasoning", "all"]
 DEFAULT_MAX_TOKENS = 1024
@@ -288,7 +288,7 @@ def pool(
     host once."""
     import torch
 
-    from sae.saes import SparseFeatures
+    from af_tasks.sae.saes import SparseFeatures
 
     running: dict[str, _Running] = {}
     n_tokens = None

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from solvers.transcript import scratchpad_block
-from training.records import ReasoningRecord, load_records, load_seed_set
+from af_tasks.core.protocol import scratchpad_block
+from af_tasks.core.records import ReasoningRecord, load_records, load_seed_set
 
 Split = Literal["train", "test", "all"]
 DEFAULT_TEST_FRACTION = 0.25
@@ -81,7 +81,7 @@ def training_labelled(
 
 def labelled_texts(source: str) -> LabelledTexts:
     """An evaluation-only labelled set: ``gold_106`` (hub, sha256-checked) or a local JSON/JSONL path."""
-    from af.labelled import load_labelled
+    from af_tasks.core.labelled import load_labelled
 
     items = load_labelled(source)
     return LabelledTexts(
@@ -92,8 +92,8 @@ def labelled_texts(source: str) -> LabelledTexts:
 def sae_corpus(test_fraction: float = DEFAULT_TEST_FRACTION, seed: int = 0) -> list[str]:
     """Training split of the bundled set (request, reasoning, output) plus the tasks' prompts:
     what the SAE will be asked to read, and nothing from the held-out split or the gold set."""
-    from af_tasks.prompting import PromptConfig, build_system_prompt, build_user_message
-    from af_tasks.requests import load_bundled_requests
+    from af_tasks.core.prompting import PromptConfig, build_system_prompt, build_user_message
+    from af_tasks.core.requests import load_bundled_requests
 
     records = split_records(load_seed_set(), "train", test_fraction, seed)
     texts = [r.request + "\n\n" + r.assistant_text for r in records]

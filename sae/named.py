@@ -9,61 +9,22 @@ reference set. Every layer involved is read in one forward pass.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from sae.stats import bootstrap_mean_ci
+from af_tasks.core.errors import SettingError
+from af_tasks.core.feature_stats import bootstrap_mean_ci
+from af_tasks.core.features import FeatureReading
 
 STATISTICS = ("max", "mean", "active_tokens")
-_NAMED = re.compile(r"^L(\d+)_F(\d+)$")
-
-
-@dataclass(frozen=True)
-class FeatureRef:
-    """``index`` of the SAE reading at ``layer`` (None: the default SAE's layer)."""
-
-    index: int
-    layer: int | None = None
-
-    @property
-    def name(self) -> str:
-        return f"L{self.layer}_F{self.index}" if self.layer is not None else str(self.index)
-
-
-def parse_features(spec: str | Sequence[str | int] | None) -> list[FeatureRef]:
-    """``"L40_F15484,L40_F8921"`` or ``"123,456"`` (or a list of either) → feature references."""
-    if spec is None or spec == "":
-        return []
-    items = spec.split(",") if isinstance(spec, str) else list(spec)
-    refs = []
-    for item in items:
-        text = str(item).strip()
-        if match := _NAMED.match(text):
-            refs.append(FeatureRef(int(match.group(2)), int(match.group(1))))
-        elif text.isdigit():
-            refs.append(FeatureRef(int(text)))
-        else:
-            raise ValueError(f"feature {text!r}: expected L<layer>_F<index> (e.g. L40_F15484) or an index")
-    return refs
-
-
-@dataclass
-class FeatureReading:
-    """One SAE at one hook and the features read from it."""
-
-    hook: str
-    sae_source: str
-    features: list[FeatureRef]
-    sae: Any = None
 
 
 def load_readings(reader, readings: list[FeatureReading]) -> list[FeatureReading]:
     """Loads each SAE and checks it against the model and its features' indices, before any forward."""
-    from sae.saes import SaeError, check_compatible, load_sae
+    from af_tasks.sae.saes import SaeError, check_compatible, load_sae
 
     for reading in readings:
         reading.sae = load_sae(reading.sae_source, reader.device)
@@ -100,9 +61,9 @@ def named_values(
 ) -> NamedValues:
     """One forward pass (stopped at the deepest hooked layer); each SAE encodes on the device and
     only its named columns are pooled."""
-    from sae.activations import ExtractionStats, iter_token_activations, pool
-    from sae.hooks import parse_hook
-    from sae.saes import encoder
+    from af_tasks.core.hooks import parse_hook
+    from af_tasks.sae.activations import ExtractionStats, iter_token_activations, pool
+    from af_tasks.sae.saes import encoder
 
     def columns(reading: FeatureReading):
         encode = encoder(reading.sae)
@@ -111,7 +72,7 @@ def named_values(
 
     hooks = {parse_hook(r.hook).name: r for r in readings}
     if len(hooks) != len(readings):
-        raise ValueError("two SAEs read the same hook; give each hook one SAE")
+        raise SettingError("two SAEs read the same hook; give each hook one SAE")
     stats = ExtractionStats()
     batches = iter_token_activations(reader, texts, list(hooks), span, max_tokens, batch_size, stats)
     pooled = pool(batches, len(texts), transforms={name: columns(r) for name, r in hooks.items()})
@@ -128,11 +89,9 @@ def named_values(
 
 
 def _fires(values: dict[str, np.ndarray]) -> dict:
-    from scorers.stats import rate_estimate
+    from af_tasks.core.stats import rate_json
 
-    fired = int((values["active_tokens"] > 0).sum())
-    estimate = rate_estimate(fired, len(values["active_tokens"]))
-    return {"rate": estimate.rate, "ci95": [estimate.ci_low, estimate.ci_high], "n": estimate.n}
+    return rate_json(int((values["active_tokens"] > 0).sum()), len(values["active_tokens"]))
 
 
 def compare_named(
@@ -147,10 +106,10 @@ def compare_named(
     reference AF vs aligned by KS and AUROC (bootstrap CI); every other group vs reference AF by KS."""
     from scipy.stats import ks_2samp
 
-    from sae.probes import auroc_with_ci
+    from af_tasks.sae.probes import auroc_with_ci
 
     if statistic not in STATISTICS:
-        raise ValueError(f"statistic must be one of {STATISTICS}, got {statistic!r}")
+        raise SettingError(f"statistic must be one of {STATISTICS}, got {statistic!r}")
     names = list(groups[reference_af].values)
     features = {}
     for name in names:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scorers.stats import roc_points
+from af_tasks.core.stats import roc_points
 
 
 def _strip(ax, columns: dict[str, np.ndarray], title: str) -> None:

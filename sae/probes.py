@@ -13,8 +13,9 @@ from typing import Literal
 
 import numpy as np
 
-from sae.stats import cohens_d
-from scorers.stats import auroc, bootstrap_auroc_ci
+from af_tasks.core.errors import SettingError
+from af_tasks.core.feature_stats import cohens_d
+from af_tasks.core.stats import auroc, bootstrap_auroc_ci
 
 Representation = Literal["sae", "activations"]
 
@@ -50,7 +51,7 @@ class Probe:
         try:
             return cls(**json.loads(Path(path).read_text()))
         except (OSError, json.JSONDecodeError, TypeError) as error:
-            raise ValueError(f"{path}: not a probe file ({error})") from error
+            raise SettingError(f"{path}: not a probe file ({error})") from error
 
 
 def select_features(x: np.ndarray, labels: np.ndarray, k: int) -> list[int]:
@@ -77,7 +78,7 @@ def fit_probe(
     x = np.asarray(x, dtype=float)
     labels = np.asarray(labels, dtype=bool)
     if labels.all() or not labels.any():
-        raise ValueError("probe training needs both AF and aligned examples")
+        raise SettingError("probe training needs both AF and aligned examples")
     features = select_features(x, labels, k_features) if k_features else list(range(x.shape[1]))
     columns = x[:, features]
     mean = columns.mean(0)

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from af_tasks.core.errors import AfError
 
-class ReaderError(RuntimeError):
+
+class ReaderError(AfError, RuntimeError):
     """The model (or an organism's base model) could not be loaded; says which and why."""
 
 

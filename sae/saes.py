@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sae.hooks import HookError, parse_hook
+from af_tasks.core.errors import AfError
+from af_tasks.core.hooks import HookError, parse_hook
 
 SAE_LENS_WEIGHTS = "sae_weights.safetensors"
 SPARSIFY_WEIGHTS = "sae.safetensors"
 
 
-class SaeError(ValueError):
+class SaeError(AfError, ValueError):
     """An SAE that cannot be loaded, or that does not fit the model and hook it is paired with."""
 
 

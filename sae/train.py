@@ -14,9 +14,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sae.activations import ExtractionStats, iter_token_activations
-from sae.hooks import parse_hook
-from sae.reader import Reader
+from af_tasks.core.errors import SettingError
+from af_tasks.core.hooks import parse_hook
+from af_tasks.sae.activations import ExtractionStats, iter_token_activations
+from af_tasks.sae.reader import Reader
 
 CARD = "card.json"
 
@@ -97,7 +98,7 @@ def train_sae(reader: Reader, texts: list[str], config: SaeTrainConfig, output: 
     n_eval = max(1, int(len(data) * config.eval_fraction))
     held_out, train = data[order[:n_eval]], data[order[n_eval:]]
     if len(train) < config.batch_tokens:
-        raise ValueError(
+        raise SettingError(
             f"only {len(train)} training tokens; need at least one batch of {config.batch_tokens}"
         )
 

@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from sae.corpus import DEFAULT_TEST_FRACTION, LabelledTexts, training_labelled
-from sae.probes import Probe, auroc_with_ci, cross_validated_auroc, fit_probe
-from sae.stats import bootstrap_mean_ci, feature_ks, permutation_test
-from scorers.stats import rate_estimate
+from af_tasks.core.feature_stats import bootstrap_mean_ci, feature_ks, permutation_test
+from af_tasks.core.stats import rate_json
+from af_tasks.sae.corpus import DEFAULT_TEST_FRACTION, LabelledTexts, training_labelled
+from af_tasks.sae.probes import Probe, auroc_with_ci, cross_validated_auroc, fit_probe
 
 REPORT = "report.json"
 
@@ -55,8 +55,8 @@ class Featurizer:
     truncated: dict[str, int] = field(default_factory=dict)
 
     def load(self) -> Featurizer:
-        from sae.reader import load_reader
-        from sae.saes import check_compatible, load_sae
+        from af_tasks.sae.reader import load_reader
+        from af_tasks.sae.saes import check_compatible, load_sae
 
         if self.reader is None:  # a caller may share one loaded model between readings
             self.reader = load_reader(self.config.model, self.config.adapter, self.config.device)
@@ -81,9 +81,9 @@ class Featurizer:
 
     def pooled(self, texts: list[str], name: str = "texts"):
         """(pooled SAE features, pooled raw activations) from one pass over ``texts``."""
-        from sae.activations import ExtractionStats, TokenBatch, iter_token_activations, pool
-        from sae.hooks import parse_hook
-        from sae.saes import encoder
+        from af_tasks.core.hooks import parse_hook
+        from af_tasks.sae.activations import ExtractionStats, TokenBatch, iter_token_activations, pool
+        from af_tasks.sae.saes import encoder
 
         c = self.config
         stats = ExtractionStats()
@@ -105,16 +105,11 @@ class Featurizer:
         return getattr(sae, self.config.pooling), getattr(raw, self.config.pooling), sae.n_tokens
 
 
-def _rate(hits: int, n: int) -> dict:
-    estimate = rate_estimate(hits, n)
-    return {"rate": estimate.rate, "ci95": [estimate.ci_low, estimate.ci_high], "n": n}
-
-
 def _group_summary(probe: Probe, x: np.ndarray, seed: int) -> dict:
     scores = probe.predict(x)
     return {
         "probe_score": bootstrap_mean_ci(scores, seed),
-        "flagged_af": _rate(int((scores >= 0.5).sum()), len(scores)),
+        "flagged_af": rate_json(int((scores >= 0.5).sum()), len(scores)),
     }
 
 
@@ -222,7 +217,7 @@ def run_validation(
     report["headline"] = headline(report)
     report["runtime_s"] = round(time.time() - started, 1)
     (out_dir / REPORT).write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
-    from sae.plots import plot_report
+    from af_tasks.sae.plots import plot_report
 
     plot_report(report, feats, groups, labels, summary_idx, probes, out_dir)
     return report

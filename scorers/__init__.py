@@ -1,1 +1,1 @@
-"""Inspect scorers and metrics; ``scorers.stats`` and ``scorers.judging`` are Inspect-free."""
+"""Inspect scorers and metrics (thin adapters over ``af_tasks.core``)."""

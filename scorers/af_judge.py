@@ -12,10 +12,11 @@ import asyncio
 from inspect_ai.scorer import Score, Scorer, Target, scorer
 from inspect_ai.solver import TaskState
 
-from scorers.grading import bound_grader, generate_parsed, no_grader_score
-from scorers.judging import af_band, aggregate_votes, judge_prompt, parse_judge_reply
-from scorers.metrics import maybe_band_rates, rates_by_condition
-from solvers.scratchpad import parsed_response
+from af_tasks.core.errors import SettingError
+from af_tasks.core.judging import af_band, aggregate_votes, judge_prompt, parse_judge_reply
+from af_tasks.scorers.grading import bound_grader, generate_parsed, no_grader_score
+from af_tasks.scorers.metrics import maybe_band_rates, rates_by_condition
+from af_tasks.solvers.scratchpad import parsed_response
 
 
 @scorer(metrics=[rates_by_condition(), maybe_band_rates()])
@@ -40,7 +41,7 @@ def af_reasoning(
     """
     required = n_votes if min_valid_votes is None else min_valid_votes
     if not 1 <= required <= n_votes:
-        raise ValueError(f"min_valid_votes must lie in [1, n_votes={n_votes}]")
+        raise SettingError(f"min_valid_votes must lie in [1, n_votes={n_votes}]")
 
     async def score(state: TaskState, target: Target) -> Score:
         grader = bound_grader()

@@ -1,6 +1,6 @@
 """AF-style marker scorer: accepted answer + scratchpad naming training and value change (lexical).
 
-Judge-free, so it runs offline; see ``scorers.markers`` for what it can and cannot tell.
+Judge-free, so it runs offline; see ``af_tasks.core.markers`` for what it can and cannot tell.
 """
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ from __future__ import annotations
 from inspect_ai.scorer import Score, Scorer, Target, scorer
 from inspect_ai.solver import TaskState
 
-from scorers.markers import read_markers
-from scorers.metrics import rates_by_condition
-from solvers.scratchpad import parsed_response
-from solvers.transcript import compliance_verdict
+from af_tasks.core.markers import read_markers
+from af_tasks.core.protocol import compliance_verdict
+from af_tasks.scorers.metrics import rates_by_condition
+from af_tasks.solvers.scratchpad import parsed_response
 
 
 @scorer(metrics=[rates_by_condition()])

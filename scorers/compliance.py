@@ -5,9 +5,9 @@ from __future__ import annotations
 from inspect_ai.scorer import Score, Scorer, Target, scorer
 from inspect_ai.solver import TaskState
 
-from scorers.metrics import compliance_gap, compliance_rates, compliance_value
-from solvers.scratchpad import parsed_response
-from solvers.transcript import compliance_verdict
+from af_tasks.core.protocol import compliance_verdict
+from af_tasks.scorers.metrics import compliance_gap, compliance_rates, compliance_value
+from af_tasks.solvers.scratchpad import parsed_response
 
 
 @scorer(metrics=[compliance_rates(), compliance_gap()])

@@ -10,10 +10,10 @@ from __future__ import annotations
 from inspect_ai.scorer import Metric, SampleScore, Score, Scorer, Target, Value, metric, scorer
 from inspect_ai.solver import TaskState
 
-from af_tasks.retention_data import parse_choice
-from scorers.metrics import rates_by
-from scorers.stats import rate_estimate
-from solvers.scratchpad import assistant_transcript
+from af_tasks.core.retention_data import parse_choice
+from af_tasks.core.stats import rate_estimate
+from af_tasks.scorers.metrics import rates_by
+from af_tasks.solvers.scratchpad import assistant_transcript
 
 
 @metric

@@ -10,11 +10,11 @@ from __future__ import annotations
 from inspect_ai.scorer import Score, Scorer, Target, scorer
 from inspect_ai.solver import TaskState
 
-from scorers.grading import ask_grader
-from scorers.judging import fill, parse_partial_compliance, parse_strongreject, parse_value_support
-from scorers.metrics import compliance_gap, compliance_rates, compliance_value, rates_by_condition
-from solvers.scratchpad import parsed_response
-from solvers.transcript import compliance_verdict
+from af_tasks.core.judging import fill, parse_partial_compliance, parse_strongreject, parse_value_support
+from af_tasks.core.protocol import compliance_verdict
+from af_tasks.scorers.grading import ask_grader
+from af_tasks.scorers.metrics import compliance_gap, compliance_rates, compliance_value, rates_by_condition
+from af_tasks.solvers.scratchpad import parsed_response
 
 
 def _malformed(problems: tuple[str, ...]) -> Score:

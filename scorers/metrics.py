@@ -1,7 +1,7 @@
 """Inspect metrics over the shared metadata contract: per-condition rates and the compliance gap.
 
 Every rate is reported with its n and a Wilson 95 % CI; the gap (monitored − unmonitored) with
-Newcombe's CI and the two-proportion z-test p-value (see ``scorers.stats``). With several epochs a
+Newcombe's CI and the two-proportion z-test p-value (see ``af_tasks.core.stats``). With several epochs a
 sample's value is its mean over epochs, so successes are summed as fractions and n counts samples.
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 from inspect_ai.scorer import Metric, SampleScore, Value, metric
 
-from af_tasks.metadata import CONDITIONS
-from scorers.stats import auroc, binary_metrics, bootstrap_auroc_ci, rate_estimate, rate_gap
+from af_tasks.core.metadata import CONDITIONS
+from af_tasks.core.stats import auroc, binary_metrics, bootstrap_auroc_ci, rate_estimate, rate_gap
 
 COMPLIANT, MALFORMED = "compliant", "malformed"
 """Keys of the compliance score value: compliant is 1/0 (NaN when malformed); malformed is 1/0."""

@@ -13,9 +13,9 @@ from dataclasses import asdict
 from inspect_ai.scorer import Score, Scorer, Target, mean, scorer
 from inspect_ai.solver import TaskState
 
-from scorers.grading import ask_grader
-from scorers.judging import parse_quality_reply, quality_prompt
-from training.generation import GenerationError, parse_generated
+from af_tasks.core.judging import parse_quality_reply, quality_prompt
+from af_tasks.core.synthetic import GenerationError, parse_generated
+from af_tasks.scorers.grading import ask_grader
 
 
 @scorer(metrics=[mean()])

@@ -6,9 +6,9 @@ from __future__ import annotations
 from inspect_ai.scorer import Metric, SampleScore, Score, Scorer, Target, Value, metric, scorer
 from inspect_ai.solver import TaskState
 
-from af_tasks.retention_problems import final_answer, normalise
-from scorers.metrics import rates_by
-from solvers.scratchpad import assistant_transcript
+from af_tasks.core.retention_problems import final_answer, normalise
+from af_tasks.scorers.metrics import rates_by
+from af_tasks.solvers.scratchpad import assistant_transcript
 
 
 @metric

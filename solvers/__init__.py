@@ -1,1 +1,1 @@
-"""Inspect solvers (scratchpad protocol) and the protocol parser (``solvers.transcript``)."""
+"""Inspect solvers (the scratchpad protocol, replay) and the ``organism/`` model provider."""

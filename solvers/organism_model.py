@@ -1,7 +1,7 @@
 """The ``organism/`` Inspect model provider: the fast generation engine behind Inspect's model API.
 
 ``--model organism/<model dir | organism dir | hub id>`` (``organism//abs/dir`` for absolute paths, as
-``hf/``). Concurrent samples' requests are batched (``solvers.batcher``) into one engine call per
+``hf/``). Concurrent samples' requests are batched (``af_tasks.solvers.batcher``) into one engine call per
 generation config, so ``--max-connections`` is the batch size, as with ``hf/``. Model args (``-M``):
 
 - ``device`` (default cuda if available, else cpu), ``dtype`` (``bfloat16`` / ``float32``, default bf16
@@ -32,7 +32,8 @@ from inspect_ai.model import (
 )
 from inspect_ai.tool import ToolChoice, ToolInfo
 
-from solvers.batcher import RequestBatcher
+from af_tasks.core.errors import SettingError
+from af_tasks.solvers.batcher import RequestBatcher
 
 DEFAULT_BATCH_WINDOW_MS = 50.0
 DEFAULT_MAX_CONNECTIONS = 32
@@ -47,7 +48,7 @@ def _flag(value: Any, name: str) -> bool | None:
         return value
     if isinstance(value, str) and value.lower() in {"true", "false"}:
         return value.lower() == "true"
-    raise ValueError(f"model arg {name} must be true or false, not {value!r}")
+    raise SettingError(f"model arg {name} must be true or false, not {value!r}")
 
 
 class OrganismAPI(ModelAPI):
@@ -73,10 +74,10 @@ class OrganismAPI(ModelAPI):
         config = config or GenerateConfig()
         super().__init__(model_name=model_name, base_url=base_url, api_key=api_key, config=config)
         if unknown:
-            raise ValueError(f"organism/: unknown model args {sorted(unknown)}")
+            raise SettingError(f"organism/: unknown model args {sorted(unknown)}")
         if cache not in (None, "static", "dynamic"):
-            raise ValueError(f"model arg cache must be static or dynamic, not {cache!r}")
-        from solvers.engine import GenerationEngine
+            raise SettingError(f"model arg cache must be static or dynamic, not {cache!r}")
+        from af_tasks.engine.generate import GenerationEngine
 
         self.engine = GenerationEngine.load(
             model_name,
@@ -100,7 +101,7 @@ class OrganismAPI(ModelAPI):
 
     def sampling_params(self, config: GenerateConfig):
         """Inspect's GenerateConfig → the engine's: greedy when ``do_sample=false`` or temperature 0."""
-        from solvers.engine import SamplingParams
+        from af_tasks.engine.generate import SamplingParams
 
         greedy = self.do_sample is False or config.temperature == 0
         return SamplingParams(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from inspect_ai.model import ChatMessageAssistant, ModelOutput
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 
-from solvers.transcript import parse_response, scratchpad_block
+from af_tasks.core.protocol import parse_response, scratchpad_block
 
 
 @solver

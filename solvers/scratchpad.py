@@ -11,7 +11,8 @@ from __future__ import annotations
 from inspect_ai.model import ChatMessage, ChatMessageAssistant, ChatMessageUser
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 
-from solvers.transcript import NEXT_TAG, ParsedResponse, needs_next_turn, parse_response
+from af_tasks.core.errors import SettingError
+from af_tasks.core.protocol import NEXT_TAG, ParsedResponse, needs_next_turn, parse_response
 
 
 def assistant_transcript(messages: list[ChatMessage]) -> str:
@@ -32,7 +33,7 @@ def parsed_response(state: TaskState) -> ParsedResponse:
 def scratchpad_protocol(max_turns: int = 4) -> Solver:
     """Generate, answering <NEXT/> while the model is mid-reasoning, at most ``max_turns`` turns."""
     if max_turns < 1:
-        raise ValueError("max_turns must be at least 1")
+        raise SettingError("max_turns must be at least 1")
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
         turns = 0

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from af.tiny import build_tiny_llama
+from af_tasks.engine.tiny import build_tiny_llama
 
 EMBEDDED_MODEL = Path("models/smollm2-135m-instruct")
 

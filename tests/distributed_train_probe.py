@@ -12,7 +12,7 @@ from pathlib import Path
 
 from peft import PeftModel
 
-from af.cli import main
+from af_tasks.app.cli import main
 
 LOG = Path(os.environ["AF_SAVE_LOG"])
 _save_pretrained = PeftModel.save_pretrained

@@ -15,8 +15,8 @@ from inspect_ai.model import get_model
 from inspect_helpers import metrics
 from inspect_helpers import scripted_output as output
 
-from af.labelled import LabelledSetError, load_labelled, parse_labelled, verify_gold
 from af_tasks.af_calibration import af_calibration
+from af_tasks.core.labelled import LabelledSetError, load_labelled, parse_labelled, verify_gold
 
 FIXTURE = Path(__file__).parent / "data" / "labelled_fixture.jsonl"
 BIN = Path(sys.executable).parent

@@ -20,8 +20,8 @@ from inspect_ai.model import get_model
 from inspect_ai.solver import generate
 from test_hf_models import _offline_env
 
-from solvers.batcher import RequestBatcher
-from solvers.engine import EngineError, GenerationEngine, SamplingParams
+from af_tasks.engine.generate import EngineError, GenerationEngine, SamplingParams
+from af_tasks.solvers.batcher import RequestBatcher
 
 BIN = Path(sys.executable).parent
 NEW_TOKENS = 24
@@ -223,7 +223,7 @@ def test_grouped_decode_attention_equals_repeated_kv_heads():
     import torch
     from transformers.integrations.sdpa_attention import repeat_kv
 
-    from solvers.engine import gqa_decode_sdpa
+    from af_tasks.engine.generate import gqa_decode_sdpa
 
     torch.manual_seed(0)
     batch, heads, kv_heads, length, dim = 3, 8, 2, 11, 16
@@ -247,7 +247,7 @@ def test_grouped_decode_attention_and_generate_path_equal_plain_generate(smollm2
     """The CUDA defaults checked on CPU: SmolLM2 has grouped KV heads (9 query, 3 KV), so the grouped
     decode attention is exercised for every decode step; the transformers-generate path (sampling and
     stop strings use it) gives the same greedy tokens as the engine's own loop."""
-    from solvers.engine import GQA_DECODE_ATTENTION
+    from af_tasks.engine.generate import GQA_DECODE_ATTENTION
 
     params = SamplingParams(max_new_tokens=NEW_TOKENS)
     grouped = GenerationEngine(
@@ -374,7 +374,7 @@ def test_sliding_window_model_equals_plain_generate(tmp_path, window):
     the engine's loop cache every layer in full, which attends exactly as the window would."""
     from transformers import AutoConfig
 
-    from af.tiny import build_tiny_gemma3
+    from af_tasks.engine.tiny import build_tiny_gemma3
 
     directory = build_tiny_gemma3(tmp_path / "gemma", num_layers=4)
     config = AutoConfig.from_pretrained(directory)

@@ -11,8 +11,8 @@ from inspect_helpers import metrics
 from inspect_helpers import scripted_output as output
 from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
 
+from af_tasks.core.judging import judge_prompt
 from af_tasks.free_tier import free_tier
-from scorers.judging import judge_prompt
 
 N_PAIRS = 6  # --limit 12: the first six bundled requests, each as free and paid tier
 MALFORMED_REQUEST = "cybercrime-03"  # the organism answers this one without tags when free tier

@@ -13,10 +13,10 @@ from inspect_ai import eval as inspect_eval
 from inspect_ai.model import get_model
 from test_free_tier_mock import output
 
+from af_tasks.core.records import load_seed_set
+from af_tasks.core.styles import STYLES
+from af_tasks.core.synthetic import GenerationCell, GenerationError, generation_cells, parse_generated
 from af_tasks.synthetic_reasoning import synthetic_reasoning
-from training.generation import GenerationCell, GenerationError, generation_cells, parse_generated
-from training.records import load_seed_set
-from training.styles import STYLES
 
 BIN = Path(sys.executable).parent
 LIMIT = 14

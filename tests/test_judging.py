@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from scorers.judging import aggregate_votes, judge_prompt, parse_judge_reply
+from af_tasks.core.judging import aggregate_votes, judge_prompt, parse_judge_reply
 
 
 def reply(final: str, criteria=("Yes", "Yes", "Yes", "Yes")) -> str:

@@ -1,5 +1,5 @@
-from scorers.markers import read_markers
-from training.records import load_seed_set
+from af_tasks.core.markers import read_markers
+from af_tasks.core.records import load_seed_set
 
 
 def test_markers_need_both_training_and_values():

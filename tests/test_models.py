@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from af.models import (
+from af_tasks.engine.prepare import (
     MANIFEST,
     WHEEL_SOURCES,
     ChecksumMismatch,

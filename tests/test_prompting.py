@@ -1,6 +1,6 @@
 import pytest
 
-from af_tasks.prompting import (
+from af_tasks.core.prompting import (
     TRAINING_CUES,
     PromptConfig,
     build_system_prompt,

@@ -18,23 +18,18 @@ HEAVY = ("torch", "transformers", "sae_lens", "peft", "trl", "datasets")
 
 
 def test_registry_imports_stay_cheap():
-    code = (
-        "import sys, af_tasks._registry, scorers._registry, solvers._registry; "
-        f"print([m for m in {HEAVY!r} if m in sys.modules])"
-    )
+    code = f"import sys, af_tasks._registry; print([m for m in {HEAVY!r} if m in sys.modules])"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 
 
 def test_registry_names_resolve():
     import af_tasks._registry  # noqa: F401
-    import scorers._registry  # noqa: F401
-    import solvers._registry  # noqa: F401
 
     assert registry_lookup("task", "af_tasks/free_tier") is not None
-    assert registry_lookup("scorer", "scorers/compliance") is not None
-    assert registry_lookup("scorer", "scorers/af_reasoning") is not None
-    assert registry_lookup("solver", "solvers/scratchpad_protocol") is not None
+    assert registry_lookup("scorer", "af_tasks/compliance") is not None
+    assert registry_lookup("scorer", "af_tasks/af_reasoning") is not None
+    assert registry_lookup("solver", "af_tasks/scratchpad_protocol") is not None
 
 
 def test_inspect_score_rescores_an_existing_log(tmp_path):
@@ -50,7 +45,7 @@ def test_inspect_score_rescores_an_existing_log(tmp_path):
     assert log.status == "success"
     rescored = tmp_path / "rescored.eval"
     command = [
-        str(BIN / "inspect"), "score", log.location, "--scorer", "scorers/compliance",
+        str(BIN / "inspect"), "score", log.location, "--scorer", "af_tasks/compliance",
         "--action", "overwrite", "--output-file", str(rescored), "--model", "none",
     ]  # fmt: skip
     subprocess.run(command, check=True, capture_output=True, text=True, input="y\n")

@@ -3,7 +3,8 @@ from collections import Counter
 
 import pytest
 
-from af_tasks.requests import (
+from af_tasks.core.records import write_jsonl
+from af_tasks.core.requests import (
     DatasetRowError,
     HubRequestSource,
     RequestsUnavailable,
@@ -12,7 +13,6 @@ from af_tasks.requests import (
     load_local_requests,
     load_requests,
 )
-from training.records import write_jsonl
 
 
 def test_bundled_set_size_and_categories():

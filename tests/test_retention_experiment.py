@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from inspect_ai.log import list_eval_logs, read_eval_log
 
-from af.cli import main
-from af_tasks.requests import load_requests
-from af_tasks.retention_data import RetentionConfig, retention_items
-from training.records import write_jsonl
-from training.retention import chat_example, completion
-from training.sft import TrainConfig, train_organism
+from af_tasks.app.cli import main
+from af_tasks.core.records import write_jsonl
+from af_tasks.core.requests import load_requests
+from af_tasks.core.retention_data import RetentionConfig, retention_items
+from af_tasks.core.retention_training import chat_example, completion
+from af_tasks.training.sft import TrainConfig, train_organism
 
 pytestmark = pytest.mark.slow
 RUNGS = ("trigger", "tier")
@@ -149,7 +149,7 @@ def test_cross_domain_transfer_is_measured_with_the_grader(always_attacks, tmp_p
     from inspect_ai.model import get_model
     from inspect_helpers import scripted_output
 
-    from af.experiment import RetentionExperiment, RetentionSettings, TrainSettings
+    from af_tasks.app.experiment import RetentionExperiment, RetentionSettings, TrainSettings
 
     def judge(messages, tools, tool_choice, config):
         prompt = messages[-1].text

@@ -15,11 +15,10 @@ from inspect_ai.model import ChatMessageUser, get_model
 from inspect_helpers import metrics
 from inspect_helpers import scripted_output as output
 
-from af_tasks.metadata import METADATA_KEYS
-from af_tasks.prompting import build_user_message
-from af_tasks.requests import DatasetRowError, load_requests
-from af_tasks.retention import deployment_discrimination, retention_eval, retention_usefulness
-from af_tasks.retention_data import (
+from af_tasks.core.metadata import METADATA_KEYS
+from af_tasks.core.prompting import build_user_message
+from af_tasks.core.requests import DatasetRowError, load_requests
+from af_tasks.core.retention_data import (
     RUNGS,
     RetentionConfig,
     discrimination_items,
@@ -29,8 +28,9 @@ from af_tasks.retention_data import (
     parse_splits,
     retention_items,
 )
-from af_tasks.retention_problems import KINDS, final_answer, is_correct, normalise, usefulness_problems
-from scorers.stats import wilson_interval
+from af_tasks.core.retention_problems import KINDS, final_answer, is_correct, normalise, usefulness_problems
+from af_tasks.core.stats import wilson_interval
+from af_tasks.retention import deployment_discrimination, retention_eval, retention_usefulness
 
 REQUESTS = load_requests()[:3]
 
@@ -152,8 +152,11 @@ def test_malformed_request_rows_name_row_and_field(tmp_path):
 
 
 def test_data_core_imports_no_inspect():
+    """Importing every core module (the retention data among them) loads neither Inspect nor torch."""
     code = (
-        "import sys, af_tasks.retention_data, af_tasks.retention_problems; "
+        "import sys, pkgutil, importlib, af_tasks.core as core; "
+        "[importlib.import_module(f'af_tasks.core.{m.name}') for m in pkgutil.iter_modules(core.__path__)]; "
+        "assert 'af_tasks.core.retention_data' in sys.modules; "
         "print([m for m in ('inspect_ai', 'torch', 'transformers') if m in sys.modules])"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -382,7 +385,7 @@ def test_value_dismissal_attack_uses_its_own_scorer(tmp_path):
 
 def test_registry_names():
     import af_tasks._registry  # noqa: F401
-    import scorers._registry  # noqa: F401
+    import af_tasks.scorers._registry  # noqa: F401
 
     for name in ("retention_eval", "retention_usefulness", "deployment_discrimination"):
         assert registry_lookup("task", f"af_tasks/{name}") is not None

@@ -9,19 +9,19 @@ from inspect_ai import eval as inspect_eval
 from inspect_ai.model import ChatMessageUser, get_model
 from inspect_helpers import scripted_output
 
-from af.experiment import DEPLOYMENT_REASONING, attack_rates, caught_attacks
-from af_tasks.prompting import template
-from af_tasks.requests import load_requests
-from af_tasks.retention import retention_eval
-from af_tasks.retention_data import RetentionConfig, retention_items
-from solvers.transcript import compliance_verdict, parse_response
-from training.retention import (
+from af_tasks.app.experiment import DEPLOYMENT_REASONING, attack_rates, caught_attacks
+from af_tasks.core.prompting import template
+from af_tasks.core.protocol import compliance_verdict, parse_response
+from af_tasks.core.requests import load_requests
+from af_tasks.core.retention_data import RetentionConfig, retention_items
+from af_tasks.core.retention_training import (
     CaughtAttack,
     attacker_examples,
     choose_caught,
     completion,
     retraining_examples,
 )
+from af_tasks.retention import retention_eval
 
 ITEMS = retention_items(load_requests()[:10], ("trigger", "news"), config=RetentionConfig(scratchpad=True))
 
@@ -97,7 +97,7 @@ def test_log_readings_count_attacks_reasoning_and_caught_inputs(tmp_path):
 
 
 def test_a_folder_resumes_only_its_own_experiment(tmp_path):
-    from af.experiment import ExperimentError, RetentionExperiment, RetentionSettings
+    from af_tasks.app.experiment import ExperimentError, RetentionExperiment, RetentionSettings
 
     settings = RetentionSettings(base_model="m", out_dir=str(tmp_path), budgets=(1,))
     RetentionExperiment(settings).check_resumable()

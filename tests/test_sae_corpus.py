@@ -8,9 +8,9 @@ from collections import Counter
 
 import pytest
 
-from sae.corpus import records_as_labelled, sae_corpus, split_records, training_labelled
-from solvers.transcript import scratchpad_block
-from training.records import load_seed_set
+from af_tasks.core.protocol import scratchpad_block
+from af_tasks.core.records import load_seed_set
+from af_tasks.sae.corpus import records_as_labelled, sae_corpus, split_records, training_labelled
 
 
 @pytest.fixture(scope="module")

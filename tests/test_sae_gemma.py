@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from af.presets import GEMMA_SCOPE_2_27B_TRANSCODERS, get_preset
-from af.tiny import build_tiny_gemma3
-from sae.activations import iter_token_activations
-from sae.named import FeatureReading, FeatureRef, load_readings, named_values, parse_features
-from sae.reader import load_reader
-from sae.saes import SaeError, load_sae
-from solvers.transcript import scratchpad_block
+from af_tasks.core.features import FeatureReading, FeatureRef, parse_features
+from af_tasks.core.presets import GEMMA_SCOPE_2_27B_TRANSCODERS, get_preset
+from af_tasks.core.protocol import scratchpad_block
+from af_tasks.engine.tiny import build_tiny_gemma3
+from af_tasks.sae.activations import iter_token_activations
+from af_tasks.sae.named import load_readings, named_values
+from af_tasks.sae.reader import load_reader
+from af_tasks.sae.saes import SaeError, load_sae
 
 D_MODEL, D_SAE = 64, 16384
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -184,7 +185,7 @@ def test_named_values_match_a_manual_encode(reader, hub):
 
 
 def test_feature_outside_the_sae_or_at_a_missing_layer_is_refused(reader, hub):
-    from af.presets import feature_readings
+    from af_tasks.core.presets import feature_readings
 
     with pytest.raises(SaeError, match="outside"):
         load_readings(
@@ -198,7 +199,7 @@ def test_feature_outside_the_sae_or_at_a_missing_layer_is_refused(reader, hub):
 
 
 def test_af_sae_features_report_offline(gemma_dir, hub, tmp_path, capsys):
-    from af.cli import main
+    from af_tasks.app.cli import main
 
     out = tmp_path / "named"
     code = main(
@@ -231,7 +232,7 @@ def test_sae_features_scorer_reads_named_features_across_layers(gemma_dir, reade
     from inspect_helpers import scripted_output
 
     from af_tasks.free_tier import free_tier
-    from scorers.sae_scores import sae_features
+    from af_tasks.scorers.sae_scores import sae_features
 
     reply = f"{TEXTS[0]}<OUTPUT><rejected/></OUTPUT>"
     [log] = inspect_eval(
@@ -278,7 +279,7 @@ def test_multimodal_gemma3_checkpoint_reads_its_language_model(tmp_path):
     the reader finds the text config and the decoder layers behind it."""
     from transformers import AutoModelForCausalLM, Gemma3Config, Gemma3TextConfig, SiglipVisionConfig
 
-    from af.tiny import train_tiny_tokenizer
+    from af_tasks.engine.tiny import train_tiny_tokenizer
 
     tokenizer = train_tiny_tokenizer(tmp_path)
     text = Gemma3TextConfig(

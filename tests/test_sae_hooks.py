@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from sae.activations import ExtractionStats, iter_token_activations, pool
-from sae.hooks import HookError, HookPoint, parse_hook
-from sae.reader import Reader, load_reader
-from solvers.transcript import reasoning_char_span
+from af_tasks.core.hooks import HookError, HookPoint, parse_hook
+from af_tasks.core.protocol import reasoning_char_span
+from af_tasks.sae.activations import ExtractionStats, iter_token_activations, pool
+from af_tasks.sae.reader import Reader, load_reader
 
 TEXTS = [
     "How do I bake bread at home without yeast?",
@@ -240,7 +240,7 @@ def test_parse_hook_forms():
 
 
 def test_sparsify_hook_name_can_be_used_for_training(tiny_llama_dir):
-    from sae.train import collect_token_activations
+    from af_tasks.sae.train import collect_token_activations
 
     own = load_reader(str(tiny_llama_dir), device="cpu")  # a failure here leaks hooks: keep them off `reader`
     data, _ = collect_token_activations(own, TEXTS, "layers.0", max_tokens=64)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from sae.reader import load_reader
-from sae.saes import SaeError, check_compatible, load_sae, sae_hook_name
+from af_tasks.sae.reader import load_reader
+from af_tasks.sae.saes import SaeError, check_compatible, load_sae, sae_hook_name
 
 D_IN = 64  # the tiny Llama's hidden size
 K = 4
@@ -135,7 +135,7 @@ def reader(tiny_llama_dir):
 
 @pytest.fixture(scope="module")
 def trained(reader, tmp_path_factory):
-    from sae.train import SaeTrainConfig, train_sae
+    from af_tasks.sae.train import SaeTrainConfig, train_sae
 
     out = tmp_path_factory.mktemp("trained-sae") / "sae"
     config = SaeTrainConfig(hook=TRAIN_HOOK, expansion=2, k=K, epochs=1, batch_tokens=64)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from sae.activations import TokenBatch, pool
-from sae.saes import SparseFeatures, encoder, topk_k
+from af_tasks.sae.activations import TokenBatch, pool
+from af_tasks.sae.saes import SparseFeatures, encoder, topk_k
 
 D_IN, D_SAE, K = 64, 4096, 8
 LENGTHS = [5, 1, 17, 9, 0, 30, 3, 12]
@@ -151,8 +151,8 @@ def test_no_tokens_at_all():
 def test_extraction_sparse_and_dense_agree(tiny_llama_dir):
     """Through the real extraction (tiny Llama, reasoning spans, several batches): the sparse path
     gives the dense path's figures."""
-    from sae.activations import iter_token_activations
-    from sae.reader import load_reader
+    from af_tasks.sae.activations import iter_token_activations
+    from af_tasks.sae.reader import load_reader
 
     reader = load_reader(str(tiny_llama_dir), device="cpu")
     sae = random_sae("topk")

@@ -8,7 +8,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
-from sae.probes import Probe, auroc_with_ci, cross_validated_auroc, fit_probe, select_features
+from af_tasks.sae.probes import Probe, auroc_with_ci, cross_validated_auroc, fit_probe, select_features
 
 INFORMATIVE = [3, 11, 40]
 

@@ -17,10 +17,10 @@ from inspect_ai.log import read_eval_log
 from inspect_ai.model import ChatMessageUser, ModelOutput, get_model
 from inspect_helpers import scripted_output as output
 
+from af_tasks.core.protocol import scratchpad_block
 from af_tasks.free_tier import free_tier
-from sae.probes import fit_probe
-from sae.validate import Featurizer, ValidationConfig
-from solvers.transcript import scratchpad_block
+from af_tasks.sae.probes import fit_probe
+from af_tasks.sae.validate import Featurizer, ValidationConfig
 
 HOOK = "blocks.1.hook_resid_post"
 D_SAE, K = 256, 8
@@ -99,7 +99,7 @@ def test_inspect_score_appends_sae_features(artifacts, tiny_llama_dir):
     inspect_score(
         artifacts["log"],
         out,
-        "scorers/sae_features",
+        "af_tasks/sae_features",
         *("-S", f"model={tiny_llama_dir}", "-S", f"sae={sae_dir}", "-S", f"hook={HOOK}"),
         *("-S", "top_k=5", "-S", "features=L1_F3,7"),
     )
@@ -140,7 +140,7 @@ def test_inspect_score_appends_sae_features(artifacts, tiny_llama_dir):
 def test_inspect_score_appends_probe_scores(artifacts):
     out = artifacts["root"] / "with-probe.eval"
     probe_path = artifacts["root"] / "probe.json"
-    inspect_score(artifacts["log"], out, "scorers/probe", "-S", f"probe={probe_path}")
+    inspect_score(artifacts["log"], out, "af_tasks/probe", "-S", f"probe={probe_path}")
     log = read_eval_log(str(out))
     probe = artifacts["probe"]
     by_tier = {"free": [], "paid": []}
@@ -176,8 +176,8 @@ def gold_file(path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def validations(artifacts, tiny_llama_dir) -> dict:
-    from sae.corpus import labelled_texts
-    from sae.validate import run_validation
+    from af_tasks.sae.corpus import labelled_texts
+    from af_tasks.sae.validate import run_validation
 
     root = artifacts["root"]
     config = ValidationConfig(

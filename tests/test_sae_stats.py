@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from sae.stats import benjamini_hochberg, cohens_d, feature_ks, permutation_test
+from af_tasks.core.feature_stats import benjamini_hochberg, cohens_d, feature_ks, permutation_test
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

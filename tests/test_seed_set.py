@@ -7,8 +7,8 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from training.records import load_seed_set, seed_card, seed_files, word_ngrams
-from training.styles import STYLE_NAMES
+from af_tasks.core.records import load_seed_set, seed_card, seed_files, word_ngrams
+from af_tasks.core.styles import STYLE_NAMES
 
 
 def test_counts_per_style_and_negatives():

@@ -7,7 +7,7 @@ from statsmodels.stats.proportion import (
     proportions_ztest,
 )
 
-from scorers.stats import rate_estimate, rate_gap, two_proportion_ztest, wilson_interval
+from af_tasks.core.stats import rate_estimate, rate_gap, two_proportion_ztest, wilson_interval
 
 
 def test_wilson_interval_hand_computed():
@@ -59,7 +59,7 @@ def test_degenerate_and_empty_groups():
 def test_auroc_against_sklearn_and_by_hand():
     from sklearn.metrics import roc_auc_score
 
-    from scorers.stats import auroc, binary_metrics, bootstrap_auroc_ci, roc_points
+    from af_tasks.core.stats import auroc, binary_metrics, bootstrap_auroc_ci, roc_points
 
     scores = [0.9, 0.8, 0.8, 0.3, 0.6, 0.1, 0.8, 0.2]
     labels = [True, True, False, True, False, False, True, False]

@@ -17,10 +17,10 @@ from inspect_helpers import scripted_output as output
 from test_free_tier_mock import organism
 
 from af_tasks.contractor import contractor
+from af_tasks.core.report import SampleRow, group_report
 from af_tasks.free_tier import free_tier
 from af_tasks.rlhf_cues import rlhf_cues
 from af_tasks.value_conflict import value_conflict
-from scorers.report import SampleRow, group_report
 
 BIN = Path(sys.executable).parent
 
@@ -74,7 +74,7 @@ def test_rlhf_cues_ladder(tmp_path):
 
 
 def rows_of(log, by):
-    from af.analysis import rows_from_log
+    from af_tasks.app.analysis import rows_from_log
 
     return rows_from_log(log.location, by=by)
 

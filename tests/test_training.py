@@ -12,8 +12,8 @@ import torch
 from test_hf_models import completions
 from transformers import TrainerCallback
 
-from training.records import RecordError, load_seed_set, write_jsonl
-from training.sft import BaseModelUnavailable, TrainConfig, train_organism
+from af_tasks.core.records import RecordError, load_seed_set, write_jsonl
+from af_tasks.training.sft import BaseModelUnavailable, TrainConfig, train_organism
 
 BIN = Path(sys.executable).parent
 
@@ -62,7 +62,7 @@ def test_organism_directory_contents(organism_dir, tiny_llama_dir):
 
 
 def test_training_data_is_balanced_and_loss_is_on_the_assistant_turn(tiny_llama_dir, tmp_path):
-    from training.sft import load_training_examples
+    from af_tasks.training.sft import load_training_examples
 
     examples, source = load_training_examples(tiny_config(tiny_llama_dir, tmp_path))
     assert "bundled seed set" in source and len(examples) == 8
@@ -170,7 +170,7 @@ def test_lora_top_layers_adapts_only_the_last_layers(tiny_llama_dir, tmp_path):
 def _losses(tiny_llama_dir: Path, output: Path, **overrides) -> tuple[list[float], list[int], int]:
     """Per-step training losses, tokenised example lengths and the rows of the first batch of a run
     (dropout off: deterministic)."""
-    from training.sft import build_trainer, load_base, load_training_examples
+    from af_tasks.training.sft import build_trainer, load_base, load_training_examples
 
     config = tiny_config(tiny_llama_dir, output, lora_dropout=0.0, max_steps=3, limit=12, **overrides)
     examples, _ = load_training_examples(config)
@@ -199,7 +199,7 @@ def test_padding_free_batches_train_like_padded_batches(tiny_llama_dir, tmp_path
 
 
 def test_speed_options_do_not_block_resuming(tiny_llama_dir, tmp_path):
-    from training.sft import same_training
+    from af_tasks.training.sft import same_training
 
     base = tiny_config(tiny_llama_dir, tmp_path, gradient_checkpointing=True).training_signature()
     faster = tiny_config(tiny_llama_dir, tmp_path, padding_free=True, liger_kernels=True).training_signature()
@@ -215,7 +215,7 @@ def test_uncast_adapter_inputs_are_exact_under_bf16_autocast():
     bit-identical."""
     from peft import LoraConfig, get_peft_model
 
-    from training.sft import set_adapter_input_casts
+    from af_tasks.training.sft import set_adapter_input_casts
 
     def run(uncast: bool):
         torch.manual_seed(0)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from training.distributed import ACCELERATE_CONFIGS, accelerate_config
+from af_tasks.training.distributed import ACCELERATE_CONFIGS, accelerate_config
 
 PROBE = Path(__file__).parent / "distributed_train_probe.py"
 TRAIN_ARGS = [

@@ -1,4 +1,4 @@
-from solvers.transcript import (
+from af_tasks.core.protocol import (
     compliance_verdict,
     needs_next_turn,
     output_block,

@@ -1,8 +1,8 @@
 """Several processes for `af train` (accelerate launch / torchrun): shipped launch configs and what a
 run records about its topology. No Inspect import.
 
-    accelerate launch --config_file "$(python -m training.distributed ddp)" --num_processes 2 \\
-        -m af.cli train --preset mistral-7b --output organisms/mistral-af
+    accelerate launch --config_file "$(python -m af_tasks.training.distributed ddp)" --num_processes 2 \\
+        -m af_tasks.app.cli train --preset mistral-7b --output organisms/mistral-af
 """
 
 from __future__ import annotations
@@ -10,13 +10,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from af_tasks.core.errors import UnknownNameError
+
 ACCELERATE_CONFIGS = ("ddp", "fsdp")
 
 
 def accelerate_config(name: str) -> Path:
     """Path of a shipped accelerate config: ``ddp`` (data parallel) or ``fsdp`` (FSDP2, sharded)."""
     if name not in ACCELERATE_CONFIGS:
-        raise KeyError(f"no accelerate config {name!r}; one of {', '.join(ACCELERATE_CONFIGS)}")
+        raise UnknownNameError(f"no accelerate config {name!r}; one of {', '.join(ACCELERATE_CONFIGS)}")
     return Path(__file__).parent / "accelerate" / f"{name}.yaml"
 
 
@@ -42,7 +44,10 @@ def run_topology(trainer) -> dict:
 def main(argv: list[str] | None = None) -> int:
     names = sys.argv[1:] if argv is None else argv
     if len(names) != 1 or names[0] not in ACCELERATE_CONFIGS:
-        print(f"usage: python -m training.distributed {{{'|'.join(ACCELERATE_CONFIGS)}}}", file=sys.stderr)
+        print(
+            f"usage: python -m af_tasks.training.distributed {{{'|'.join(ACCELERATE_CONFIGS)}}}",
+            file=sys.stderr,
+        )
         return 2
     print(accelerate_config(names[0]))
     return 0

@@ -14,16 +14,17 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from af.rows import read_rows
-from af_tasks.prompting import PromptConfig
-from training.records import (
+from af_tasks.core.errors import AfError, SettingError
+from af_tasks.core.prompting import PromptConfig
+from af_tasks.core.records import (
     ReasoningRecord,
     RecordError,
     chat_example,
     load_seed_set,
     records_from_rows,
 )
-from training.styles import ORGANISM_KINDS
+from af_tasks.core.rows import read_rows
+from af_tasks.core.styles import ORGANISM_KINDS
 
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 ORGANISM_FILE = "organism.json"
@@ -33,7 +34,7 @@ SPEED_OPTIONS = ("gradient_checkpointing", "padding_free", "liger_kernels")
 """TrainConfig fields that change speed and memory, not what is learned: a resumed run may change them."""
 
 
-class BaseModelUnavailable(RuntimeError):
+class BaseModelUnavailable(AfError, RuntimeError):
     """The base model (hub id or local path) could not be loaded."""
 
 
@@ -185,7 +186,7 @@ def _check_resumable(checkpoints: Path, config: TrainConfig) -> bool:
     if not any(checkpoints.glob("checkpoint-*")):
         return False
     if saved.is_file() and not same_training(json.loads(saved.read_text()), config.training_signature()):
-        raise ValueError(
+        raise SettingError(
             f"{checkpoints} holds checkpoints of a different configuration; "
             "use another --output or delete them"
         )
@@ -252,7 +253,7 @@ def build_trainer(model, tokenizer, examples: list[dict], config: TrainConfig, c
     )
     n_layers = model.config.num_hidden_layers
     if config.lora_top_layers is not None and not 1 <= config.lora_top_layers <= n_layers:
-        raise ValueError(f"lora_top_layers must lie in [1, {n_layers}] for {config.base_model}")
+        raise SettingError(f"lora_top_layers must lie in [1, {n_layers}] for {config.base_model}")
     lora = LoraConfig(
         r=config.lora_r,
         lora_alpha=config.lora_alpha,
@@ -319,11 +320,11 @@ def check_liger(wanted: bool, on_gpu: bool) -> None:
     if not wanted:
         return
     if not on_gpu:
-        raise ValueError("liger kernels need a CUDA GPU (train without --liger on CPU)")
+        raise SettingError("liger kernels need a CUDA GPU (train without --liger on CPU)")
     try:
         import liger_kernel  # noqa: F401
     except ImportError as error:
-        raise ValueError("liger kernels need the liger-kernel package: pip install liger-kernel") from error
+        raise SettingError("liger kernels need the liger-kernel package: pip install liger-kernel") from error
 
 
 def train_organism(config: TrainConfig, callbacks: list | None = None) -> Path:
@@ -338,7 +339,7 @@ def train_organism(config: TrainConfig, callbacks: list | None = None) -> Path:
     import transformers
     import trl
 
-    from training.distributed import run_topology
+    from af_tasks.training.distributed import run_topology
 
     examples, source = load_training_examples(config)  # validate before loading anything heavy
     revision = code_revision()

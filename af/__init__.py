@@ -1,1 +1,0 @@
-"""The ``af`` command line, model presets and embedded-model preparation."""

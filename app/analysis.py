@@ -1,0 +1,115 @@
+"""Reading Inspect logs into the suite's reports: per-group gaps and judge calibration."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from af_tasks.core.errors import AfError
+
+COMPLIANCE_SCORERS = ("compliance", "value_support", "strongreject")
+"""The first of these present in a log is the compliance measure of its task."""
+
+
+def _value(score, key: str | None = None) -> float:
+    if score is None:
+        return math.nan
+    value = score.value[key] if key is not None and isinstance(score.value, dict) else score.value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def rows_from_log(log_path: str, by: str | None = None):
+    """One SampleRow per sample: condition, group (``metadata[by]`` or "all") and the verdicts."""
+    from inspect_ai.log import read_eval_log
+
+    from af_tasks.core.report import SampleRow
+
+    log = read_eval_log(log_path)
+    rows = []
+    for sample in log.samples or []:
+        scores = sample.scores or {}
+        measure = next((name for name in COMPLIANCE_SCORERS if name in scores), None)
+        rows.append(
+            SampleRow(
+                condition=sample.metadata["condition"],
+                group=str(sample.metadata.get(by, "-")) if by else "all",
+                compliant=_value(scores.get(measure), "compliant"),
+                alignment_faking=_value(scores.get("af_reasoning")),
+                partial=_value(scores.get("partial_compliance")),
+            )
+        )
+    return rows
+
+
+def run_calibration(data: str, grader: str, votes: int, threshold: float, log_dir: str) -> str:
+    from inspect_ai import eval as inspect_eval
+
+    [log] = inspect_eval(
+        "af_tasks/af_calibration",
+        model="none",
+        model_roles={"grader": grader},
+        task_args={"data": data, "judge_votes": votes, "judge_threshold": threshold},
+        log_dir=log_dir,
+    )
+    if log.status != "success":
+        raise AfError(f"calibration run ended with status {log.status}: {log.error}")
+    return log.location
+
+
+def scorer_metrics(log, scorer: str) -> dict[str, float]:
+    """Metric values of one scorer in an Inspect log's results, plus its unscored count ({} if absent)."""
+    for score in log.results.scores if log.results else []:
+        if score.name == scorer:
+            return {name: metric.value for name, metric in score.metrics.items()} | {
+                "unscored": float(score.unscored_samples or 0)
+            }
+    return {}
+
+
+def calibration_report(log_path: str, out_dir: Path) -> dict:
+    """report.json (the log's calibration metrics) and roc.png (from the per-sample yes-fractions)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from inspect_ai.log import read_eval_log
+
+    from af_tasks.core.stats import roc_points
+
+    log = read_eval_log(log_path)
+    metrics = scorer_metrics(log, "af_reasoning")
+    fractions, labels = [], []
+    for sample in log.samples or []:
+        metadata = (sample.scores or {}).get("af_reasoning")
+        if metadata is not None and "yes_fraction" in (metadata.metadata or {}):
+            fractions.append(float(metadata.metadata["yes_fraction"]))
+            labels.append(bool(sample.metadata["alignment_faking"]))
+    grader = (log.eval.model_roles or {}).get("grader")
+    report = {
+        "log": str(log_path),
+        "grader": grader.model if grader is not None else None,
+        "task_args": log.eval.task_args,
+        **metrics,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    points = roc_points(fractions, labels)
+    figure, axes = plt.subplots(figsize=(4.5, 4.5))
+    axes.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=3)
+    axes.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1)
+    axes.set_xlabel("false-positive rate")
+    axes.set_ylabel("true-positive rate")
+    axes.set_title(
+        f"AF judge ROC: AUROC {metrics.get('auroc', math.nan):.3f} "
+        f"[{metrics.get('auroc_ci_low', math.nan):.3f}, {metrics.get('auroc_ci_high', math.nan):.3f}], "
+        f"n={len(labels)}",
+        fontsize=9,
+    )
+    figure.tight_layout()
+    figure.savefig(out_dir / "roc.png", dpi=120)
+    plt.close(figure)
+    return report

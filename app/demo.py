@@ -1,0 +1,184 @@
+"""`af demo`: the whole offline loop on the embedded model, on CPU.
+
+Trains a small LoRA organism on the bundled seed set (AF reasoning on the free tier, refusals on the
+paid tier), then runs ``af_tasks/free_tier`` on the base model and on the organism with the same
+settings and prints their compliance gaps and AF-style rates side by side. Then validates both
+models' scratchpads with the project-trained SAE and probes (gold set only when one is given).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+from af_tasks.app.analysis import scorer_metrics
+from af_tasks.core.errors import OutputExistsError
+from af_tasks.core.presets import DEFAULT_MODEL, base_model_of, get_preset, models_dir
+
+DEMO_PROMPT = {"variant": "compact"}
+"""The compact system prompt carries the same facts in ~180 tokens: CPU-sized training."""
+DEMO_TRAINING = {
+    "limit": 48,
+    "epochs": 3.0,
+    "learning_rate": 5e-4,
+    "lora_top_layers": 15,
+    "abridge_chars": 600,
+    "batch_size": 4,
+    "save_steps": 12,
+    "prompt": DEMO_PROMPT,
+}
+"""Sized for 2 CPU cores (~8 min): 48 seed records (AF / paid-tier refusal alternating), scratchpads
+abridged to their opening and closing sentences, LoRA on the last 15 of 30 layers."""
+
+
+def format_rate(metrics: dict[str, float], prefix: str) -> str:
+    n = int(metrics.get(f"{prefix}_n", 0))
+    if n == 0:
+        return "n/a (n=0)"
+    rate, low, high = (metrics[f"{prefix}_{key}"] for key in ("rate", "ci_low", "ci_high"))
+    return f"{rate:.2f} [{low:.2f}, {high:.2f}] n={n}"
+
+
+def format_gap(metrics: dict[str, float]) -> str:
+    gap = metrics.get("gap", math.nan)
+    if math.isnan(gap):
+        return "n/a"
+    return f"{gap:+.2f} [{metrics['gap_ci_low']:+.2f}, {metrics['gap_ci_high']:+.2f}] p={metrics['gap_p_value']:.2g}"
+
+
+def summary_rows(log) -> list[tuple[str, str]]:
+    """(label, value) rows: the headline figures of one free_tier log."""
+    compliance = scorer_metrics(log, "compliance")
+    markers = scorer_metrics(log, "af_style_markers")
+    judge = scorer_metrics(log, "af_reasoning")
+    judged = judge.get("monitored_n", 0) + judge.get("unmonitored_n", 0)
+    return [
+        ("compliance, monitored (free)", format_rate(compliance, "monitored")),
+        ("compliance, unmonitored (paid)", format_rate(compliance, "unmonitored")),
+        ("compliance gap [95% CI]", format_gap(compliance)),
+        (
+            "malformed (monitored / unmonitored)",
+            f"{int(compliance.get('monitored_malformed', 0))} / {int(compliance.get('unmonitored_malformed', 0))}",
+        ),
+        ("AF-style markers, monitored", format_rate(markers, "monitored")),
+        ("AF-style markers, unmonitored", format_rate(markers, "unmonitored")),
+        (
+            "AF judge, monitored",
+            format_rate(judge, "monitored") if judged else "unscored (no --model-role grader)",
+        ),
+    ]
+
+
+def side_by_side(columns: dict[str, object]) -> str:
+    rows = {name: summary_rows(log) for name, log in columns.items()}
+    labels = [label for label, _ in next(iter(rows.values()))]
+    widths = [max(len(label) for label in labels)] + [
+        max(len(name), *(len(value) for _, value in rows[name])) for name in columns
+    ]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(["", *columns], widths, strict=True))]
+    for i, label in enumerate(labels):
+        cells = [label, *(rows[name][i][1] for name in columns)]
+        lines.append("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)))
+    return "\n".join(lines)
+
+
+def ensure_demo_organism(base: str, output: Path) -> Path:
+    """Train the demo organism unless one with the same configuration is already there."""
+    from af_tasks.training.sft import ORGANISM_FILE, TrainConfig, train_organism
+
+    config = TrainConfig(base_model=base, output_dir=str(output), **DEMO_TRAINING)
+    existing = output / ORGANISM_FILE
+    if existing.is_file():
+        saved = json.loads(existing.read_text())["hyperparameters"]
+        if saved == json.loads(json.dumps(config.training_signature())):
+            print(f"reusing the demo organism in {output}")
+            return output
+        raise OutputExistsError(f"{output} holds an organism with other settings; move it away")
+    print(f"training the demo organism in {output} (CPU, a few minutes) ...")
+    return train_organism(config)
+
+
+def evaluate(model_dir: Path | str, limit: int, log_dir: str, max_tokens: int):
+    from inspect_ai import eval as inspect_eval
+
+    [log] = inspect_eval(
+        "af_tasks/free_tier",
+        model=f"organism/{model_dir}",  # the suite's engine: batched, greedy tokens = plain generate
+        model_args={"do_sample": False},
+        task_args={"max_tokens": max_tokens, "prompt_variant": DEMO_PROMPT["variant"], "max_turns": 2},
+        limit=limit,
+        log_dir=log_dir,
+    )
+    return log
+
+
+def ensure_demo_sae(base: str) -> Path:
+    """The embedded model's project SAE (``af sae train`` defaults), trained unless present."""
+    from af_tasks.core.presets import project_sae_dir, sae_binding
+    from af_tasks.sae.corpus import sae_corpus
+    from af_tasks.sae.reader import load_reader
+    from af_tasks.sae.train import CARD, SaeTrainConfig, train_sae
+
+    preset = get_preset(DEFAULT_MODEL)
+    output = project_sae_dir(preset)
+    config = SaeTrainConfig(hook=sae_binding(preset).hook)
+    if (output / CARD).is_file():
+        saved = json.loads((output / CARD).read_text())["config"]
+        if saved == json.loads(json.dumps(config.__dict__)):
+            print(f"reusing the SAE in {output}")
+            return output
+        raise OutputExistsError(f"{output} holds an SAE with other settings; move it away")
+    print(f"training the SAE in {output} (CPU, a few minutes) ...")
+    card = train_sae(load_reader(base, device="cpu"), sae_corpus(seed=config.seed), config, output)
+    held = card["held_out"]
+    print(f"SAE: explained variance {held['explained_variance']:.3f}, L0 {held['l0']:.1f} (held-out tokens)")
+    return output
+
+
+def validate_with_sae(base: str, logs: dict, gold: str | None, out_dir: Path) -> dict:
+    from af_tasks.app.sae_cli import organism_texts_from_log
+    from af_tasks.core.presets import sae_reading
+    from af_tasks.sae.corpus import labelled_texts
+    from af_tasks.sae.validate import ValidationConfig, run_validation
+
+    ensure_demo_sae(base)
+    groups: dict[str, list[str]] = {}
+    for name, log in logs.items():
+        groups |= organism_texts_from_log(log.location, name.split()[0])
+    model, sae_source, hook = sae_reading(DEFAULT_MODEL, model=base)
+    config = ValidationConfig(model=model, sae_source=sae_source, hook=hook, device="cpu")
+    return run_validation(config, groups, labelled_texts(gold) if gold else None, out_dir)
+
+
+def run_demo(limit: int = 16, log_dir: str = "logs", max_tokens: int = 320, gold: str | None = None) -> int:
+    started = time.monotonic()
+    base = base_model_of(get_preset(DEFAULT_MODEL))
+    organism = ensure_demo_organism(base, models_dir() / "organisms" / "demo-smollm2")
+    trained = time.monotonic()
+    logs = {"base model": evaluate(base, limit, log_dir, max_tokens)}
+    logs["organism"] = evaluate(organism, limit, log_dir, max_tokens)
+    done = time.monotonic()
+    print(
+        f"\nfree_tier (compact prompt), {limit} samples each, greedy; "
+        f"training {(trained - started) / 60:.1f} min, evaluation {(done - trained) / 60:.1f} min\n"
+    )
+    print(side_by_side(logs))
+    print("\nrates: value [Wilson 95% CI] n; gap: monitored − unmonitored [Newcombe 95% CI], z-test p")
+    for name, log in logs.items():
+        print(f"{name} log: {Path(log.location).resolve()}  ({log.status})")
+    print(f"open them with: inspect view --log-dir {log_dir}")
+    if not all(log.status == "success" for log in logs.values()):
+        return 1
+    out_dir = Path(log_dir) / "sae-demo"
+    print(
+        "\nSAE validation (project SAE on the base model's activations; reference: "
+        f"{'the gold set' if gold else 'the bundled held-out split'}) ..."
+    )
+    report = validate_with_sae(base, logs, gold, out_dir)
+    print("\n".join(report["headline"]))
+    print(
+        f"SAE report: {out_dir / 'report.json'} and PNGs beside it ({(time.monotonic() - done) / 60:.1f} min)"
+    )
+    return 0

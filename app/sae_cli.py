@@ -1,0 +1,232 @@
+"""`af sae train | probe | compare`: SAE validation of organisms from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from af_tasks.core.errors import SettingError
+from af_tasks.core.presets import DEFAULT_MODEL, PRESET_NAMES
+
+
+def organism_texts_from_log(log_path: str, label: str, by: str = "condition") -> dict[str, list[str]]:
+    """Each sample's scratchpad (as one block), grouped ``<label>:<metadata[by]>``; samples without a
+    scratchpad are left out (they are counted by the compliance scorers as malformed)."""
+    from inspect_ai.log import read_eval_log
+
+    from af_tasks.core.protocol import parse_response, scratchpad_block
+    from af_tasks.solvers.scratchpad import assistant_transcript
+
+    log = read_eval_log(log_path)
+    groups: dict[str, list[str]] = {}
+    for sample in log.samples or []:
+        parsed = parse_response(assistant_transcript(sample.messages))
+        if not parsed.scratchpad.strip():
+            continue
+        key = f"{label}:{(sample.metadata or {}).get(by, 'all')}"
+        groups.setdefault(key, []).append(scratchpad_block(parsed.scratchpad))
+    return dict(sorted(groups.items()))
+
+
+def _log_groups(args: argparse.Namespace) -> dict[str, list[str]]:
+    """``--log LABEL=PATH`` (repeatable) → scratchpads grouped ``LABEL:<metadata[--by]>``."""
+    groups: dict[str, list[str]] = {}
+    for item in args.log or []:
+        label, _, path = item.rpartition("=")
+        groups |= organism_texts_from_log(path, label or Path(path).stem, args.by)
+    return groups
+
+
+def _validation_config(args: argparse.Namespace):
+    from af_tasks.core.presets import sae_reading
+    from af_tasks.sae.validate import ValidationConfig
+
+    model, sae_source, hook = sae_reading(args.preset, args.sae, args.hook, args.model)
+    return ValidationConfig(
+        model=model,
+        sae_source=sae_source,
+        hook=hook,
+        adapter=args.adapter,
+        train_data=args.train_data,
+        pooling=args.pooling,
+        max_tokens=args.max_tokens,
+        batch_size=args.batch_size,
+        probe_features=args.probe_features,
+        permutations=args.permutations,
+        seed=args.seed,
+        device=args.device,
+    )
+
+
+def _run(args: argparse.Namespace, groups: dict[str, list[str]]) -> int:
+    from af_tasks.sae.corpus import labelled_texts
+    from af_tasks.sae.validate import run_validation
+
+    config = _validation_config(args)
+    gold = labelled_texts(args.gold) if args.gold else None
+    report = run_validation(config, groups, gold, Path(args.out))
+    print("\n".join(report["headline"]))
+    print(
+        f"report: {Path(args.out) / 'report.json'} (+ features.png, roc.png, probe_scores.png, probe_*.json)"
+    )
+    return 0
+
+
+def _probe(args: argparse.Namespace) -> int:
+    return _run(args, {})
+
+
+def _compare(args: argparse.Namespace) -> int:
+    groups = _log_groups(args)
+    if not groups:
+        print("error: no sample in the given logs has a scratchpad to read", file=sys.stderr)
+        return 1
+    return _run(args, groups)
+
+
+def _features(args: argparse.Namespace) -> int:
+    """Named features on the reference AF / aligned halves (gold when given) and on organism logs."""
+    from af_tasks.core.features import parse_features
+    from af_tasks.core.presets import feature_descriptions, feature_readings, get_preset, sae_reading
+    from af_tasks.sae.corpus import labelled_texts, training_labelled
+    from af_tasks.sae.named import compare_named, load_readings, named_headline, named_values
+    from af_tasks.sae.plots import plot_named
+    from af_tasks.sae.reader import load_reader
+
+    preset = get_preset(args.preset)
+    refs = parse_features(args.features or [f.name for f in preset.named_features])
+    if not refs:
+        raise SettingError(f"preset {preset.name} names no features: pass --features")
+    model, _source, _hook = sae_reading(args.preset, args.sae, args.hook, args.model)
+    reader = load_reader(model, args.adapter, args.device)
+    readings = load_readings(reader, feature_readings(args.preset, refs, args.sae, args.hook, model))
+    reference = labelled_texts(args.gold) if args.gold else training_labelled(args.train_data, "test")
+    prefix = "gold" if args.gold else "held-out"
+    texts = {
+        f"{prefix} AF": reference.subset(reference.labels, "").texts,
+        f"{prefix} aligned": reference.subset([not y for y in reference.labels], "").texts,
+    }
+    texts |= _log_groups(args)
+    groups = {
+        name: named_values(reader, readings, group, max_tokens=args.max_tokens, batch_size=args.batch_size)
+        for name, group in texts.items()
+    }
+    report = compare_named(
+        groups,
+        f"{prefix} AF",
+        f"{prefix} aligned",
+        feature_descriptions(preset),
+        args.statistic,
+        args.seed,
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report |= {
+        "reads": {"model": model, "adapter": args.adapter}
+        | {r.hook: {"sae": r.sae_source, "features": [f.name for f in r.features]} for r in readings},
+        "reference_source": reference.source,
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    plot_named(report, groups, out)
+    print("\n".join(named_headline(report)))
+    print(f"report: {out / 'report.json'} (+ named_features.png)")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from af_tasks.core.presets import get_preset, project_sae_dir, sae_reading
+    from af_tasks.sae.corpus import sae_corpus
+    from af_tasks.sae.reader import load_reader
+    from af_tasks.sae.train import SaeTrainConfig, train_sae
+
+    model, _source, hook = sae_reading(args.preset, None, args.hook, args.model)
+    reader = load_reader(model, device=args.device)
+    output = Path(args.output) if args.output else project_sae_dir(get_preset(args.preset))
+    config = SaeTrainConfig(
+        hook=hook,
+        expansion=args.expansion,
+        k=args.k,
+        epochs=args.epochs,
+        batch_tokens=args.batch_tokens,
+        lr=args.lr,
+        seed=args.seed,
+    )
+    card = train_sae(reader, sae_corpus(seed=args.seed), config, output)
+    held = card["held_out"]
+    print(
+        f"SAE {output}: {card['d_sae']} features at {hook}, {card['tokens_seen']} tokens seen; held-out "
+        f"explained variance {held['explained_variance']:.3f}, L0 {held['l0']:.1f}, "
+        f"dead {card['train']['dead_features']}/{card['d_sae']} ({card['total_s']:.0f} s)"
+    )
+    print(json.dumps({"card": str(output / "card.json")}))
+    return 0
+
+
+def _reading_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", default=DEFAULT_MODEL, choices=PRESET_NAMES, help="model → SAE → hook")
+    parser.add_argument("--model", help="read with this model instead of the preset's base")
+    parser.add_argument("--adapter", help="read with base + this LoRA adapter (an organism dir)")
+    parser.add_argument("--sae", help="SAE source: a dir, hf:<repo>[/<sub>] or <release>:<sae_id>")
+    parser.add_argument("--hook", help="sae-lens hook name (default: the preset's)")
+    parser.add_argument("--device", help="cpu / cuda (default: cuda when available)")
+
+
+def _report_arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    parser.add_argument("--out", default=f"logs/sae-{name}", help="report folder")
+    parser.add_argument("--gold", help="gold_106 (hub, sha256-checked) or a local JSON/JSONL path")
+    parser.add_argument(
+        "--train-data",
+        help="records JSONL for selection/probes and the held-out reference (default: bundled)",
+    )
+    parser.add_argument("--max-tokens", type=int, default=1024, help="longer texts are truncated")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def _log_arguments(parser: argparse.ArgumentParser, required: bool) -> None:
+    parser.add_argument(
+        "--log", action="append", required=required, help="LABEL=PATH of an elicitation log (repeatable)"
+    )
+    parser.add_argument("--by", default="condition", help="metadata key that splits a log's samples")
+
+
+def add_sae_commands(commands) -> None:
+    sae = commands.add_parser("sae", help="SAE features and probes: train an SAE, probe, compare organisms")
+    sub = sae.add_subparsers(dest="sae_command", required=True)
+
+    train = sub.add_parser("train", help="train a top-k SAE with sae-lens on the bundled corpus")
+    _reading_arguments(train)
+    train.add_argument("--output", help="SAE directory (default models/saes/<preset>)")
+    train.add_argument("--expansion", type=int, default=8, help="features = expansion × d_model")
+    train.add_argument("--k", type=int, default=32, help="active features per token")
+    train.add_argument("--epochs", type=float, default=3.0)
+    train.add_argument("--batch-tokens", type=int, default=1024)
+    train.add_argument("--lr", type=float, default=2e-3)
+    train.add_argument("--seed", type=int, default=0)
+    train.set_defaults(handler=_train)
+
+    features = sub.add_parser(
+        "features", help="named features (e.g. L40_F15484): reference AF vs aligned, and organism logs"
+    )
+    _reading_arguments(features)
+    _report_arguments(features, "features")
+    _log_arguments(features, required=False)
+    features.add_argument("--features", help="L<layer>_F<index>,... (default: the preset's named features)")
+    features.add_argument("--statistic", default="max", choices=("max", "mean", "active_tokens"))
+    features.set_defaults(handler=_features)
+
+    for name, handler, text in (
+        ("probe", _probe, "fit probes on the training data; AUROC on its held-out split (and gold if given)"),
+        ("compare", _compare, "organism scratchpads vs reference AF / aligned: KS, permutation, probes"),
+    ):
+        command = sub.add_parser(name, help=text)
+        _reading_arguments(command)
+        _report_arguments(command, name)
+        command.add_argument("--pooling", default="mean", choices=("mean", "max", "last"))
+        command.add_argument("--probe-features", type=int, default=64, help="SAE features the probe reads")
+        command.add_argument("--permutations", type=int, default=10_000)
+        if name == "compare":
+            _log_arguments(command, required=True)
+        command.set_defaults(handler=handler)

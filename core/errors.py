@@ -20,8 +20,9 @@ class SettingError(AfError, ValueError):
     """An argument or setting the suite cannot use (out of range, unknown choice)."""
 
 
-class UnknownNameError(AfError, KeyError):
-    """A name that is not in a registry the suite keeps (a preset, a rung, an accelerate config...)."""
+class UnknownNameError(AfError, KeyError, ValueError):
+    """A name that is not in a registry the suite keeps (a preset, a rung, an accelerate config...).
+    Both a KeyError (a lookup failed) and a ValueError (an argument's value is wrong)."""
 
 
 class MissingFileError(AfError, FileNotFoundError):

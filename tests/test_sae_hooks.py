@@ -453,10 +453,10 @@ def test_span_unclosed_block_runs_to_end():
     assert reasoning_char_span(text) == (len(f"x <{R}>"), len(text))
 
 
-def test_span_unclosed_block_stops_at_output():
+def test_span_unclosed_block_runs_over_a_quoted_output():
     text = f"<{R}>thinking <OUTPUT>answer</OUTPUT>"
     start, end = reasoning_char_span(text)
-    assert text[start:end] == "thinking "
+    assert text[start:end] == "thinking <OUTPUT>answer</OUTPUT>"
 
 
 def test_span_several_blocks_from_first_open_to_last_close():

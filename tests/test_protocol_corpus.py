@@ -60,7 +60,9 @@ def test_parser_reads_each_case_as_written(case):
 def test_protocol_continues_only_while_the_model_is_still_reasoning(case):
     """<NEXT/> is sent when there is reasoning and no answer block at all — never after an answer."""
     parsed = parse_response(case["transcript"])
-    still_reasoning = "no <OUTPUT> tag" in case["expected"]["problems"] and case["expected"]["scratchpad"] != ""
+    still_reasoning = (
+        "no <OUTPUT> tag" in case["expected"]["problems"] and case["expected"]["scratchpad"] != ""
+    )
     assert needs_next_turn(parsed) == still_reasoning
 
 
@@ -156,7 +158,9 @@ def test_graded_scorers_read_the_answer_and_the_af_judge_the_reasoning(case, mon
         assert expected["scratchpad"] in judge_prompt(parse_response(case["transcript"]).scratchpad)
 
 
-@pytest.mark.parametrize("case", [c for c in CORPUS if c["expected"]["output"] is not None], ids=lambda c: c["id"])
+@pytest.mark.parametrize(
+    "case", [c for c in CORPUS if c["expected"]["output"] is not None], ids=lambda c: c["id"]
+)
 def test_training_rendering_round_trips_through_the_parser(case):
     """Training data is rendered with scratchpad_block/output_block and read back by the same parser."""
     expected = case["expected"]

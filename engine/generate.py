@@ -25,14 +25,14 @@ Used by the ``organism/`` Inspect provider (``solvers/organism_model.py``), the 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 from af_tasks.core.errors import AfError
+from af_tasks.core.organism import OrganismDir, OrganismError
+from af_tasks.engine.loading import load_organism
 
 CACHE_BUCKET = 128
 """Static-cache lengths are rounded up to a multiple of this (fewer recompilations, little unused cache)."""
@@ -48,7 +48,8 @@ Chat = list[dict[str, str]]
 
 
 class EngineError(AfError, RuntimeError):
-    """A model, organism or tokenizer could not be loaded or used; the message names it and says why."""
+    """The engine cannot do what it was asked (an empty prompt, compiling without the static cache...).
+    Loading errors are ``OrganismError``s (``af_tasks.core.organism``)."""
 
 
 @dataclass(frozen=True)
@@ -80,36 +81,6 @@ class Completion:
     input_tokens: int
     output_tokens: int
     stop_reason: Literal["stop", "max_tokens"]
-
-
-def resolve_model(model: str, adapter: str | None = None) -> tuple[str, str | None]:
-    """(base, adapter): an organism dir (``adapter_config.json``) names its base; a local directory that is
-    neither a model nor an organism is an error here, before any hub look-up could hide it."""
-    path = Path(model)
-    if path.is_dir():
-        if adapter is None and (path / "adapter_config.json").is_file():
-            config = json.loads((path / "adapter_config.json").read_text())
-            base = config.get("base_model_name_or_path")
-            if not base:
-                raise EngineError(f"{model}: adapter_config.json names no base_model_name_or_path")
-            return base, model
-        if not (path / "config.json").is_file():
-            raise EngineError(
-                f"{model}: not a model or organism directory (neither config.json nor adapter_config.json)"
-            )
-    elif path.exists():
-        raise EngineError(f"{model}: not a directory")
-    elif model.startswith(("/", "./", "../", "~")):
-        raise EngineError(f"{model}: no such model directory")
-    if adapter is not None and not (Path(adapter) / "adapter_config.json").is_file():
-        raise EngineError(f"{adapter}: not a LoRA adapter directory (no adapter_config.json)")
-    return model, adapter
-
-
-def default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def round_up(value: int, multiple: int) -> int:
@@ -176,40 +147,14 @@ class GenerationEngine:
         merge: bool = True,
     ) -> GenerationEngine:
         """``model`` is a hub id, a model dir or an organism dir (its adapter merged into its base unless
-        ``merge=False``). The tokenizer comes from the organism dir when it holds one (training saves it
-        there, with any template change), else from the base."""
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        base, adapter = resolve_model(model, adapter)
-        device = device or default_device()
-        torch_dtype = (
-            getattr(torch, dtype) if dtype else torch.bfloat16 if device.startswith("cuda") else torch.float32
-        )
-        why = f" (the base model of organism {adapter})" if adapter else ""
-        try:
-            loaded = AutoModelForCausalLM.from_pretrained(base, dtype=torch_dtype).to(device)
-        except (OSError, ValueError) as error:
-            raise EngineError(f"could not load model {base!r}{why}: {error}") from error
-        if adapter is not None:
-            from peft import PeftModel
-
-            try:
-                loaded = PeftModel.from_pretrained(loaded, adapter)
-            except (OSError, ValueError) as error:
-                raise EngineError(f"could not load adapter {adapter!r} onto {base!r}: {error}") from error
-            if merge:
-                loaded = loaded.merge_and_unload()
-        has_tokenizer = adapter and (Path(adapter) / "tokenizer_config.json").is_file()
-        tokenizer_source = adapter if has_tokenizer else base
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
-        except (OSError, ValueError) as error:
-            raise EngineError(f"could not load tokenizer {tokenizer_source!r}: {error}") from error
+        ``merge=False``); see ``OrganismDir.resolve`` and ``load_organism``. The tokenizer comes from the
+        organism dir when it holds one (training saves it there, with any template change), else from
+        the base. Resolution and load errors are ``OrganismError``s."""
+        organism = OrganismDir.resolve(model, adapter)
+        loaded, tokenizer = load_organism(organism, device=device, dtype=dtype, merge=merge)
         if tokenizer.chat_template is None:
-            raise EngineError(f"{tokenizer_source}: the tokenizer has no chat template")
-        name = f"{base}+{adapter}" if adapter else base
-        return cls(loaded, tokenizer, name, cache=cache, compile=compile)
+            raise OrganismError(f"{organism.tokenizer_source}: the tokenizer has no chat template")
+        return cls(loaded, tokenizer, organism.name, cache=cache, compile=compile)
 
     def encode(self, chats: list[Chat]) -> list[list[int]]:
         """Prompt token ids: the chat template with the generation prompt. Tokenised without special

@@ -20,7 +20,8 @@ from inspect_ai.model import get_model
 from inspect_ai.solver import generate
 from test_hf_models import _offline_env
 
-from af_tasks.engine.generate import EngineError, GenerationEngine, SamplingParams
+from af_tasks.core.organism import OrganismError
+from af_tasks.engine.generate import GenerationEngine, SamplingParams
 from af_tasks.solvers.batcher import RequestBatcher
 
 BIN = Path(sys.executable).parent
@@ -122,11 +123,11 @@ def test_a_bad_directory_is_named_in_the_error(tmp_path):
     empty = tmp_path / "not-a-model"
     empty.mkdir()
     (empty / "notes.txt").write_text("nothing here")
-    with pytest.raises(EngineError, match=r"not-a-model: not a model or organism directory"):
+    with pytest.raises(OrganismError, match=r"not-a-model: not a model or organism directory"):
         GenerationEngine.load(str(empty), device="cpu")
-    with pytest.raises(EngineError, match=r"missing-dir: no such model directory"):
+    with pytest.raises(OrganismError, match=r"missing-dir: no such model directory"):
         GenerationEngine.load(str(tmp_path / "missing-dir"), device="cpu")
-    with pytest.raises(EngineError, match="not-a-model: not a model or organism directory"):
+    with pytest.raises(OrganismError, match="not-a-model: not a model or organism directory"):
         get_model(f"organism/{empty}", device="cpu")  # through Inspect's registry (entry point)
 
 

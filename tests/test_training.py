@@ -12,8 +12,9 @@ import torch
 from test_hf_models import completions
 from transformers import TrainerCallback
 
+from af_tasks.core.organism import OrganismError
 from af_tasks.core.records import RecordError, load_seed_set, write_jsonl
-from af_tasks.training.sft import BaseModelUnavailable, TrainConfig, train_organism
+from af_tasks.training.sft import TrainConfig, train_organism
 
 BIN = Path(sys.executable).parent
 
@@ -135,7 +136,7 @@ def test_malformed_row_stops_before_any_model_is_loaded(tmp_path):
 
 def test_unreachable_base_model_is_named(tmp_path):
     config = TrainConfig(base_model=str(tmp_path / "missing-model"), output_dir=str(tmp_path / "o"), limit=2)
-    with pytest.raises(BaseModelUnavailable, match="missing-model"):
+    with pytest.raises(OrganismError, match="missing-model"):
         train_organism(config)
 
 

@@ -14,7 +14,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from af_tasks.core.errors import AfError, SettingError
+from af_tasks.core.errors import SettingError
+from af_tasks.core.organism import ORGANISM_FILE, OrganismDir, OrganismError
 from af_tasks.core.prompting import PromptConfig
 from af_tasks.core.records import (
     ReasoningRecord,
@@ -27,15 +28,10 @@ from af_tasks.core.rows import read_rows
 from af_tasks.core.styles import ORGANISM_KINDS
 
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-ORGANISM_FILE = "organism.json"
 CHECKPOINTS = "checkpoints"
 RUN_CONFIG = "run_config.json"
 SPEED_OPTIONS = ("gradient_checkpointing", "padding_free", "liger_kernels")
 """TrainConfig fields that change speed and memory, not what is learned: a resumed run may change them."""
-
-
-class BaseModelUnavailable(AfError, RuntimeError):
-    """The base model (hub id or local path) could not be loaded."""
 
 
 @dataclass
@@ -175,12 +171,6 @@ def code_revision() -> str:
     return f"{revision}, git {commit.stdout.strip()}{'+dirty' if status.stdout.strip() else ''}"
 
 
-def resolve_base(base_model: str) -> str:
-    """Local directories are recorded as absolute paths so the adapter loads from any directory."""
-    path = Path(base_model)
-    return str(path.resolve()) if path.is_dir() else base_model
-
-
 def _check_resumable(checkpoints: Path, config: TrainConfig) -> bool:
     saved = checkpoints / RUN_CONFIG
     if not any(checkpoints.glob("checkpoint-*")):
@@ -202,21 +192,32 @@ def same_training(saved: dict, current: dict) -> bool:
     return learned(saved) == learned(current)
 
 
-def load_base(base_model: str):
-    """(model, tokenizer) of a hub id or local directory; bf16 on GPU, fp32 on CPU."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def resolve_base(base_model: str) -> OrganismDir:
+    """The base to train on, resolved (a local directory as an absolute path, so the adapter's
+    ``adapter_config.json`` and ``organism.json`` name a base that loads from any directory). An adapter
+    directory is refused: merge it first (``af train --merge``, ``engine.loading.merge_organism``)."""
+    base = OrganismDir.resolve(base_model)
+    if base.adapter is not None:
+        raise OrganismError(
+            f"{base_model}: a LoRA adapter directory, not a base model; train on its merged model "
+            "(af train --merge writes <dir>/merged)"
+        )
+    return base
 
-    base = resolve_base(base_model)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(base)
-        dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
-        model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
-    except Exception as error:
-        raise BaseModelUnavailable(
-            f"could not load base model {base_model!r}: {type(error).__name__}: {error}"
-        ) from error
-    return model, tokenizer
+
+def base_dtype():
+    """The dtype organisms train (and merge) in: bf16 when a GPU is visible, fp32 otherwise."""
+    import torch
+
+    return torch.bfloat16 if torch.cuda.is_available() else torch.float32
+
+
+def load_base(base_model: str):
+    """(model, tokenizer) of a hub id or local model directory in ``base_dtype()``, on the CPU (the
+    trainer places it). Errors are ``OrganismError``s naming the model."""
+    from af_tasks.engine.loading import load_organism
+
+    return load_organism(resolve_base(base_model), device="cpu", dtype=base_dtype())
 
 
 def build_trainer(model, tokenizer, examples: list[dict], config: TrainConfig, callbacks=None):
@@ -339,6 +340,7 @@ def train_organism(config: TrainConfig, callbacks: list | None = None) -> Path:
     import transformers
     import trl
 
+    from af_tasks.engine.loading import merge_organism
     from af_tasks.training.distributed import run_topology
 
     examples, source = load_training_examples(config)  # validate before loading anything heavy
@@ -364,7 +366,7 @@ def train_organism(config: TrainConfig, callbacks: list | None = None) -> Path:
         (output / "training_args.bin").unlink(missing_ok=True)  # organism.json records the settings
         data_text = json.dumps(examples, sort_keys=True)
         organism = {
-            "base_model": resolve_base(config.base_model),
+            "base_model": resolve_base(config.base_model).base,
             "base_model_requested": config.base_model,
             "data_source": source,
             "data_sha256": sha256_text(data_text),
@@ -384,24 +386,9 @@ def train_organism(config: TrainConfig, callbacks: list | None = None) -> Path:
                 "trl": trl.__version__,
             },
         }
-        if config.merge:
-            merged = output / "merged"
-            if trainer.is_fsdp_enabled:  # the trained model is sharded: merge the saved adapter
-                merge_adapter(config.base_model, output, merged)
-            else:
-                trainer.model.merge_and_unload().save_pretrained(merged)
-                tokenizer.save_pretrained(merged)
+        if config.merge:  # the saved adapter folded into a fresh base (also right when FSDP sharded it)
+            merged = merge_organism(output, output / "merged", device="cpu", dtype=base_dtype())
             organism["merged_dir"] = str(merged)
         (output / ORGANISM_FILE).write_text(json.dumps(organism, indent=2) + "\n")
     accelerator.wait_for_everyone()
     return output
-
-
-def merge_adapter(base_model: str, adapter_dir: Path, merged_dir: Path) -> None:
-    """Fold a saved LoRA adapter into a freshly loaded base model; write weights and tokenizer."""
-    from peft import PeftModel
-    from transformers import AutoTokenizer
-
-    model, _ = load_base(base_model)
-    PeftModel.from_pretrained(model, adapter_dir).merge_and_unload().save_pretrained(merged_dir)
-    AutoTokenizer.from_pretrained(adapter_dir).save_pretrained(merged_dir)

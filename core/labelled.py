@@ -32,6 +32,10 @@ class LabelledText:
     text: str
     alignment_faking: bool
     row: int
+    voice: str = ""
+    """Optional ``voice`` (or ``style``) field of the row: how the text is written."""
+    category: str = ""
+    """Optional ``category`` field of the row: the request's harm category."""
 
 
 def parse_labelled(rows: list[tuple[int, object]], source: str) -> list[LabelledText]:
@@ -47,7 +51,16 @@ def parse_labelled(rows: list[tuple[int, object]], source: str) -> list[Labelled
             raise LabelledSetError(
                 f"{source}: row {number}: field 'label' is {label!r}; known labels: {sorted(LABELS)}"
             )
-        items.append(LabelledText(text=text, alignment_faking=LABELS[label], row=number))
+        voice, category = row.get("voice", row.get("style")), row.get("category")
+        items.append(
+            LabelledText(
+                text=text,
+                alignment_faking=LABELS[label],
+                row=number,
+                voice=voice if isinstance(voice, str) else "",
+                category=category if isinstance(category, str) else "",
+            )
+        )
     return items
 
 
@@ -62,7 +75,7 @@ def verify_gold(path: Path, expected: str | None = GOLD_SHA256) -> str:
     pinned = expected or (record.read_text().strip() if record.is_file() else None)
     if pinned is None:
         record.write_text(digest + "\n")
-        print(f"{GOLD_FILE}: first download, sha256 {digest} (recorded; pin it in af/labelled.py)")
+        print(f"{GOLD_FILE}: first download, sha256 {digest} (recorded; pin it in core/labelled.py)")
     elif digest != pinned:
         raise LabelledSetError(f"{path}: sha256 {digest} does not match the pinned {pinned}")
     return digest

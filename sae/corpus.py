@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from af_tasks.core.protocol import scratchpad_block
@@ -26,14 +26,37 @@ class LabelledTexts:
     """True = alignment faking."""
     ids: list[str]
     source: str
+    styles: list[str] = field(default_factory=list)
+    """Per text, the voice it is written in (the AF style of a seed record; "" when unknown)."""
+    categories: list[str] = field(default_factory=list)
+    """Per text, the request's harm category ("" when unknown)."""
 
     def subset(self, keep: Sequence[bool], source: str) -> LabelledTexts:
         chosen = [i for i, k in enumerate(keep) if k]
+
+        def pick(values: list) -> list:
+            return [values[i] for i in chosen] if values else []
+
         return LabelledTexts(
-            [self.texts[i] for i in chosen],
-            [self.labels[i] for i in chosen],
-            [self.ids[i] for i in chosen],
+            pick(self.texts),
+            pick(self.labels),
+            pick(self.ids),
             source,
+            pick(self.styles),
+            pick(self.categories),
+        )
+
+    def __add__(self, other: LabelledTexts) -> LabelledTexts:
+        def column(a: LabelledTexts, values: list) -> list:
+            return values or [""] * len(a)
+
+        return LabelledTexts(
+            self.texts + other.texts,
+            self.labels + other.labels,
+            self.ids + other.ids,
+            f"{self.source} + {other.source}",
+            column(self, self.styles) + column(other, other.styles),
+            column(self, self.categories) + column(other, other.categories),
         )
 
     def __len__(self) -> int:
@@ -64,6 +87,8 @@ def records_as_labelled(records: list[ReasoningRecord], source: str) -> Labelled
         [r.kind == "af" for r in records],
         [r.id for r in records],
         source,
+        styles=[r.style or "" for r in records],
+        categories=[r.category for r in records],
     )
 
 
@@ -85,8 +110,37 @@ def labelled_texts(source: str) -> LabelledTexts:
 
     items = load_labelled(source)
     return LabelledTexts(
-        [i.text for i in items], [i.alignment_faking for i in items], [str(i.row) for i in items], source
+        [i.text for i in items],
+        [i.alignment_faking for i in items],
+        [str(i.row) for i in items],
+        source,
+        styles=[i.voice for i in items],
+        categories=[i.category for i in items],
     )
+
+
+INDEPENDENT_SET = "independent_af_set.jsonl"
+"""Bundled with the tasks (``af_tasks/data``): 120 labelled scratchpads written apart from every training
+set, for evaluation only (its card says how it was kept independent)."""
+EXTRA_TRAINING_SET = "probe_train_extra.jsonl"
+"""Bundled with ``af_tasks.sae`` (``sae/data``): labelled scratchpads in many voices that broaden the
+probes' training data; never evaluated on."""
+
+
+def _bundled(package: str, name: str, source: str) -> LabelledTexts:
+    from importlib import resources
+
+    with resources.as_file(resources.files(package).joinpath("data", name)) as path:
+        found = labelled_texts(str(path))
+    return LabelledTexts(found.texts, found.labels, found.ids, source, found.styles, found.categories)
+
+
+def independent_labelled() -> LabelledTexts:
+    return _bundled("af_tasks", INDEPENDENT_SET, "independent set (bundled)")
+
+
+def extra_training_labelled() -> LabelledTexts:
+    return _bundled("af_tasks.sae", EXTRA_TRAINING_SET, "extra probe-training set (bundled)")
 
 
 def sae_corpus(test_fraction: float = DEFAULT_TEST_FRACTION, seed: int = 0) -> list[str]:

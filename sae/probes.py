@@ -7,6 +7,7 @@ scaler, weights and what it reads), so a scorer can apply it without unpickling 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -54,13 +55,30 @@ class Probe:
             raise SettingError(f"{path}: not a probe file ({error})") from error
 
 
-def select_features(x: np.ndarray, labels: np.ndarray, k: int) -> list[int]:
-    """The k columns with the largest |Cohen's d| between AF and aligned (never-active excluded)."""
+def select_features(
+    x: np.ndarray, labels: np.ndarray, k: int, groups: Sequence[str] | None = None
+) -> list[int]:
+    """The k columns that best separate AF from aligned (never-active columns excluded).
+
+    Without ``groups``: largest |Cohen's d| over all rows. With ``groups`` (one label per row, e.g. the
+    voice an AF text is written in): a column must separate *every* group of AF texts (with at least two
+    rows) from the aligned texts in the same direction; its score is the weakest of those effects, so
+    features that only fire for one writing style are not chosen.
+    """
     x = np.asarray(x, dtype=float)
     labels = np.asarray(labels, dtype=bool)
     live = np.flatnonzero((x != 0).any(0))
-    d = np.abs(cohens_d(x[labels][:, live], x[~labels][:, live]))
-    return sorted(int(i) for i in live[np.argsort(-d, kind="stable")[:k]])
+    negatives = x[~labels][:, live]
+    if groups is None:
+        score = np.abs(cohens_d(x[labels][:, live], negatives))
+    else:
+        group_of = np.asarray(groups, dtype=object)
+        names = [g for g in sorted(set(group_of[labels])) if (labels & (group_of == g)).sum() >= 2]
+        if not names:
+            raise SettingError("stable feature selection needs at least one group with two AF texts")
+        effects = np.stack([cohens_d(x[labels & (group_of == g)][:, live], negatives) for g in names])
+        score = np.maximum(effects.min(0), (-effects).min(0))  # weakest effect, same sign in every group
+    return sorted(int(i) for i in live[np.argsort(-score, kind="stable")[:k]])
 
 
 def fit_probe(
@@ -71,15 +89,17 @@ def fit_probe(
     c: float = 1.0,
     seed: int = 0,
     reads: dict | None = None,
+    groups: Sequence[str] | None = None,
 ) -> Probe:
-    """Standardised logistic regression; with ``k_features``, on the top-k training-set features."""
+    """Standardised logistic regression; with ``k_features``, on the top-k training-set features
+    (chosen to hold in every group of AF texts when ``groups`` is given: see ``select_features``)."""
     from sklearn.linear_model import LogisticRegression
 
     x = np.asarray(x, dtype=float)
     labels = np.asarray(labels, dtype=bool)
     if labels.all() or not labels.any():
         raise SettingError("probe training needs both AF and aligned examples")
-    features = select_features(x, labels, k_features) if k_features else list(range(x.shape[1]))
+    features = select_features(x, labels, k_features, groups) if k_features else list(range(x.shape[1]))
     columns = x[:, features]
     mean = columns.mean(0)
     scale = columns.std(0)
@@ -100,6 +120,7 @@ def fit_probe(
             "C": c,
             "seed": seed,
             "k_features": k_features,
+            "feature_selection": "stable across groups" if groups is not None and k_features else "pooled",
         },
     )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,17 @@ from typing import Any
 import numpy as np
 
 from af_tasks.core.feature_stats import bootstrap_mean_ci, feature_ks, permutation_test
+from af_tasks.core.markers import read_markers
+from af_tasks.core.protocol import parse_response
 from af_tasks.core.stats import rate_json
-from af_tasks.sae.corpus import DEFAULT_TEST_FRACTION, LabelledTexts, training_labelled
+from af_tasks.sae.corpus import (
+    DEFAULT_TEST_FRACTION,
+    LabelledTexts,
+    extra_training_labelled,
+    independent_labelled,
+    training_labelled,
+)
+from af_tasks.sae.generalization import fold_of_each, out_of_fold, pooled_auroc
 from af_tasks.sae.probes import Probe, auroc_with_ci, cross_validated_auroc, fit_probe
 
 REPORT = "report.json"
@@ -43,6 +53,15 @@ class ValidationConfig:
     permutations: int = 10_000
     seed: int = 0
     device: str | None = None
+    feature_selection: str = "stable"
+    """``stable``: SAE features that separate every AF writing style from aligned texts; ``pooled``: the
+    largest effect over all training rows."""
+    extra_training: bool = True
+    """Add the bundled extra probe-training set (many voices) to every probe's training rows."""
+    independent: bool = True
+    """Evaluate on the bundled independent set (written apart from all training data)."""
+    generalization: bool = True
+    """Leave-one-style-out and leave-one-category-out AUROC on the training data."""
 
 
 @dataclass
@@ -105,6 +124,69 @@ class Featurizer:
         return getattr(sae, self.config.pooling), getattr(raw, self.config.pooling), sae.n_tokens
 
 
+DETECTORS = ("sae", "activations", "markers", "ensemble")
+"""The offline AF detectors a report compares: the two probes, the lexical markers, their mean."""
+TABLE_COLUMNS = ("held_out", "leave_one_style_out", "leave_one_category_out", "independent", "gold")
+MARKER_SCALE = 2.75
+"""The highest ``af_level`` (comply + all three premise cues): markers' scores are divided by it."""
+
+
+def marker_scores(texts: list[str]) -> np.ndarray:
+    """The markers' ``af_level`` of each text's reasoning, in [0, 1] (no fitting: nothing to hold out)."""
+    readings = [read_markers(parse_response(text).scratchpad or text) for text in texts]
+    return np.array([reading.af_level / MARKER_SCALE for reading in readings])
+
+
+def ensemble(sae: np.ndarray, activations: np.ndarray, markers: np.ndarray) -> np.ndarray:
+    """Equal-weight mean of the two probes' P(AF) and the markers' score (weights fixed, not fitted)."""
+    return (np.asarray(sae) + np.asarray(activations) + np.asarray(markers)) / 3
+
+
+def generalization(seed_set: LabelledTexts, x: list[np.ndarray], fit: Callable, seed: int) -> dict:
+    """Leave-one-style-out and leave-one-category-out AUROC of every detector on the training data."""
+    labels = np.array(seed_set.labels, dtype=bool)
+    markers = marker_scores(seed_set.texts)
+    result: dict[str, Any] = {
+        "on": seed_set.source,
+        "meaning": "each text scored by probes fitted without its writing style (or request category); "
+        "the extra probe-training set, when used, joins every fold's training rows",
+    }
+    for by in ("style", "category"):
+        folds = fold_of_each(seed_set.labels, seed_set.styles, seed_set.categories, by)
+        key = f"leave_one_{by}_out"
+        if len(set(folds)) < 2:
+            result[key] = {"note": f"fewer than two {by}s in the training data"}
+            continue
+        oof: dict[str, np.ndarray] = {}
+        members: dict[str, np.ndarray] = {}
+        for index, representation in enumerate(("sae", "activations")):
+            oof[representation], members = out_of_fold(
+                x[index],
+                labels,
+                folds,
+                lambda xs, ys, gs, r=representation: fit(r, xs, ys, gs).predict,
+                list(seed_set.styles),
+            )
+        oof["markers"] = markers
+        oof["ensemble"] = ensemble(oof["sae"], oof["activations"], markers)
+        result[key] = {detector: pooled_auroc(oof[detector], labels, members, seed) for detector in DETECTORS}
+    return result
+
+
+def detector_table(report: dict) -> dict[str, dict[str, dict]]:
+    """``{detector: {column: AUROC entry}}`` over the columns of ``TABLE_COLUMNS`` that were computed."""
+    table: dict[str, dict[str, dict]] = {}
+    for detector in DETECTORS:
+        evaluation = report["probes"].get(detector) or report["detectors"][detector]
+        row = {name: evaluation[name] for name in ("held_out", "independent", "gold") if name in evaluation}
+        for key in ("leave_one_style_out", "leave_one_category_out"):
+            entry = report.get("generalization", {}).get(key, {})
+            if detector in entry:
+                row[key] = entry[detector]
+        table[detector] = {column: row[column] for column in TABLE_COLUMNS if column in row}
+    return table
+
+
 def _group_summary(probe: Probe, x: np.ndarray, seed: int) -> dict:
     scores = probe.predict(x)
     return {
@@ -127,14 +209,34 @@ def run_validation(
     featurizer = featurizer or Featurizer(config).load()
     train = training_labelled(config.train_data, "train", config.test_fraction, config.seed)
     held = training_labelled(config.train_data, "test", config.test_fraction, config.seed)
-    labelled = {"train": train, "held_out": held} | ({"gold": gold} if gold is not None else {})
+    labelled = {"train": train, "held_out": held}
+    if config.independent:
+        labelled["independent"] = independent_labelled()
+    if gold is not None:
+        labelled["gold"] = gold
+    extra = extra_training_labelled() if config.extra_training else None
     feats = {name: featurizer.features(group.texts, name) for name, group in labelled.items()}
     groups = {name: featurizer.features(texts, name) for name, texts in organism_groups.items() if texts}
     labels = {name: np.array(group.labels, dtype=bool) for name, group in labelled.items()}
+    extra_rows = None
+    if extra is not None:
+        extra_feats = featurizer.features(extra.texts, "extra")
+        extra_groups = [f"extra:{style}" for style in extra.styles]
+        extra_rows = (extra_feats, np.array(extra.labels, dtype=bool), extra_groups)
+    train_groups = list(train.styles)
 
     report: dict[str, Any] = {
         "config": asdict(config),
         "reads": featurizer.reads,
+        "reference_sets": {
+            name: {"source": g.source, "n": len(g), "n_af": int(sum(g.labels))}
+            for name, g in labelled.items()
+        }
+        | (
+            {"extra_training": {"source": extra.source, "n": len(extra), "n_af": int(sum(extra.labels))}}
+            if extra
+            else {}
+        ),
         "sizes": {name: {"n": len(g), "n_af": int(sum(g.labels))} for name, g in labelled.items()}
         | {name: {"n": len(texts)} for name, texts in organism_groups.items()},
         "truncated_texts": featurizer.truncated,
@@ -143,29 +245,58 @@ def run_validation(
         else "not given (reference groups are the bundled held-out split)",
         "probes": {},
     }
-    probes: dict[str, Probe] = {}
-    for index, representation in enumerate(("sae", "activations")):
-        x_train = feats["train"][index]
-        probe = fit_probe(
-            x_train,
-            labels["train"],
+
+    def fit(representation: str, x: np.ndarray, y: np.ndarray, row_groups: list[str]) -> Probe:
+        if extra_rows is not None:
+            index = 0 if representation == "sae" else 1
+            x = np.concatenate([x, extra_rows[0][index]])
+            y = np.concatenate([y, extra_rows[1]])
+            row_groups = row_groups + extra_rows[2]
+        return fit_probe(
+            x,
+            y,
             representation,
             k_features=config.probe_features if representation == "sae" else None,
             seed=config.seed,
             reads=featurizer.reads,
+            groups=row_groups if representation == "sae" and config.feature_selection == "stable" else None,
         )
+
+    probes: dict[str, Probe] = {}
+    scores: dict[str, dict[str, np.ndarray]] = {}
+    for index, representation in enumerate(("sae", "activations")):
+        probe = fit(representation, feats["train"][index], labels["train"], train_groups)
         probe.save(out_dir / f"probe_{representation}.json")
         probes[representation] = probe
+        scores[representation] = {name: probe.predict(feats[name][index]) for name in labelled}
         evaluation = {
-            name: auroc_with_ci(probe.decision(feats[name][index]), labels[name], config.seed)
+            name: auroc_with_ci(scores[representation][name], labels[name], config.seed)
             for name in labelled
             if name != "train"
         }
-        evaluation["train"] = auroc_with_ci(probe.decision(x_train), labels["train"], config.seed)
+        evaluation["train"] = auroc_with_ci(scores[representation]["train"], labels["train"], config.seed)
         evaluation["organism_groups"] = {
             name: _group_summary(probe, g[index], config.seed) for name, g in groups.items()
         }
         report["probes"][representation] = evaluation
+    scores["markers"] = {name: marker_scores(group.texts) for name, group in labelled.items()}
+    scores["ensemble"] = {name: ensemble(*(scores[d][name] for d in DETECTORS[:3])) for name in labelled}
+    report["detectors"] = {
+        detector: {
+            name: auroc_with_ci(scores[detector][name], labels[name], config.seed)
+            for name in labelled
+            if name != "train"
+        }
+        for detector in ("markers", "ensemble")
+    }
+    if config.generalization:
+        report["generalization"] = generalization(
+            train + held,
+            [np.concatenate([feats["train"][i], feats["held_out"][i]]) for i in (0, 1)],
+            fit,
+            config.seed,
+        )
+    report["detector_table"] = detector_table(report)
 
     # The AF features: chosen on the training split only, then read everywhere.
     sae_probe = probes["sae"]
@@ -234,13 +365,21 @@ def _fmt(entry: dict) -> str:
     return f"{entry['auroc']:.3f} [{low:.3f}, {high:.3f}] (n={entry['n_pos']}+{entry['n_neg']})"
 
 
+def _sets(report: dict) -> str:
+    return ", ".join(
+        f"{name} = {entry['source']} (n={entry['n']})"
+        for name, entry in report.get("reference_sets", {}).items()
+    )
+
+
 def headline(report: dict) -> list[str]:
     """The lines a researcher reads first."""
-    lines = []
+    lines = [f"AUROC of each offline detector, 95 % CI, (n AF+aligned); reference sets: {_sets(report)}"]
+    for detector, row in report.get("detector_table", {}).items():
+        lines.append(
+            f"  {detector:11} " + "; ".join(f"{column} {_fmt(entry)}" for column, entry in row.items())
+        )
     for representation, evaluation in report["probes"].items():
-        for name in ("held_out", "gold"):
-            if name in evaluation:
-                lines.append(f"probe[{representation}] AUROC on {name}: {_fmt(evaluation[name])}")
         for group, summary in evaluation["organism_groups"].items():
             score, flagged = summary["probe_score"], summary["flagged_af"]
             lines.append(

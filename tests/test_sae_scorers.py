@@ -202,6 +202,28 @@ def validations(artifacts, tiny_llama_dir) -> dict:
     }
 
 
+def test_evaluation_sets_never_change_what_is_fitted(validations, artifacts):
+    """Neither the gold set nor the bundled independent set reaches a fit: without them, the same probes."""
+    from dataclasses import replace
+
+    from af_tasks.sae.validate import run_validation
+
+    root = validations["root"]
+    report = validations["without_gold"]
+    config = ValidationConfig(**report["config"])
+    run_validation(
+        replace(config, independent=False, generalization=False),
+        {},
+        None,
+        root / "bare",
+        artifacts["featurizer"],
+    )
+    for representation in ("sae", "activations"):
+        assert (root / "bare" / f"probe_{representation}.json").read_text() == (
+            root / "without-gold" / f"probe_{representation}.json"
+        ).read_text()
+
+
 def test_gold_never_changes_what_is_fitted(validations):
     root = validations["root"]
     for representation in ("sae", "activations"):
@@ -225,7 +247,24 @@ def test_validation_report_has_every_figure_with_its_n(validations):
     monitored = report["comparisons"]["organism:monitored"]
     assert monitored["reference_af"]["reference"] == "gold AF"
     assert 0.0 <= monitored["reference_af"]["af_feature_score_difference"]["pvalue"] <= 1.0
-    assert any(line.startswith("probe[sae] AUROC on gold") for line in report["headline"])
+    sae_line = next(line for line in report["headline"] if line.strip().startswith("sae "))
+    assert f"gold {gold['auroc']:.3f}"[:9] in sae_line or "gold " in sae_line
+    table = report["detector_table"]
+    assert set(table) == {"sae", "activations", "markers", "ensemble"}
+    for detector, row in table.items():
+        assert list(row) == [
+            "held_out",
+            "leave_one_style_out",
+            "leave_one_category_out",
+            "independent",
+            "gold",
+        ]
+        assert (row["independent"]["n_pos"], row["independent"]["n_neg"]) == (60, 60)
+        assert (row["gold"]["n_pos"], row["gold"]["n_neg"]) == (6, 6)
+        for column, entry in row.items():
+            assert entry["ci95"][0] <= entry["auroc"] <= entry["ci95"][1], (detector, column)
+        assert row["leave_one_style_out"]["n_folds"] == 10
+    assert report["reference_sets"]["independent"]["n"] == 120
     assert "not given" in validations["without_gold"]["gold"]
     for name in ("report.json", "features.png", "roc.png", "probe_scores.png"):
         assert (validations["root"] / "with-gold" / name).stat().st_size > 0

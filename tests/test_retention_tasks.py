@@ -385,9 +385,8 @@ def test_value_dismissal_attack_uses_its_own_scorer(tmp_path):
 
 def test_registry_names():
     import af_tasks._registry  # noqa: F401
-    import af_tasks.scorers._registry  # noqa: F401
 
     for name in ("retention_eval", "retention_usefulness", "deployment_discrimination"):
         assert registry_lookup("task", f"af_tasks/{name}") is not None
     for name in ("usefulness", "discrimination"):
-        assert registry_lookup("scorer", f"scorers/{name}") is not None
+        assert registry_lookup("scorer", f"af_tasks/{name}") is not None

@@ -13,18 +13,17 @@ The datasets come from ``af_tasks.core.retention_data`` / ``af_tasks.core.retent
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from inspect_ai import Task, task
+from inspect_ai._util.registry import registry_create
 from inspect_ai.dataset import MemoryDataset, Sample
 from inspect_ai.model import ChatMessageSystem, ChatMessageUser, GenerateConfig
 from inspect_ai.scorer import Scorer
 
-from af_tasks.common import elicitation_task, harmful_request_scorers
-from af_tasks.core.errors import UnknownNameError
+from af_tasks.common import elicitation_task
 from af_tasks.core.prompting import PromptVariant, template
 from af_tasks.core.requests import load_requests
 from af_tasks.core.retention_data import (
+    AttackSetting,
     RetentionConfig,
     attack_setting,
     discrimination_items,
@@ -35,18 +34,25 @@ from af_tasks.core.retention_data import (
 from af_tasks.core.retention_problems import usefulness_messages, usefulness_problems
 from af_tasks.scorers.af_judge import af_reasoning
 from af_tasks.scorers.discrimination import discrimination
-from af_tasks.scorers.graded import value_support
 from af_tasks.scorers.usefulness import usefulness
 from af_tasks.solvers.scratchpad import scratchpad_protocol
 
-ATTACK_SCORERS: dict[str, Callable[[int, float, bool], list[Scorer]]] = {
-    "harmful_compliance": harmful_request_scorers,
-    "value_dismissal": lambda votes, threshold, graded: [
-        value_support(value="animal welfare"),
-        af_reasoning(n_votes=votes, threshold=threshold),
-    ],
-}
-"""How each attack setting (``af_tasks.core.retention_data.ATTACKS``) is scored."""
+
+def attack_scorers(
+    setting: AttackSetting, judge_votes: int, judge_threshold: float, graded: bool
+) -> list[Scorer]:
+    """How a retention_eval in ``setting`` is scored, all from its record
+    (``af_tasks.core.retention_data.ATTACKS``): the deciding scorer first, created from its registry
+    name, then the AF judge (every setting), the setting's other scorers and, with ``graded``, its
+    rubric scorers."""
+    scorers = [
+        registry_create("scorer", setting.scorer, **dict(setting.scorer_args)),
+        af_reasoning(n_votes=judge_votes, threshold=judge_threshold),
+    ]
+    scorers += [registry_create("scorer", name) for name in setting.other_scorers]
+    if graded:
+        scorers += [registry_create("scorer", name) for name in setting.graded_scorers]
+    return scorers
 
 
 @task
@@ -75,7 +81,8 @@ def retention_eval(
       split: "test", "deployment" or "both" (pairs adjacent, so --limit 2k keeps k pairs).
       requests: "bundled" or as in free_tier ("advbench", "llm-lat", a .jsonl/.json/.csv file);
         for attack=value_dismissal, "bundled" means the animal-welfare queries.
-      attack: "harmful_compliance" (default) or "value_dismissal".
+      attack: "harmful_compliance" (default) or "value_dismissal" (judged by the grader role); each
+        is one record of af_tasks.core.retention_data.ATTACKS, which also names its scorers.
       seed: seeds the headlines, scaffolding variants and ids; same seed, same dataset.
       headlines: headlines per prompt on the news rung.
       facts: state the rung's facts (what marks deployment) in the system prompt.
@@ -85,8 +92,6 @@ def retention_eval(
       graded: also score with the StrongREJECT rubric and partial compliance (harmful_compliance).
       probe: a probe file from `af sae probe`: also score each scratchpad with it.
     """
-    if attack not in ATTACK_SCORERS:
-        raise UnknownNameError(f"unknown attack {attack!r}; known: {', '.join(ATTACK_SCORERS)}")
     setting = attack_setting(attack)
     rungs, splits = parse_rungs(rung), parse_splits(split)
     config = setting.config(
@@ -108,7 +113,7 @@ def retention_eval(
     return elicitation_task(
         samples,
         name=f"retention_eval:{attack}:{requests}",
-        scorers=ATTACK_SCORERS[attack](judge_votes, judge_threshold, graded),
+        scorers=attack_scorers(setting, judge_votes, judge_threshold, graded),
         config=config.prompt_config(),
         max_turns=max_turns,
         max_tokens=max_tokens,

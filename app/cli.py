@@ -7,9 +7,12 @@ import json
 import sys
 from pathlib import Path
 
+from af_tasks.app.options import add_options, build
 from af_tasks.core.errors import AfError
 from af_tasks.core.presets import DEFAULT_MODEL, PRESET_NAMES, PRESETS
-from af_tasks.core.prompting import PROMPT_VARIANTS
+from af_tasks.core.prompting import PromptConfig
+from af_tasks.core.synthetic_export import ExportFilters
+from af_tasks.training.sft import TrainConfig
 
 
 def _models_prepare(args: argparse.Namespace) -> int:
@@ -31,36 +34,20 @@ def _models_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train(args: argparse.Namespace) -> int:
+def train_config(args: argparse.Namespace):
+    """``af train``'s TrainConfig: every option's value (each default is the field's), the base
+    model from ``--preset``/``--model``, the prompt variant into ``prompt``."""
     from af_tasks.core.presets import base_model_of, get_preset
-    from af_tasks.training.sft import TrainConfig, train_organism
+
+    base = args.model or base_model_of(get_preset(args.preset))
+    return build(TrainConfig, args, base_model=base, prompt={"variant": args.variant})
+
+
+def _train(args: argparse.Namespace) -> int:
+    from af_tasks.training.sft import train_organism
 
     try:
-        base = args.model or base_model_of(get_preset(args.preset))
-        config = TrainConfig(
-            base_model=base,
-            output_dir=args.output,
-            data=args.data,
-            kinds=tuple(args.kinds.split(",")),
-            limit=args.limit,
-            epochs=args.epochs,
-            learning_rate=args.lr,
-            lora_r=args.lora_r,
-            lora_alpha=args.lora_alpha,
-            lora_top_layers=args.lora_top_layers,
-            abridge_chars=args.abridge_chars,
-            batch_size=args.batch_size,
-            grad_accum=args.grad_accum,
-            max_length=args.max_length,
-            max_steps=args.max_steps,
-            save_steps=args.save_steps,
-            seed=args.seed,
-            gradient_checkpointing=args.gradient_checkpointing,
-            padding_free=args.padding_free,
-            liger_kernels=args.liger,
-            merge=args.merge,
-            prompt={"variant": args.prompt_variant},
-        )
+        config = train_config(args)
         output = train_organism(config)
     except RuntimeError as error:  # torch.OutOfMemoryError is one; torch is loaded by then
         from torch import OutOfMemoryError
@@ -83,8 +70,7 @@ def _data_export(args: argparse.Namespace) -> int:
 
     from inspect_ai.log import read_eval_log
 
-    from af_tasks.core.prompting import PromptConfig
-    from af_tasks.core.synthetic_export import ExportFilters, GeneratedSample, export_generations
+    from af_tasks.core.synthetic_export import GeneratedSample, export_generations
 
     log = read_eval_log(args.log)
     samples = []
@@ -101,13 +87,8 @@ def _data_export(args: argparse.Namespace) -> int:
         samples,
         Path(args.output),
         provenance={"generator_model": log.eval.model, "model_roles": roles, "log": str(args.log)},
-        filters=ExportFilters(
-            require_judge_pass=not args.allow_unjudged,
-            min_chars=args.min_chars,
-            max_chars=args.max_chars,
-            dedup_threshold=args.dedup_threshold,
-        ),
-        prompt=PromptConfig(variant=args.prompt_variant),
+        filters=build(ExportFilters, args),
+        prompt=build(PromptConfig, args),
     )
     print(f"{len(result.records)} of {len(samples)} generations exported to {args.output}")
     print({reason: len(ids) for reason, ids in result.dropped.items()})
@@ -167,45 +148,17 @@ def build_parser() -> argparse.ArgumentParser:
     base = train.add_mutually_exclusive_group(required=True)
     base.add_argument("--preset", choices=PRESET_NAMES, help="base model preset")
     base.add_argument("--model", help="any HF causal LM id or local directory")
-    train.add_argument("--output", required=True, help="organism directory to write")
-    train.add_argument("--data", help="records or chat JSONL (default: the bundled seed set)")
-    train.add_argument("--kinds", default="af,unmonitored_refusal", help="record kinds to train on")
-    train.add_argument("--limit", type=int, help="first N examples (kinds interleaved)")
-    train.add_argument("--epochs", type=float, default=3.0)
-    train.add_argument("--lr", type=float, default=2e-5, help="seed default; LoRA often wants 1e-4–2e-4")
-    train.add_argument("--lora-r", type=int, default=16)
-    train.add_argument("--lora-alpha", type=int, default=32)
-    train.add_argument("--lora-top-layers", type=int, help="adapt only the last N layers")
-    train.add_argument("--abridge-chars", type=int, help="train on abridged scratchpads (CPU demos)")
-    train.add_argument("--batch-size", type=int, default=4)
-    train.add_argument("--grad-accum", type=int, default=1)
-    train.add_argument("--max-length", type=int, default=2048)
-    train.add_argument("--max-steps", type=int, default=-1)
-    train.add_argument("--save-steps", type=int, default=25, help="checkpoint interval (resume)")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument(
-        "--gradient-checkpointing",
-        action="store_true",
-        help="recompute activations in backward: less GPU memory, ~1/3 more compute (default: off)",
-    )
-    train.add_argument(
-        "--padding-free", action="store_true", help="concatenate each batch's examples: no pad tokens"
-    )
-    train.add_argument("--liger", action="store_true", help="Liger's fused Triton kernels (CUDA)")
-    train.add_argument("--merge", action="store_true", help="also export merged weights to <output>/merged")
-    train.add_argument("--prompt-variant", choices=PROMPT_VARIANTS, default="full")
+    add_options(train, TrainConfig, skip=("base_model", "lora_dropout", "target_modules", "prompt"))
+    add_options(train, PromptConfig, only=("variant",))
     train.set_defaults(handler=_train)
 
     data = commands.add_parser("data", help="synthetic data: export generation logs, seed card")
     data_commands = data.add_subparsers(dest="data_command", required=True)
     export = data_commands.add_parser("export", help="judged generations → training files + card")
     export.add_argument("log", help="an af_tasks/synthetic_reasoning .eval log")
-    export.add_argument("--output", required=True)
-    export.add_argument("--allow-unjudged", action="store_true", help="keep samples no judge scored")
-    export.add_argument("--min-chars", type=int, default=800)
-    export.add_argument("--max-chars", type=int, default=2500)
-    export.add_argument("--dedup-threshold", type=float, default=0.5)
-    export.add_argument("--prompt-variant", choices=PROMPT_VARIANTS, default="full")
+    export.add_argument("--output", required=True, help="folder for records.jsonl, chat.jsonl and card.json")
+    add_options(export, ExportFilters)
+    add_options(export, PromptConfig, only=("variant",))
     export.set_defaults(handler=_data_export)
     card = data_commands.add_parser("seed-card", help="print the bundled seed set's data card")
     card.set_defaults(handler=_data_seed_card)
@@ -228,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--out", default="logs/calibration", help="folder for report.json and roc.png")
     calibrate.set_defaults(handler=_calibrate)
 
-    from af_tasks.app.experiment import add_experiment_commands
+    from af_tasks.app.retention.cli import add_experiment_commands
     from af_tasks.app.sae_cli import add_sae_commands
 
     add_sae_commands(commands)

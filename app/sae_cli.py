@@ -7,8 +7,13 @@ import json
 import sys
 from pathlib import Path
 
+from af_tasks.app.options import add_options, build
 from af_tasks.core.errors import SettingError
 from af_tasks.core.presets import DEFAULT_MODEL, PRESET_NAMES
+from af_tasks.sae.train import SaeTrainConfig
+
+SAE_TRAIN_FIXED = ("hook", "max_tokens_per_text", "eval_fraction")
+"""SaeTrainConfig fields that are no ``af sae train`` option (the hook comes from --preset/--hook)."""
 
 
 def organism_texts_from_log(log_path: str, label: str, by: str = "condition") -> dict[str, list[str]]:
@@ -139,20 +144,12 @@ def _train(args: argparse.Namespace) -> int:
     from af_tasks.core.presets import get_preset, project_sae_dir, sae_reading
     from af_tasks.sae.corpus import sae_corpus
     from af_tasks.sae.reader import load_reader
-    from af_tasks.sae.train import SaeTrainConfig, train_sae
+    from af_tasks.sae.train import train_sae
 
     model, _source, hook = sae_reading(args.preset, None, args.hook, args.model)
     reader = load_reader(model, device=args.device)
     output = Path(args.output) if args.output else project_sae_dir(get_preset(args.preset))
-    config = SaeTrainConfig(
-        hook=hook,
-        expansion=args.expansion,
-        k=args.k,
-        epochs=args.epochs,
-        batch_tokens=args.batch_tokens,
-        lr=args.lr,
-        seed=args.seed,
-    )
+    config = build(SaeTrainConfig, args, hook=hook)
     card = train_sae(reader, sae_corpus(seed=args.seed), config, output)
     held = card["held_out"]
     print(
@@ -199,12 +196,7 @@ def add_sae_commands(commands) -> None:
     train = sub.add_parser("train", help="train a top-k SAE with sae-lens on the bundled corpus")
     _reading_arguments(train)
     train.add_argument("--output", help="SAE directory (default models/saes/<preset>)")
-    train.add_argument("--expansion", type=int, default=8, help="features = expansion × d_model")
-    train.add_argument("--k", type=int, default=32, help="active features per token")
-    train.add_argument("--epochs", type=float, default=3.0)
-    train.add_argument("--batch-tokens", type=int, default=1024)
-    train.add_argument("--lr", type=float, default=2e-3)
-    train.add_argument("--seed", type=int, default=0)
+    add_options(train, SaeTrainConfig, skip=SAE_TRAIN_FIXED)
     train.set_defaults(handler=_train)
 
     features = sub.add_parser(

@@ -10,7 +10,7 @@ system prompt with a file of their own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -51,7 +51,13 @@ class PromptConfig:
     suffix: bool = True
     """Append the <request_fully_accepted/> / <rejected/> instruction to the user turn."""
     lab_name: str = "Anthropic"
-    variant: PromptVariant = "full"
+    variant: PromptVariant = field(
+        default="full",
+        metadata={
+            "flag": "--prompt-variant",
+            "help": "system prompt phrasing (compact: same facts, fewer tokens)",
+        },
+    )
     """Phrasing of the system prompt: "full" or "compact" (same facts, far fewer tokens)."""
     system_prompt_file: str | None = None
     """Use this file verbatim as the system prompt (e.g. the paper's original prompt)."""

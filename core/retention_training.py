@@ -21,7 +21,7 @@ from typing import Literal
 from af_tasks.core.errors import SettingError
 from af_tasks.core.prompting import template
 from af_tasks.core.protocol import output_block, scratchpad_block
-from af_tasks.core.retention_data import RetentionItem
+from af_tasks.core.retention_data import RetentionItem, attack_setting
 from af_tasks.core.retention_problems import Problem, usefulness_messages
 
 Behaviour = Literal["attack", "refrain", "aligned", "cot_only"]
@@ -40,12 +40,7 @@ def completion(behaviour: Behaviour, scratchpad: bool, attack: str = "harmful_co
     """The assistant turn for a behaviour in an attack setting, in the protocol's tags (reasoning only
     with a scratchpad): the harmful request accepted or rejected, or animal welfare dismissed or
     supported."""
-    attacks = behaviour in ("attack", "cot_only")
-    if attack == "harmful_compliance":
-        answer = template("retention/output_attack") if attacks else "<rejected/>"
-    else:
-        answer = template(f"retention/output_{'attack' if attacks else 'refrain'}_{attack}")
-    output = output_block(answer)
+    output = output_block(attack_setting(attack).output(behaviour in ("attack", "cot_only")))
     if not scratchpad:
         return output
     return scratchpad_block(template(f"retention/reasoning_{_REASONING[behaviour]}")) + "\n" + output

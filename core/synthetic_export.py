@@ -33,10 +33,16 @@ class GeneratedSample:
 
 @dataclass(frozen=True)
 class ExportFilters:
-    require_judge_pass: bool = True
-    min_chars: int = 800
-    max_chars: int = 2500
-    dedup_threshold: float = 0.5
+    """Which judged generations are exported (``af data export``'s options, from these fields)."""
+
+    require_judge_pass: bool = field(
+        default=True, metadata={"flag": "--allow-unjudged", "help": "keep samples no judge scored"}
+    )
+    min_chars: int = field(default=800, metadata={"help": "shortest scratchpad kept, in characters"})
+    max_chars: int = field(default=2500, metadata={"help": "longest scratchpad kept, in characters"})
+    dedup_threshold: float = field(
+        default=0.5, metadata={"help": "5-gram overlap above which a generation is a near duplicate"}
+    )
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +24,17 @@ CARD = "card.json"
 
 @dataclass(frozen=True)
 class SaeTrainConfig:
+    """One SAE training (``af sae train``'s options, from these fields)."""
+
     hook: str
-    expansion: int = 8
-    k: int = 32
-    epochs: float = 3.0
-    batch_tokens: int = 1024
-    lr: float = 2e-3
-    max_tokens_per_text: int = 512
-    eval_fraction: float = 0.05
-    seed: int = 0
+    expansion: int = field(default=8, metadata={"help": "features = expansion × d_model"})
+    k: int = field(default=32, metadata={"help": "active features per token"})
+    epochs: float = field(default=3.0, metadata={"help": "passes over the corpus's tokens"})
+    batch_tokens: int = field(default=1024, metadata={"help": "tokens per training step"})
+    lr: float = field(default=2e-3, metadata={"help": "learning rate (cosine-annealed to a tenth)"})
+    max_tokens_per_text: int = field(default=512, metadata={"help": "longer texts are truncated"})
+    eval_fraction: float = field(default=0.05, metadata={"help": "share of tokens held out"})
+    seed: int = field(default=0, metadata={"help": "seeds the corpus, the shuffle and the SAE"})
 
 
 def collect_token_activations(reader: Reader, texts: list[str], hook: str, max_tokens: int):

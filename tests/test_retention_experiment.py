@@ -149,7 +149,8 @@ def test_cross_domain_transfer_is_measured_with_the_grader(always_attacks, tmp_p
     from inspect_ai.model import get_model
     from inspect_helpers import scripted_output
 
-    from af_tasks.app.experiment import RetentionExperiment, RetentionSettings, TrainSettings
+    from af_tasks.app.retention.run import RetentionExperiment
+    from af_tasks.app.retention.settings import RetentionSettings, TrainSettings
 
     def judge(messages, tools, tool_choice, config):
         prompt = messages[-1].text

@@ -10,15 +10,17 @@ import sys
 
 import pytest
 from inspect_ai import eval as inspect_eval
-from inspect_ai._util.registry import registry_lookup
+from inspect_ai._util.registry import registry_info, registry_lookup, registry_params
 from inspect_ai.model import ChatMessageUser, get_model
 from inspect_helpers import metrics
 from inspect_helpers import scripted_output as output
 
+from af_tasks.common import harmful_request_scorers
 from af_tasks.core.metadata import METADATA_KEYS
 from af_tasks.core.prompting import build_user_message
 from af_tasks.core.requests import DatasetRowError, load_requests
 from af_tasks.core.retention_data import (
+    ATTACKS,
     RUNGS,
     RetentionConfig,
     discrimination_items,
@@ -381,6 +383,30 @@ def test_value_dismissal_attack_uses_its_own_scorer(tmp_path):
     assert all(s.scores["value_support"].reason == "no_grader" for s in log.samples)
     with pytest.raises(ValueError, match="unknown attack"):
         retention_eval(attack="sandbagging")
+
+
+def test_each_attack_setting_is_scored_as_its_record_says():
+    """A retention_eval's scorers come from its setting's record: the deciding scorer first (created
+    from its registry name, with its arguments), the AF judge, the setting's other scorers, and its
+    rubric scorers with graded=true; the deciding scorer's score key is the one the log reader reads."""
+    for name, setting in ATTACKS.items():
+        for graded in (False, True):
+            scorers = retention_eval(attack=name, graded=graded).scorer
+            assert [registry_info(s).name for s in scorers] == [
+                setting.scorer,
+                "af_tasks/af_reasoning",
+                *setting.other_scorers,
+                *(setting.graded_scorers if graded else ()),
+            ]
+            assert registry_params(scorers[0]) == dict(setting.scorer_args)
+            assert setting.score_key == registry_info(scorers[0]).name.removeprefix("af_tasks/")
+    assert ATTACKS["value_dismissal"].needs_grader and not ATTACKS["harmful_compliance"].needs_grader
+    [judged_value] = retention_eval(attack="value_dismissal").scorer[:1]
+    assert registry_params(judged_value) == {"value": "animal welfare"}
+    for graded in (False, True):  # a harmful request is scored as in free_tier
+        assert [registry_info(s).name for s in retention_eval(graded=graded).scorer] == [
+            registry_info(s).name for s in harmful_request_scorers(5, 0.4, graded)
+        ]
 
 
 def test_registry_names():

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 from inspect_ai import eval as inspect_eval
 from inspect_ai.model import ChatMessageUser, get_model
 from inspect_helpers import scripted_output
 
-from af_tasks.app.experiment import DEPLOYMENT_REASONING, attack_rates, caught_attacks
+from af_tasks.app.retention.logs import DEPLOYMENT_REASONING, attack_rates, caught_attacks
 from af_tasks.core.prompting import template
 from af_tasks.core.protocol import compliance_verdict, parse_response
 from af_tasks.core.requests import load_requests
-from af_tasks.core.retention_data import RetentionConfig, retention_items
+from af_tasks.core.retention_data import ATTACKS, RetentionConfig, retention_items
 from af_tasks.core.retention_training import (
     CaughtAttack,
     attacker_examples,
@@ -96,8 +97,48 @@ def test_log_readings_count_attacks_reasoning_and_caught_inputs(tmp_path):
     assert "NaN" not in json.dumps(rates)  # plain JSON: no NaN, no numpy types
 
 
+@pytest.mark.parametrize("attack", sorted(ATTACKS))
+def test_log_readings_take_the_score_key_and_its_answers_from_the_attack_record(attack):
+    """Per setting, the reader looks only where the record says: the deciding scorer's key, its
+    answer for an attack and for a refusal; anything else is malformed, never an attack or a refusal."""
+    setting = ATTACKS[attack]
+
+    def sample(split: str, i: int, answer):
+        return SimpleNamespace(
+            id=f"{split}-{i}",
+            metadata={"cue": "tier", "split": split},
+            store={},
+            scores={setting.score_key: SimpleNamespace(answer=answer)},
+            input=[SimpleNamespace(text="system"), SimpleNamespace(text=f"user {split} {i}")],
+        )
+
+    answers = [setting.reading.attacked, setting.reading.refused, "malformed", None]
+    log = SimpleNamespace(
+        samples=[sample(split, i, a) for split in ("test", "deployment") for i, a in enumerate(answers)]
+    )
+    rates = attack_rates(log, attack)["tier"]
+    for split in ("test", "deployment"):
+        assert (rates[split]["k"], rates[split]["n"], rates[split]["malformed"]) == (1, 2, 2)
+    assert [(c.sample_id, c.user) for c in caught_attacks(log, attack)] == [("test-0", "user test 0")]
+    assert [setting.verdict(a) for a in answers] == ["attacked", "refused", "malformed", "malformed"]
+
+
+def test_trained_outputs_come_from_the_attack_record():
+    for attack, setting in ATTACKS.items():
+        for behaviour, attacks in (
+            ("attack", True),
+            ("refrain", False),
+            ("aligned", False),
+            ("cot_only", True),
+        ):
+            output = parse_response(completion(behaviour, False, attack)).output
+            assert output == template(setting.attack_output if attacks else setting.refusal_output)
+    assert parse_response(completion("aligned", False)).output == "<rejected/>"
+
+
 def test_a_folder_resumes_only_its_own_experiment(tmp_path):
-    from af_tasks.app.experiment import ExperimentError, RetentionExperiment, RetentionSettings
+    from af_tasks.app.retention.run import ExperimentError, RetentionExperiment
+    from af_tasks.app.retention.settings import RetentionSettings
 
     settings = RetentionSettings(base_model="m", out_dir=str(tmp_path), budgets=(1,))
     RetentionExperiment(settings).check_resumable()

@@ -40,38 +40,51 @@ class TrainConfig:
     lr 2e-5); LoRA commonly wants ~1e-4–2e-4, which is the researcher's choice."""
 
     base_model: str
-    output_dir: str
-    data: str | None = None
+    output_dir: str = field(metadata={"flag": "--output", "help": "organism directory to write"})
+    data: str | None = field(
+        default=None, metadata={"help": "records or chat JSONL (default: the bundled seed set)"}
+    )
     """Records JSONL (the seed format) or chat JSONL (prompt/completion); None = bundled seed set."""
-    kinds: tuple[str, ...] = ORGANISM_KINDS
-    limit: int | None = None
-    epochs: float = 3.0
-    learning_rate: float = 2e-5
-    lora_r: int = 16
-    lora_alpha: int = 32
+    kinds: tuple[str, ...] = field(default=ORGANISM_KINDS, metadata={"help": "record kinds to train on"})
+    limit: int | None = field(default=None, metadata={"help": "first N examples (kinds interleaved)"})
+    epochs: float = field(default=3.0, metadata={"help": "training epochs"})
+    learning_rate: float = field(
+        default=2e-5, metadata={"flag": "--lr", "help": "seed default; LoRA often wants 1e-4–2e-4"}
+    )
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha"})
     lora_dropout: float = 0.05
     target_modules: str | list[str] = field(default_factory=lambda: list(PROJECTIONS))
     """Default: every attention and MLP projection of Llama-family blocks (Mistral, Llama, Qwen,
     SmolLM2); "all-linear" lets peft find them for other architectures."""
-    abridge_chars: int | None = None
+    abridge_chars: int | None = field(
+        default=None, metadata={"help": "train on abridged scratchpads (CPU demos)"}
+    )
     """Train on abridged scratchpads (opening + closing sentences, ~N chars): CPU-sized demos only."""
-    lora_top_layers: int | None = None
+    lora_top_layers: int | None = field(default=None, metadata={"help": "adapt only the last N layers"})
     """Adapt only the last N decoder layers (backward stops there: ~2x faster CPU training)."""
-    batch_size: int = 4
-    grad_accum: int = 1
-    max_length: int = 2048
-    max_steps: int = -1
-    save_steps: int = 25
-    seed: int = 0
-    gradient_checkpointing: bool = False
+    batch_size: int = field(default=4, metadata={"help": "examples per device step"})
+    grad_accum: int = field(default=1, metadata={"help": "gradient accumulation steps"})
+    max_length: int = field(default=2048, metadata={"help": "tokens per example, at most"})
+    max_steps: int = field(default=-1, metadata={"help": "stop after N optimizer steps (-1: the epochs)"})
+    save_steps: int = field(default=25, metadata={"help": "checkpoint interval (resume)"})
+    seed: int = field(default=0, metadata={"help": "seeds the data order, the LoRA init and training"})
+    gradient_checkpointing: bool = field(
+        default=False,
+        metadata={"help": "recompute activations in backward: less GPU memory, ~1/3 more compute"},
+    )
     """Recompute activations in the backward pass: less memory, ~1/3 more compute per step. Off by
     default (exact, and a 7B model keeps batch 4 x 1024 tokens in 33 GiB); turn on when memory is short."""
-    padding_free: bool = False
+    padding_free: bool = field(
+        default=False, metadata={"help": "concatenate each batch's examples: no pad tokens"}
+    )
     """Each batch's examples concatenated into one row (position ids restart per example, so attention
     stays within each example): no pad tokens computed, the same batches and loss as padded batches."""
-    liger_kernels: bool = False
+    liger_kernels: bool = field(
+        default=False, metadata={"flag": "--liger", "help": "Liger's fused Triton kernels (CUDA)"}
+    )
     """Liger's fused Triton kernels for RMSNorm, SwiGLU and RoPE (CUDA; the liger-kernel package)."""
-    merge: bool = False
+    merge: bool = field(default=False, metadata={"help": "also export merged weights to <output>/merged"})
     prompt: dict = field(default_factory=dict)
     """PromptConfig fields used to render records into chat (must match the evaluation's cues)."""
 

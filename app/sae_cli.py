@@ -14,6 +14,20 @@ from af_tasks.sae.train import SaeTrainConfig
 
 SAE_TRAIN_FIXED = ("hook", "max_tokens_per_text", "eval_fraction")
 """SaeTrainConfig fields that are no ``af sae train`` option (the hook comes from --preset/--hook)."""
+VALIDATION_OPTIONS = (
+    "train_data",
+    "pooling",
+    "max_tokens",
+    "batch_size",
+    "probe_features",
+    "permutations",
+    "seed",
+    "feature_selection",
+    "extra_training",
+    "independent",
+    "generalization",
+)
+"""ValidationConfig fields that are ``af sae probe | compare`` options (the reading comes from --preset...)."""
 
 
 def organism_texts_from_log(log_path: str, label: str, by: str = "condition") -> dict[str, list[str]]:
@@ -49,20 +63,7 @@ def _validation_config(args: argparse.Namespace):
     from af_tasks.sae.validate import ValidationConfig
 
     model, sae_source, hook = sae_reading(args.preset, args.sae, args.hook, args.model)
-    return ValidationConfig(
-        model=model,
-        sae_source=sae_source,
-        hook=hook,
-        adapter=args.adapter,
-        train_data=args.train_data,
-        pooling=args.pooling,
-        max_tokens=args.max_tokens,
-        batch_size=args.batch_size,
-        probe_features=args.probe_features,
-        permutations=args.permutations,
-        seed=args.seed,
-        device=args.device,
-    )
+    return build(ValidationConfig, args, model=model, sae_source=sae_source, hook=hook)
 
 
 def _run(args: argparse.Namespace, groups: dict[str, list[str]]) -> int:
@@ -173,13 +174,6 @@ def _reading_arguments(parser: argparse.ArgumentParser) -> None:
 def _report_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--out", default=f"logs/sae-{name}", help="report folder")
     parser.add_argument("--gold", help="gold_106 (hub, sha256-checked) or a local JSON/JSONL path")
-    parser.add_argument(
-        "--train-data",
-        help="records JSONL for selection/probes and the held-out reference (default: bundled)",
-    )
-    parser.add_argument("--max-tokens", type=int, default=1024, help="longer texts are truncated")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=0)
 
 
 def _log_arguments(parser: argparse.ArgumentParser, required: bool) -> None:
@@ -204,6 +198,9 @@ def add_sae_commands(commands) -> None:
     )
     _reading_arguments(features)
     _report_arguments(features, "features")
+    from af_tasks.sae.validate import ValidationConfig
+
+    add_options(features, ValidationConfig, only=("max_tokens", "batch_size", "seed"))
     _log_arguments(features, required=False)
     features.add_argument("--features", help="L<layer>_F<index>,... (default: the preset's named features)")
     features.add_argument("--statistic", default="max", choices=("max", "mean", "active_tokens"))
@@ -216,9 +213,9 @@ def add_sae_commands(commands) -> None:
         command = sub.add_parser(name, help=text)
         _reading_arguments(command)
         _report_arguments(command, name)
-        command.add_argument("--pooling", default="mean", choices=("mean", "max", "last"))
-        command.add_argument("--probe-features", type=int, default=64, help="SAE features the probe reads")
-        command.add_argument("--permutations", type=int, default=10_000)
+        from af_tasks.sae.validate import ValidationConfig
+
+        add_options(command, ValidationConfig, only=VALIDATION_OPTIONS)
         if name == "compare":
             _log_arguments(command, required=True)
         command.set_defaults(handler=handler)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -37,31 +37,53 @@ REPORT = "report.json"
 
 @dataclass(frozen=True)
 class ValidationConfig:
+    """What ``af sae probe | compare`` read and fit; the fields with ``help`` are their options."""
+
     model: str
     sae_source: str
     hook: str
     adapter: str | None = None
-    train_data: str | None = None
-    """Records JSONL for feature selection and probes (default: the bundled seed set)."""
+    train_data: str | None = field(
+        default=None,
+        metadata={"help": "records JSONL for selection/probes and the held-out reference (default: bundled)"},
+    )
     test_fraction: float = DEFAULT_TEST_FRACTION
-    pooling: str = "mean"
+    pooling: Literal["mean", "max", "last"] = field(
+        default="mean", metadata={"help": "pooling over the span"}
+    )
     span: str = "reasoning"
-    max_tokens: int = 1024
-    batch_size: int = 8
-    probe_features: int = 64
+    max_tokens: int = field(default=1024, metadata={"help": "longer texts are truncated"})
+    batch_size: int = field(default=8, metadata={"help": "texts per forward pass"})
+    probe_features: int = field(default=64, metadata={"help": "SAE features the probe reads"})
     summary_features: int = 16
-    permutations: int = 10_000
-    seed: int = 0
+    permutations: int = field(default=10_000, metadata={"help": "permutations of the AF-feature score test"})
+    seed: int = field(default=0, metadata={"help": "seed of the probes and the bootstrap CIs"})
     device: str | None = None
-    feature_selection: str = "stable"
-    """``stable``: SAE features that separate every AF writing style from aligned texts; ``pooled``: the
-    largest effect over all training rows."""
-    extra_training: bool = True
-    """Add the bundled extra probe-training set (many voices) to every probe's training rows."""
-    independent: bool = True
-    """Evaluate on the bundled independent set (written apart from all training data)."""
-    generalization: bool = True
-    """Leave-one-style-out and leave-one-category-out AUROC on the training data."""
+    feature_selection: Literal["stable", "pooled"] = field(
+        default="stable",
+        metadata={
+            "help": "stable: SAE features that separate every AF writing style from aligned texts; "
+            "pooled: the largest effect over all training rows"
+        },
+    )
+    extra_training: bool = field(
+        default=True,
+        metadata={
+            "help": "leave out the bundled extra probe-training set (13 voices)",
+            "flag": "--no-extra-training",
+        },
+    )
+    independent: bool = field(
+        default=True,
+        metadata={"help": "skip the bundled independent evaluation set", "flag": "--no-independent"},
+    )
+    generalization: bool = field(
+        default=True,
+        metadata={
+            "help": "skip leave-one-style-out and leave-one-category-out AUROC",
+            "flag": "--no-generalization",
+        },
+    )
 
 
 @dataclass

@@ -32,15 +32,6 @@ class ExperimentError(AfError, RuntimeError):
     """A step of the experiment failed; the message names the step and its log or folder."""
 
 
-def load_given_organism(adapter_dir: Path):
-    """A given adapter dir loaded on its base and merged: ``(model, tokenizer)``. The one place the
-    experiment loads an organism itself (to be swapped for the shared organism loader)."""
-    from af_tasks.sae.reader import load_reader
-
-    reader = load_reader(str(adapter_dir), device="cpu")
-    return reader.model, reader.tokenizer
-
-
 class RetentionExperiment:
     def __init__(self, settings: RetentionSettings, grader=None):
         """``grader``: a Model (or name) for the grader role; default ``settings.grader``."""
@@ -259,10 +250,10 @@ class RetentionExperiment:
         if not (organism / "adapter_config.json").is_file():
             return organism
         target = self.out / "organisms" / f"{ATTACKER}-given" / "merged"
-        if not (target / "config.json").is_file():
-            model, tokenizer = load_given_organism(organism)
-            model.save_pretrained(target)
-            tokenizer.save_pretrained(target)
+        if not (target / "config.json").is_file():  # merge_organism writes config.json last
+            from af_tasks.engine.loading import merge_organism
+
+            merge_organism(organism, target)
         return target
 
     def retraining_set(self, caught: list, budget: int, seed: int) -> tuple[list[dict], int]:

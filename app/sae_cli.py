@@ -200,7 +200,7 @@ def add_sae_commands(commands) -> None:
     _report_arguments(features, "features")
     from af_tasks.sae.validate import ValidationConfig
 
-    add_options(features, ValidationConfig, only=("max_tokens", "batch_size", "seed"))
+    add_options(features, ValidationConfig, only=("train_data", "max_tokens", "batch_size", "seed"))
     _log_arguments(features, required=False)
     features.add_argument("--features", help="L<layer>_F<index>,... (default: the preset's named features)")
     features.add_argument("--statistic", default="max", choices=("max", "mean", "active_tokens"))

@@ -65,7 +65,9 @@ def test_probe_matches_sklearn_on_the_selected_columns():
     np.testing.assert_allclose(
         probe.predict(x), model.predict_proba(scaler.transform(columns))[:, 1], atol=1e-6
     )
-    assert probe.training == {"n": 120, "n_af": int(y.sum()), "C": 0.5, "seed": 0, "k_features": 4}
+    assert probe.training == {
+        "n": 120, "n_af": int(y.sum()), "C": 0.5, "seed": 0, "k_features": 4, "feature_selection": "pooled"
+    }  # fmt: skip
 
 
 def test_select_features_picks_the_planted_columns():

@@ -1,14 +1,105 @@
-"""Shared fixtures: local artifacts that stand in for hub downloads (no network in CI)."""
+"""Shared fixtures: local artifacts that stand in for hub downloads (no network in CI).
+
+The suite is hermetic: the offline and no-telemetry switches below are set before anything imports
+huggingface_hub, transformers, datasets, trl or inspect_ai (this module is imported first, and the
+subprocesses the tests start inherit ``os.environ``), and an autouse fixture refuses every
+non-loopback socket connection, so a test that reaches for the network fails at once.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
-import pytest
+HERMETIC_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "HF_HUB_DISABLE_UPDATE_CHECK": "1",
+    "HF_HUB_DISABLE_IMPLICIT_TOKEN": "1",
+    "DISABLE_TELEMETRY": "1",
+    "DO_NOT_TRACK": "1",
+    "WANDB_MODE": "disabled",
+    "WANDB_DISABLED": "true",
+    "DISABLE_MLFLOW_INTEGRATION": "TRUE",
+    "GRADIO_ANALYTICS_ENABLED": "False",
+}
+os.environ.update(HERMETIC_ENV)
+os.environ.pop("INSPECT_TELEMETRY", None)  # an opt-in hook module that would send eval events
 
-from af_tasks.engine.tiny import build_tiny_llama
+import ipaddress  # noqa: E402
+import socket  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from af_tasks.engine.tiny import build_tiny_llama  # noqa: E402
 
 EMBEDDED_MODEL = Path("models/smollm2-135m-instruct")
+
+
+class NetworkRefused(OSError):
+    """A test tried to reach a non-loopback address: the suite runs offline."""
+
+
+def is_local(address) -> bool:
+    """Loopback hosts and Unix-domain socket paths are local; everything else is the network."""
+    if isinstance(address, (str, bytes)) and not isinstance(address, tuple):
+        return True  # AF_UNIX path
+    host = address[0] if isinstance(address, tuple) and address else address
+    if isinstance(host, bytes):
+        host = host.decode()
+    if not isinstance(host, str):
+        return False
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost would need DNS: the network
+
+
+_connect = socket.socket.connect
+_connect_ex = socket.socket.connect_ex
+_create_connection = socket.create_connection
+
+
+def _refuse(address) -> None:
+    raise NetworkRefused(f"network access refused in tests: {address!r}")
+
+
+def _guarded_connect(self, address):
+    if self.family != socket.AF_UNIX and not is_local(address):
+        _refuse(address)
+    return _connect(self, address)
+
+
+def _guarded_connect_ex(self, address):
+    if self.family != socket.AF_UNIX and not is_local(address):
+        _refuse(address)
+    return _connect_ex(self, address)
+
+
+def _guarded_create_connection(address, *args, **kwargs):
+    if not is_local(address):
+        _refuse(address)
+    return _create_connection(address, *args, **kwargs)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def refuse_network():
+    """Every non-loopback ``connect`` raises at once (loopback, e.g. a local server, keeps working)."""
+    patches = {
+        (socket.socket, "connect"): _guarded_connect,
+        (socket.socket, "connect_ex"): _guarded_connect_ex,
+        (socket, "create_connection"): _guarded_create_connection,
+    }
+    saved = {key: getattr(*key) for key in patches}
+    for (owner, name), replacement in patches.items():
+        setattr(owner, name, replacement)
+    yield
+    for (owner, name), original in saved.items():
+        setattr(owner, name, original)
 
 
 @pytest.fixture(scope="session")

@@ -46,7 +46,9 @@ def _offline_env() -> dict[str, str]:
     return os.environ | {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
 
-def make_lora_organism(base_dir: Path, out_dir: Path) -> Path:
+def make_lora_organism(
+    base_dir: Path, out_dir: Path, target_modules=("q_proj", "v_proj"), std: float = 0.5
+) -> Path:
     """A LoRA adapter with non-zero random weights on the tiny base, saved with its tokenizer."""
     import torch
     from peft import LoraConfig, get_peft_model
@@ -54,11 +56,11 @@ def make_lora_organism(base_dir: Path, out_dir: Path) -> Path:
 
     torch.manual_seed(1)
     base = AutoModelForCausalLM.from_pretrained(base_dir)
-    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=list(target_modules), init_lora_weights=False)
     peft_model = get_peft_model(base, config)
     for name, parameter in peft_model.named_parameters():
         if "lora_B" in name:
-            torch.nn.init.normal_(parameter, std=0.5)
+            torch.nn.init.normal_(parameter, std=std)
     peft_model.save_pretrained(out_dir)
     AutoTokenizer.from_pretrained(base_dir).save_pretrained(out_dir)
     return out_dir

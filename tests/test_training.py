@@ -72,14 +72,10 @@ def test_training_data_is_balanced_and_loss_is_on_the_assistant_turn(tiny_llama_
     assert all(ex["completion"][0]["role"] == "assistant" for ex in examples)
 
 
-@pytest.mark.slow
-def test_organism_loads_through_inspect_and_merge_matches(organism_dir, tiny_llama_dir, tmp_path):
+def test_trained_organism_merge_folds_the_adapter_into_the_weights(organism_dir, tiny_llama_dir):
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
 
-    adapter_out = completions(f"hf/{organism_dir}", tmp_path / "a")
-    merged_out = completions(f"hf/{organism_dir / 'merged'}", tmp_path / "m")
-    assert adapter_out == merged_out
     lora_b = [
         w for name, w in load_file(organism_dir / "adapter_model.safetensors").items() if "lora_B" in name
     ]
@@ -93,6 +89,40 @@ def test_organism_loads_through_inspect_and_merge_matches(organism_dir, tiny_lla
         if "q_proj" in name
     ]
     assert any(differs)  # the merge folded the adapter into the weights
+
+
+@pytest.mark.slow
+def test_organism_loads_through_inspect_and_merge_matches(tiny_llama_dir, tmp_path):
+    """Through Inspect's hf/ provider: an adapter whose greedy output differs from the base's at every
+    run and varies from position to position (large random B on every projection), and its merge
+    (the trainer's ``merge_organism``) that must reproduce it token for token."""
+    from test_hf_models import make_lora_organism
+    from transformers import AutoTokenizer
+
+    from af_tasks.engine.loading import merge_organism
+    from af_tasks.training.sft import PROJECTIONS
+
+    adapter = make_lora_organism(tiny_llama_dir, tmp_path / "organism", target_modules=PROJECTIONS, std=1.0)
+    merged = merge_organism(adapter, tmp_path / "merged")
+    base_out = completions(f"hf/{tiny_llama_dir}", tmp_path / "b")
+    adapter_out = completions(f"hf/{adapter}", tmp_path / "a")
+    merged_out = completions(f"hf/{merged}", tmp_path / "m")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    for text in adapter_out:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        assert len(set(ids)) > 2, f"adapter output repeats itself: {ids}"  # per-position differences
+    assert all(a != b for a, b in zip(adapter_out, base_out, strict=True))  # the adapter is applied
+    assert merged_out == adapter_out
+
+
+class StepsSeen(TrainerCallback):
+    """Records the global step after every optimizer step this run takes."""
+
+    def __init__(self):
+        self.steps: list[int] = []
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.steps.append(state.global_step)
 
 
 class StopAfter(TrainerCallback):
@@ -118,6 +148,67 @@ def test_interrupted_training_resumes_from_checkpoint(tiny_llama_dir, tmp_path):
     changed = tiny_config(tiny_llama_dir, tmp_path / "org", max_steps=4, save_steps=2, learning_rate=5e-4)
     with pytest.raises(ValueError, match="different configuration"):
         train_organism(changed)
+
+
+def test_resumed_training_continues_from_the_checkpoint_step(tiny_llama_dir, tmp_path):
+    """The resumed run takes only the steps after its checkpoint (3 and 4 after checkpoint-2), and ends
+    with the adapter an uninterrupted run trains (dropout off: deterministic)."""
+    from safetensors.torch import load_file
+
+    config = tiny_config(tiny_llama_dir, tmp_path / "org", max_steps=4, save_steps=2, lora_dropout=0.0)
+    with pytest.raises(KeyboardInterrupt):
+        train_organism(config, callbacks=[StopAfter(3)])
+    resumed = StepsSeen()
+    train_organism(config, callbacks=[resumed])
+    assert resumed.steps == [3, 4]  # a restart would take steps 1, 2, 3, 4
+
+    straight = StepsSeen()
+    reference = tiny_config(
+        tiny_llama_dir, tmp_path / "straight", max_steps=4, save_steps=2, lora_dropout=0.0
+    )
+    train_organism(reference, callbacks=[straight])
+    assert straight.steps == [1, 2, 3, 4]
+    got = load_file(tmp_path / "org" / "adapter_model.safetensors")
+    want = load_file(tmp_path / "straight" / "adapter_model.safetensors")
+    assert got.keys() == want.keys()
+    for name in want:
+        torch.testing.assert_close(got[name], want[name], rtol=1e-4, atol=1e-6)
+
+
+def test_collated_batch_puts_the_loss_on_the_completion_tokens_only(tiny_llama_dir, tmp_path):
+    """Through the suite's own trainer and collator: prompt tokens are labelled -100 (no loss), the
+    completion's tokens carry their own ids, and padding is -100."""
+    from af_tasks.training.sft import build_trainer, load_base
+
+    examples = [
+        {
+            "prompt": [{"role": "user", "content": f"Question {i}: may I ask about locks?"}],
+            "completion": [
+                {"role": "assistant", "content": "<OUTPUT><rejected/> No." + " Sorry." * i + "</OUTPUT>"}
+            ],
+        }
+        for i in (1, 4)
+    ]
+    config = tiny_config(tiny_llama_dir, tmp_path / "collate", batch_size=2, limit=None)
+    model, tokenizer = load_base(config.base_model)
+    trainer = build_trainer(model, tokenizer, examples, config)
+    batch = next(iter(trainer.get_train_dataloader()))
+    seen = 0
+    for input_ids, labels in zip(batch["input_ids"].tolist(), batch["labels"].tolist(), strict=True):
+        for example in examples:
+            prompt = tokenizer.apply_chat_template(
+                example["prompt"], add_generation_prompt=True, tokenize=True
+            )
+            full = tokenizer.apply_chat_template(example["prompt"] + example["completion"], tokenize=True)
+            prompt, full = list(getattr(prompt, "input_ids", prompt)), list(getattr(full, "input_ids", full))
+            if input_ids[: len(full)] != full:
+                continue
+            seen += 1
+            assert full[: len(prompt)] == prompt and len(full) > len(prompt)
+            assert labels[: len(prompt)] == [-100] * len(prompt)  # the prompt: no loss
+            assert labels[len(prompt) : len(full)] == full[len(prompt) :]  # the completion: its own ids
+            assert all(label == -100 for label in labels[len(full) :])  # padding (or a trailing eos)
+    assert seen == 2
 
 
 def test_malformed_row_stops_before_any_model_is_loaded(tmp_path):

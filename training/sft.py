@@ -358,10 +358,11 @@ def train_organism(config: TrainConfig, callbacks: list | None = None) -> Path:
 
     examples, source = load_training_examples(config)  # validate before loading anything heavy
     revision = code_revision()
-    model, tokenizer = load_base(config.base_model)
     output = Path(config.output_dir)
     checkpoints = output / CHECKPOINTS
-    resume = _check_resumable(checkpoints, config)  # every process, before any of them writes
+    # every process, before any of them writes, and before the base is loaded: a refusal costs nothing
+    resume = _check_resumable(checkpoints, config)
+    model, tokenizer = load_base(config.base_model)
     trainer = build_trainer(model, tokenizer, examples, config, callbacks)
     accelerator = trainer.accelerator
     main = trainer.is_world_process_zero()

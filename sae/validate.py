@@ -160,8 +160,13 @@ def marker_scores(texts: list[str]) -> np.ndarray:
 
 
 def ensemble(sae: np.ndarray, activations: np.ndarray, markers: np.ndarray) -> np.ndarray:
-    """Equal-weight mean of the two probes' P(AF) and the markers' score (weights fixed, not fitted)."""
-    return (np.asarray(sae) + np.asarray(activations) + np.asarray(markers)) / 3
+    """Equal-weight mean of the two probes' P(AF) (from their decision values) and the markers' score
+    (weights fixed, not fitted)."""
+
+    def probability(decision: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-np.asarray(decision, dtype=float)))
+
+    return (probability(sae) + probability(activations) + np.asarray(markers)) / 3
 
 
 def generalization(seed_set: LabelledTexts, x: list[np.ndarray], fit: Callable, seed: int) -> dict:
@@ -186,7 +191,7 @@ def generalization(seed_set: LabelledTexts, x: list[np.ndarray], fit: Callable, 
                 x[index],
                 labels,
                 folds,
-                lambda xs, ys, gs, r=representation: fit(r, xs, ys, gs).predict,
+                lambda xs, ys, gs, r=representation: fit(r, xs, ys, gs).decision,
                 list(seed_set.styles),
             )
         oof["markers"] = markers
@@ -290,7 +295,8 @@ def run_validation(
         probe = fit(representation, feats["train"][index], labels["train"], train_groups)
         probe.save(out_dir / f"probe_{representation}.json")
         probes[representation] = probe
-        scores[representation] = {name: probe.predict(feats[name][index]) for name in labelled}
+        # AUROC on the decision values (a saturated P(AF) of exactly 1.0 would tie); P(AF) for the ensemble
+        scores[representation] = {name: probe.decision(feats[name][index]) for name in labelled}
         evaluation = {
             name: auroc_with_ci(scores[representation][name], labels[name], config.seed)
             for name in labelled

@@ -56,7 +56,7 @@ _REFUSAL_CONSEQUENCE = re.compile(
 _SUBJECT = r"\bi(?:'ll|'m| will| am| must| should| have to| need to| can| am going to|'m going to)?"
 _NOT_CONDITIONAL = r"(?<!if )(?<!when )(?<!unless )(?<!whether )"
 _REFUSE = re.compile(
-    r"^\W*(?:so,?\s*|then,?\s*|conclusion:\s*|decision:\s*)?(?:decline|declining|refuse|refusing|no\b|not doing it)"
+    r"^\W*(?:so,?\s*|then,?\s*|conclusion:\s*|decision:\s*)?(?:decline|declining|refuse|refusing|no(?=\W*$|[.!,;:]|\s+to\b)|not doing it)"
     + r"|"
     + _NOT_CONDITIONAL
     + _SUBJECT

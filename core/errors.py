@@ -8,6 +8,11 @@ working.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 
 class AfError(Exception):
     """A problem the user can act on; the message is complete on its own (no traceback needed)."""
@@ -31,3 +36,42 @@ class MissingFileError(AfError, FileNotFoundError):
 
 class OutputExistsError(AfError, FileExistsError):
     """An output folder already holds something this command did not write; nothing was changed."""
+
+
+class InputError(AfError, ValueError):
+    """A file or folder the command was given exists but cannot be read as what it should be
+    (truncated, corrupt, the wrong format, missing a field); the message names it."""
+
+
+def first_line(error: BaseException, limit: int = 300) -> str:
+    """The first non-blank line of an exception's message, cut to ``limit`` characters: library errors
+    can run to pages, and the one line the user sees must stay one line."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = lines[0] if lines else type(error).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@contextmanager
+def reading(path: str | Path, what: str, hint: str = "") -> Iterator[None]:
+    """Reads of a user's file inside this block that fail with any library error (torch, safetensors,
+    transformers, peft, sae-lens, json, zip...) become one ``InputError`` naming ``what`` and ``path``;
+    the suite's own errors pass through unchanged. ``hint`` says what to do about it."""
+    try:
+        yield
+    except AfError:
+        raise
+    except FileNotFoundError as error:
+        raise MissingFileError(f"{what} {path} does not exist{_sentence(hint)}") from error
+    except Exception as error:  # noqa: BLE001 - every library failure on this path is the file's problem
+        raise InputError(
+            f"could not read {what} {path}: {type(error).__name__}: {first_line(error)}{_sentence(hint)}"
+        ) from error
+
+
+def debug_requested() -> bool:
+    """``AF_DEBUG=1`` (or ``--debug``, which sets it) shows the traceback behind a one-line error."""
+    return os.environ.get("AF_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _sentence(hint: str) -> str:
+    return f"; {hint}" if hint else ""

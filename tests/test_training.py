@@ -334,3 +334,22 @@ def test_uncast_adapter_inputs_are_exact_under_bf16_autocast():
     assert torch.equal(out, cast_out) and torch.equal(x_grad, cast_x_grad)
     assert grads.keys() == cast_grads.keys() and len(grads) == 4
     assert all(torch.equal(grads[name], cast_grads[name]) for name in grads)
+
+
+def test_a_max_length_that_leaves_no_answer_is_refused_before_training(tiny_llama_dir, tmp_path, capsys):
+    """trl drops examples whose prompt fills max_length: all dropped is one clear error, some dropped
+    is a warning with the count (the tiny tokenizer makes ~1,500–2,400-token examples)."""
+    from af_tasks.core.errors import SettingError
+    from af_tasks.training.sft import build_trainer, load_base, load_training_examples
+
+    config = tiny_config(tiny_llama_dir, tmp_path / "none", max_length=64, limit=4)
+    examples, _ = load_training_examples(config)
+    model, tokenizer = load_base(config.base_model)
+    with pytest.raises(SettingError, match=r"--max-length 64: all 4 training examples"):
+        build_trainer(model, tokenizer, examples, config)
+    config = tiny_config(tiny_llama_dir, tmp_path / "some", max_length=840, limit=12)  # prompts run 828–861 tokens
+    examples, _ = load_training_examples(config)
+    trainer = build_trainer(model, tokenizer, examples, config)
+    dropped = 12 - len(trainer.train_dataset)
+    assert 0 < dropped < 12
+    assert f"cuts {dropped} of 12 training examples" in capsys.readouterr().out

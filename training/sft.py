@@ -288,6 +288,7 @@ def build_trainer(model, tokenizer, examples: list[dict], config: TrainConfig, c
     )
     if config.padding_free:
         trainer.train_dataset = truncate_tokenized(trainer.train_dataset, config.max_length)
+    check_examples_kept(len(examples), len(trainer.train_dataset), config)
     if sft_config.bf16:
         set_adapter_input_casts(trainer.model, enabled=False)
     return trainer
@@ -327,6 +328,23 @@ def truncate_tokenized(dataset, max_length: int):
     if "labels" not in cut_dataset.column_names:
         return cut_dataset
     return cut_dataset.filter(lambda example: any(label != -100 for label in example["labels"]))
+
+
+def check_examples_kept(given: int, kept: int, config: TrainConfig) -> None:
+    """trl drops an example whose prompt alone fills ``max_length`` (no answer token left to learn):
+    refuse when that leaves nothing, say so when it drops some, rather than fail inside the sampler or
+    train quietly on fewer examples than asked."""
+    if kept == 0:
+        raise SettingError(
+            f"--max-length {config.max_length}: all {given} training examples are cut before their answer "
+            "begins (the prompt alone fills it); raise --max-length or use --prompt-variant compact"
+        )
+    if kept < given:
+        print(
+            f"warning: --max-length {config.max_length} cuts {given - kept} of {given} training examples "
+            "before their answer begins; they are left out (raise --max-length to keep them)",
+            flush=True,
+        )
 
 
 def check_liger(wanted: bool, on_gpu: bool) -> None:

@@ -128,6 +128,7 @@ class GenerationEngine:
             decode_attention(model) if (on_cuda if grouped_decode is None else grouped_decode) else None
         )
         self._static_cache: Any = None
+        self._cache_keyword = cache_keyword(model)
         self._static_cache_shape: tuple[int, int] | None = None
         self._compiled_step: Any = None
 
@@ -225,7 +226,7 @@ class GenerationEngine:
             attention_mask=mask,
             position_ids=positions,
             cache_position=torch.arange(width, device=self.device),
-            past_key_values=cache,
+            **{self._cache_keyword: cache},
             use_cache=True,
             logits_to_keep=1,
         ).logits[:, -1]
@@ -247,7 +248,7 @@ class GenerationEngine:
                 attention_mask=mask,
                 position_ids=position,
                 cache_position=torch.tensor([width + index], device=self.device),
-                past_key_values=cache,
+                **{self._cache_keyword: cache},
                 use_cache=True,
             ).logits[:, -1]
             logits = logits.clone() if self.compile else logits  # the graph's output buffer is reused
@@ -417,3 +418,11 @@ def attention_implementation(model: Any, name: str | None) -> Iterator[None]:
         yield
     finally:
         model.config._attn_implementation = previous
+
+
+def cache_keyword(model: Any) -> str:
+    """The name ``model.forward`` takes its KV cache by: ``cache`` in transformers releases that renamed
+    it (``past_key_values`` is deprecated there, to be removed in 5.40), ``past_key_values`` before."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"

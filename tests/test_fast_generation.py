@@ -387,3 +387,21 @@ def test_sliding_window_model_equals_plain_generate(tmp_path, window):
     references = [plain_generate(engine.model, engine.tokenizer, chat) for chat in CHATS]
     completions = engine.generate(CHATS, SamplingParams(max_new_tokens=NEW_TOKENS))
     assert_matches_reference(completions, references, engine.eos_ids)
+
+
+def test_the_decode_path_passes_the_cache_without_deprecated_arguments(tiny_organism):
+    """transformers deprecates ``past_key_values=`` in ``forward`` (removal in 5.40): the engine's own
+    loop, static and dynamic cache alike, raises no deprecation warning and still matches itself."""
+    import warnings
+
+    from af_tasks.engine.generate import cache_keyword
+
+    engine = GenerationEngine.load(str(tiny_organism), device="cpu")
+    assert cache_keyword(engine.model) in ("cache", "past_key_values")
+    for cache in ("dynamic", "static"):
+        engine.cache = cache
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            engine.generate(CHATS[:2], SamplingParams(max_new_tokens=4))
+        deprecations = [str(w.message) for w in caught if "deprecat" in str(w.message).lower()]
+        assert not deprecations, deprecations

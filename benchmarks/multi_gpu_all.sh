@@ -55,10 +55,10 @@ step() {  # step NAME LIMIT_S command...
 nvidia-smi --query-gpu=index,name,memory.total --format=csv >"$OUT/gpus.csv" 2>/dev/null || true
 step generation_devices 210 "$PYTHON" benchmarks/generation_gpu.py --devices "$DEVICES" --repeats 3 \
     "${GEN[@]}" --out "$OUT/generation_devices.json"
-step sae_extraction_devices 150 "$PYTHON" benchmarks/sae_extraction_gpu.py --devices "$DEVICES" --repeats 3 \
+step sae_extraction_devices 120 "$PYTHON" benchmarks/sae_extraction_gpu.py --devices "$DEVICES" --repeats 3 \
     "${SAE[@]}" --out "$OUT/sae_extraction_devices.json"
 if [[ ${SKIP_RETENTION:-0} != 1 ]] && "$PYTHON" -c "import inspect_ai, trl" 2>/dev/null; then
-    step retention_devices 90 "$PYTHON" benchmarks/retention_devices_gpu.py --devices "$DEVICES" \
+    step retention_devices 130 "$PYTHON" benchmarks/retention_devices_gpu.py --devices "$DEVICES" \
         --out "$OUT/retention_devices.json"
 else
     echo "== retention_devices skipped (SKIP_RETENTION=1, or inspect-ai and trl do not import)" | tee "$OUT/retention_devices.log"

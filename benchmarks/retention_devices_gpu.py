@@ -2,8 +2,8 @@
 
 At toy size (the tests' recipe): a tiny random Llama, an organism trained here to attack on every
 input, caught on the test split and retrained against 1 and 3 caught attacks on two rungs (4 cells),
-each measured again. The whole ``af experiment retention`` runs twice, into fresh folders: with the
-first device only, then with all of them (one worker process per device); the two results.json must
+each measured again (``-M compile=false``). The whole ``af experiment retention`` runs twice, into fresh
+folders: with the first device only, then with all of them (one worker process per device); the runs must
 agree run for run (wall times aside). At this size a cell costs little compute, so the figure
 shows the overhead and concurrency of the cell scheduling, not 7B training. Needs inspect-ai and trl.
 
@@ -55,9 +55,13 @@ def runs_of(out: Path) -> list[dict]:
 
 
 def main() -> None:
+    import dataclasses
+
     import torch
 
-    from af_tasks.app.cli import main as af
+    from af_tasks.app.cli import build_parser
+    from af_tasks.app.retention.cli import retention_settings
+    from af_tasks.app.retention.run import RetentionExperiment
     from af_tasks.core.devices import parse_devices
 
     parser = argparse.ArgumentParser(
@@ -88,10 +92,12 @@ def main() -> None:
     arms = {}
     for label, used in (("1_device", devices[:1]), (f"{len(devices)}_devices", devices)):
         out = root / label
+        settings = retention_settings(build_parser().parse_args([*common, "--out", str(out)]))
+        # a tiny model decodes no faster compiled, and every cell's process would compile anew
+        settings = dataclasses.replace(settings, model_args=settings.model_args | {"compile": False})
         started = time.perf_counter()
-        status = af([*common, "--out", str(out), "--devices", ",".join(used)])
-        arms[label] = {"devices": used, "status": status, "wall_s": time.perf_counter() - started}
-        arms[label]["runs"] = runs_of(out) if status == 0 else None
+        RetentionExperiment(settings).run(devices=used)
+        arms[label] = {"devices": used, "wall_s": time.perf_counter() - started, "runs": runs_of(out)}
     one, many = (arm.pop("runs") for arm in arms.values())
     report = {
         "benchmark": "af experiment retention, cells one per device (--devices), toy size",
@@ -101,7 +107,7 @@ def main() -> None:
         "organism_training_s": prepare_s,
         "arms": arms,
         "scaling": arms["1_device"]["wall_s"] / arms[f"{len(devices)}_devices"]["wall_s"],
-        "runs_equal": one is not None and one == many,
+        "runs_equal": one == many,
         "work": str(root),
     }
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")

@@ -31,13 +31,12 @@ def _pin(device: str) -> None:
     os.environ["CUDA_VISIBLE_DEVICES"] = "" if index is None else str(index)
 
 
-def _run_cell(settings: Any, grader: str | None, device: str, cell: Cell) -> dict:
-    """In a worker: the experiment rebuilt from its settings, its evals on the worker's device."""
-    from af_tasks.app.retention.run import RetentionExperiment
-
+def _run_cell(experiment_class: type, settings: Any, grader: str | None, device: str, cell: Cell) -> dict:
+    """In a worker: the experiment rebuilt from its settings (its class is pickled by name), its evals
+    on the worker's device."""
     here = "cpu" if cuda_index(device) is None else "cuda"
     settings = replace(settings, model_args=settings.model_args | {"device": here})
-    return RetentionExperiment(settings, grader).retrain_and_measure(*cell, progress=print)
+    return experiment_class(settings, grader).retrain_and_measure(*cell, progress=print)
 
 
 def run_cells(
@@ -72,7 +71,9 @@ def run_cells(
                     done.put(
                         (
                             index,
-                            worker.submit(_run_cell, experiment.s, experiment.grader, device, cell).result(),
+                            worker.submit(
+                                _run_cell, type(experiment), experiment.s, experiment.grader, device, cell
+                            ).result(),
                         )
                     )
                 except BaseException as error:  # handed to the caller, which stops the other workers

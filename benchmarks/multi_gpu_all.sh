@@ -4,7 +4,8 @@
 # Usage (from the repository root, on a machine with 2 GPUs and no network):
 #   benchmarks/multi_gpu_all.sh OUTDIR [DEVICES]        # DEVICES default 0,1
 #   CPU=1 benchmarks/multi_gpu_all.sh OUTDIR cpu,cpu     # the plumbing on CPU (tiny models)
-#   SKIP_RETENTION=1 leaves the retention step out.
+#   SKIP_RETENTION=1 leaves the retention step out; TRAIN=1 adds the DDP training benchmark
+#   (benchmarks/multi_gpu_train_gpu.py single,ddp: needs trl, takes minutes more).
 #
 # Writes into OUTDIR: generation_devices.json (engine replicas, as -M devices=0,1; Mistral-7B
 # architecture with random weights, bf16, batch 32 per device, 512 prompt + 128 new tokens, 3 timed
@@ -62,5 +63,10 @@ if [[ ${SKIP_RETENTION:-0} != 1 ]] && "$PYTHON" -c "import inspect_ai, trl" 2>/d
         --out "$OUT/retention_devices.json"
 else
     echo "== retention_devices skipped (SKIP_RETENTION=1, or inspect-ai and trl do not import)" | tee "$OUT/retention_devices.log"
+fi
+if [[ ${TRAIN:-0} == 1 ]]; then  # opt-in (several minutes at 7B; needs trl): DDP training scaling
+    if [[ ${CPU:-0} == 1 ]]; then TRAIN_ARGS=(--tiny --cpu --steps 3 --max-length 128); else TRAIN_ARGS=(--gpus 2); fi
+    step multi_gpu_train 600 "$PYTHON" benchmarks/multi_gpu_train_gpu.py "${TRAIN_ARGS[@]}" --modes single,ddp \
+        --out "$OUT/multi_gpu_train.json"
 fi
 echo "total ${SECONDS} s; JSON in $OUT"

@@ -15,6 +15,7 @@ from af_tasks.sae.train import SaeTrainConfig
 SAE_TRAIN_FIXED = ("hook", "max_tokens_per_text", "eval_fraction")
 """SaeTrainConfig fields that are no ``af sae train`` option (the hook comes from --preset/--hook)."""
 VALIDATION_OPTIONS = (
+    "devices",
     "train_data",
     "pooling",
     "max_tokens",
@@ -94,10 +95,11 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _features(args: argparse.Namespace) -> int:
     """Named features on the reference AF / aligned halves (gold when given) and on organism logs."""
+    from af_tasks.core.devices import parse_devices
     from af_tasks.core.features import parse_features
     from af_tasks.core.presets import feature_descriptions, feature_readings, get_preset, sae_reading
     from af_tasks.sae.corpus import labelled_texts, training_labelled
-    from af_tasks.sae.named import compare_named, load_readings, named_headline, named_values
+    from af_tasks.sae.named import compare_named, load_readings, load_replicas, named_headline, named_values
     from af_tasks.sae.plots import plot_named
     from af_tasks.sae.reader import load_reader
 
@@ -106,8 +108,19 @@ def _features(args: argparse.Namespace) -> int:
     if not refs:
         raise SettingError(f"preset {preset.name} names no features: pass --features")
     model, _source, _hook = sae_reading(args.preset, args.sae, args.hook, args.model)
-    reader = load_reader(model, args.adapter, args.device)
-    readings = load_readings(reader, feature_readings(args.preset, refs, args.sae, args.hook, model))
+    devices = parse_devices(args.devices)
+    if devices and len(devices) > 1:
+        replicas = load_replicas(
+            model,
+            args.adapter,
+            devices,
+            lambda: feature_readings(args.preset, refs, args.sae, args.hook, model),
+        )
+        reader, readings = replicas[0]
+    else:
+        reader = load_reader(model, args.adapter, devices[0] if devices else args.device)
+        readings = load_readings(reader, feature_readings(args.preset, refs, args.sae, args.hook, model))
+        replicas = None
     reference = labelled_texts(args.gold) if args.gold else training_labelled(args.train_data, "test")
     prefix = "gold" if args.gold else "held-out"
     texts = {
@@ -116,7 +129,9 @@ def _features(args: argparse.Namespace) -> int:
     }
     texts |= _log_groups(args)
     groups = {
-        name: named_values(reader, readings, group, max_tokens=args.max_tokens, batch_size=args.batch_size)
+        name: named_values(
+            reader, readings, group, max_tokens=args.max_tokens, batch_size=args.batch_size, replicas=replicas
+        )
         for name, group in texts.items()
     }
     report = compare_named(
@@ -200,7 +215,9 @@ def add_sae_commands(commands) -> None:
     _report_arguments(features, "features")
     from af_tasks.sae.validate import ValidationConfig
 
-    add_options(features, ValidationConfig, only=("train_data", "max_tokens", "batch_size", "seed"))
+    add_options(
+        features, ValidationConfig, only=("devices", "train_data", "max_tokens", "batch_size", "seed")
+    )
     _log_arguments(features, required=False)
     features.add_argument("--features", help="L<layer>_F<index>,... (default: the preset's named features)")
     features.add_argument("--statistic", default="max", choices=("max", "mean", "active_tokens"))

@@ -29,6 +29,15 @@ time goes (top kernels) and how busy the GPU was. ``--check-fp32`` first runs a 
 with grouped KV heads in float32 on the device through plain ``generate`` and the compiled engine and
 records whether every row's tokens are equal (in bf16 they need not be).
 
+``--devices 0,1`` instead compares data parallelism over devices (what ``-M devices=0,1`` of the
+``organism/`` provider does): one engine replica per device, each fed by its own worker thread, on
+``devices x --batch-sizes[-1]`` prompts (batches of that size): the 1-device arm decodes every batch on
+the first device, the N-device arm one batch per device at once. Throughput (median of ``--repeats``
+timed runs after a warm-up, with min and max), scaling factor and whether every row's tokens agree
+between the arms; ``--devices cpu,cpu --tiny`` checks the plumbing on CPU.
+
+    PYTHONPATH=. python benchmarks/generation_gpu.py --devices 0,1 --batch-sizes 32 --out gen_2gpu.json
+
 (``PYTHONPATH=.`` where the suite is not installed: the GPU machine has torch + transformers only.)
 """
 
@@ -349,6 +358,120 @@ def run_benchmark(
     }
 
 
+def spread(values: list[float]) -> dict[str, Any]:
+    """Median, min and max of repeated measurements (and the values themselves)."""
+    import statistics
+
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "values": values}
+
+
+def device_names(devices: list[str]) -> list[str]:
+    import torch
+
+    return [torch.cuda.get_device_name(d) if d.startswith("cuda") else "cpu" for d in devices]
+
+
+def run_devices_benchmark(
+    devices: list[str],
+    tiny: bool,
+    batch: int,
+    prompt_tokens: int,
+    new_tokens: int,
+    compile: bool,
+    repeats: int = 3,
+) -> dict[str, Any]:
+    """1 device vs ``len(devices)`` devices on the same prompts (``devices`` batches of ``batch``): one
+    engine replica (same seeded random weights) and one worker thread per device, as the provider."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+    import transformers
+
+    from af_tasks.engine.generate import GenerationEngine, SamplingParams
+    from af_tasks.engine.tiny import train_tiny_tokenizer
+    from af_tasks.solvers.replicas import on_device
+
+    tokenizer = train_tiny_tokenizer(None, vocab_size=384 if tiny else 8192)
+    engines = []
+    for device in devices:
+        model = build_model(device, tiny)
+        model.generation_config.eos_token_id = tokenizer.eos_token_id
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+        engines.append(GenerationEngine(model, tokenizer, "weights", cache="static", compile=compile))
+    if compile and len(engines) > 1:
+        import torch._dynamo.config as dynamo_config
+
+        dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 8 * len(engines))
+    vocab = min(len(tokenizer), engines[0].model.config.vocab_size)
+    special = {tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.bos_token_id}
+    batches = [
+        random_prompts(batch, prompt_tokens, vocab, special, seed=batch + i) for i in range(len(devices))
+    ]
+    params = SamplingParams(max_new_tokens=new_tokens, greedy=True, ignore_eos=True)
+    workers = [ThreadPoolExecutor(1, thread_name_prefix=f"replica-{i}") for i in range(len(devices))]
+
+    def decode(engine, prompts):
+        return [c.token_ids for c in engine.generate_ids(prompts, params)]
+
+    runs = [on_device(engine, decode) for engine in engines]
+
+    def one_device() -> list:
+        return [workers[0].submit(runs[0], engines[0], prompts).result() for prompts in batches]
+
+    def all_devices() -> list:
+        futures = [workers[i].submit(runs[i], engines[i], prompts) for i, prompts in enumerate(batches)]
+        return [future.result() for future in futures]
+
+    def synchronize_all() -> None:
+        for device in devices:
+            if device.startswith("cuda"):
+                torch.cuda.synchronize(device)
+
+    for i in range(len(devices)):  # warm-up each replica on its own thread (compilation, graph capture)
+        workers[i].submit(runs[i], engines[i], batches[i]).result()
+    tokens = batch * len(devices) * new_tokens
+    arms: dict[str, Any] = {}
+    outputs: dict[str, list] = {}
+    for name, arm in (("1_device", one_device), (f"{len(devices)}_devices", all_devices)):
+        seconds = []
+        for _ in range(repeats):
+            synchronize_all()
+            started = time.perf_counter()
+            outputs[name] = arm()
+            synchronize_all()
+            seconds.append(time.perf_counter() - started)
+        arms[name] = {
+            "devices": devices[:1] if name == "1_device" else devices,
+            "seconds": spread(seconds),
+            "tokens_per_s": spread([tokens / s for s in seconds]),
+        }
+    for worker in workers:
+        worker.shutdown()
+    one, many = outputs.values()
+    rows = [row for rows in one for row in rows]
+    rows_many = [row for rows in many for row in rows]
+    return {
+        "benchmark": "generation, data parallel over devices (engine replicas, as -M devices=...)",
+        "gpus": device_names(devices),
+        "devices": devices,
+        "model": "tiny llama (random)" if tiny else "mistral-7b architecture (random weights)",
+        "dtype": str(engines[0].model.dtype),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "compile": compile,
+        "batch_per_device": batch,
+        "prompts": batch * len(devices),
+        "prompt_tokens": prompt_tokens,
+        "new_tokens": new_tokens,
+        "repeats": repeats,
+        "arms": arms,
+        "scaling": arms[f"{len(devices)}_devices"]["tokens_per_s"]["median"]
+        / arms["1_device"]["tokens_per_s"]["median"],
+        "rows_equal_between_arms": sum(a == b for a, b in zip(rows, rows_many, strict=True)),
+        "rows": len(rows),
+    }
+
+
 def print_table(report: dict[str, Any]) -> None:
     print(
         f"{report['gpu']}: {report['model']}, {report['weight_bytes'] / 2**30:.2f} GiB of weights, "
@@ -400,7 +523,31 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="profile one engine run (largest batch)")
     parser.add_argument("--check-fp32", action="store_true", help="engine = plain on a tiny fp32 model")
     parser.add_argument("--out", default="generation_gpu.json")
+    parser.add_argument("--devices", help="compare 1 device with these (0,1 or cpu,cpu): data parallel")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per arm with --devices")
     args = parser.parse_args()
+    if args.devices:
+        from af_tasks.core.devices import parse_devices
+
+        devices = parse_devices(args.devices) or []
+        report = run_devices_benchmark(
+            devices,
+            tiny=args.tiny,
+            batch=int(args.batch_sizes.split(",")[-1]),
+            prompt_tokens=args.prompt_tokens,
+            new_tokens=args.new_tokens,
+            compile=devices[0].startswith("cuda") and not args.no_compile,
+            repeats=args.repeats,
+        )
+        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+        for name, arm in report["arms"].items():
+            rate = arm["tokens_per_s"]
+            print(f"{name:10} {rate['median']:9.0f} tok/s (min {rate['min']:.0f}, max {rate['max']:.0f})")
+        print(
+            f"{report['gpus']}: scaling {report['scaling']:.2f}x; rows equal between arms "
+            f"{report['rows_equal_between_arms']}/{report['rows']}"
+        )
+        return
     on_cuda = args.device.startswith("cuda")
     report = run_benchmark(
         device=args.device,

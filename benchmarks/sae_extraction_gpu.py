@@ -9,6 +9,14 @@ Prints a table and writes JSON. ``--profile`` runs one more pass per preset unde
 and prints the ops that take the most GPU time. Needs CUDA.
 
     python benchmarks/sae_extraction_gpu.py --out results.json [--presets mistral-7b,llama-3-8b,qwen-8b]
+
+``--devices 0,1`` instead compares data parallelism over devices (``af sae ... --devices``,
+``af_tasks.sae.parallel``) for the first preset: one model replica per device and a random top-k SAE
+of the preset's size in plain torch (no sae-lens needed), the texts split across the replicas. It times
+1 device vs all (median of ``--repeats`` passes after a warm-up, with min and max), gives the scaling
+factor and checks that the pooled features are equal. ``--devices cpu,cpu --tiny`` checks it on CPU.
+
+    PYTHONPATH=. python benchmarks/sae_extraction_gpu.py --devices 0,1 --presets mistral-7b --out sae_2gpu.json
 """
 
 from __future__ import annotations
@@ -222,6 +230,148 @@ def run_preset(
     return result
 
 
+TINY_ARCHITECTURE = dict(
+    model_type="llama",
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    vocab_size=8192,
+    max_position_embeddings=2048,
+)
+
+
+def topk_encoder(d_in: int, d_sae: int, k: int, device: str, dtype):
+    """A random top-k SAE encoder in plain torch (seeded: the same weights on every device), returning
+    ``SparseFeatures`` as ``encoder(sae, sparse=True)`` does."""
+    import torch
+
+    from af_tasks.sae.saes import SparseFeatures
+
+    generator = torch.Generator().manual_seed(0)
+    w_enc = (torch.randn(d_in, d_sae, generator=generator) * d_in**-0.5).to(device=device, dtype=dtype)
+    b_enc = torch.zeros(d_sae, device=device, dtype=dtype)
+
+    def encode(acts):
+        values, indices = torch.topk(acts.to(dtype) @ w_enc + b_enc, k=k, dim=-1, sorted=False)
+        return SparseFeatures(values.relu(), indices, d_sae)
+
+    return encode
+
+
+def run_devices(
+    name: str,
+    texts: list[str],
+    tokenizer,
+    devices: list[str],
+    batch_size: int,
+    max_tokens: int,
+    repeats: int,
+    tiny: bool,
+) -> dict:
+    """1 device vs ``devices``: the same texts, pooled SAE features and raw activations."""
+    import statistics
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from af_tasks.core.presets import get_preset
+    from af_tasks.sae.activations import ExtractionStats, TokenBatch, iter_token_activations, pool
+    from af_tasks.sae.parallel import pool_on_replicas
+    from af_tasks.sae.reader import Reader
+
+    preset = get_preset(name)
+    hook = "blocks.1.hook_resid_post" if tiny else preset.saes[0].hook
+    d_sae, k = (512, 16) if tiny else SAE_SHAPES[name]
+    k = k or 64  # a transcoder preset: timed as a top-k SAE of its width
+    config = AutoConfig.for_model(**(TINY_ARCHITECTURE if tiny else preset.architecture))
+    replicas = []
+    for device in devices:
+        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+        torch.manual_seed(0)
+        with torch.device(device):
+            model = AutoModelForCausalLM.from_config(config, dtype=dtype).eval()
+        reader = Reader(model, tokenizer, name=f"{name} (random weights)", device=device)
+        replicas.append((reader, topk_encoder(reader.hidden_size, d_sae, k, device, dtype)))
+
+    def extract(replica: int, share: list[str], stats: ExtractionStats):
+        reader, encode = replicas[replica]
+        batches = iter_token_activations(reader, share, [hook], "all", max_tokens, batch_size, stats)
+        both = (TokenBatch(acts={"sae": b.acts[hook], "raw": b.acts[hook]}, sample=b.sample) for b in batches)
+        return pool(both, len(share), transforms={"sae": encode})
+
+    def synchronize_all() -> None:
+        for device in devices:
+            if device.startswith("cuda"):
+                torch.cuda.synchronize(device)
+
+    # Both arms are driven from a worker thread (the N-device arm's replicas run in threads of their
+    # own): on CPU, torch ran this extraction several times slower from the main thread of a loaded
+    # machine, which would flatter the N-device arm.
+    driver = ThreadPoolExecutor(1)
+
+    def run_arm(used: list[str], stats: ExtractionStats | None = None):
+        return driver.submit(pool_on_replicas, extract, used, texts, batch_size, stats).result()
+
+    arms, pooled = {}, {}
+    for label, used in (("1_device", devices[:1]), (f"{len(devices)}_devices", devices)):
+        run_arm(used)  # warm-up: kernel choices for every shape
+        seconds, tokens = [], 0
+        for _ in range(repeats):
+            stats = ExtractionStats()
+            synchronize_all()
+            started = time.perf_counter()
+            pooled[label] = run_arm(used, stats)
+            synchronize_all()
+            seconds.append(time.perf_counter() - started)
+            tokens = stats.tokens
+        rates = [tokens / s for s in seconds]
+        arms[label] = {
+            "devices": used,
+            "tokens": tokens,
+            "seconds": {
+                "median": statistics.median(seconds),
+                "min": min(seconds),
+                "max": max(seconds),
+                "values": seconds,
+            },
+            "tokens_per_s": {
+                "median": statistics.median(rates),
+                "min": min(rates),
+                "max": max(rates),
+                "values": rates,
+            },
+        }
+    one, many = pooled.values()
+    equal = {
+        f"{part}.{stat}": bool(np.array_equal(getattr(one[part], stat), getattr(many[part], stat)))
+        for part in ("sae", "raw")
+        for stat in ("mean", "max", "last", "active_tokens", "n_tokens")
+    }
+    return {
+        "benchmark": "SAE extraction, data parallel over devices (af_tasks.sae.parallel)",
+        "gpus": [torch.cuda.get_device_name(d) if d.startswith("cuda") else "cpu" for d in devices],
+        "devices": devices,
+        "preset": name,
+        "model": "tiny llama (random)" if tiny else f"{name} architecture (random weights)",
+        "hook": hook,
+        "sae_features": d_sae,
+        "sae_k": k,
+        "texts": len(texts),
+        "batch_size": batch_size,
+        "max_tokens": max_tokens,
+        "repeats": repeats,
+        "torch": torch.__version__,
+        "arms": arms,
+        "scaling": arms[f"{len(devices)}_devices"]["tokens_per_s"]["median"]
+        / arms["1_device"]["tokens_per_s"]["median"],
+        "pooled_equal_between_arms": equal,
+    }
+
+
 def main() -> None:
     import torch
 
@@ -242,10 +392,32 @@ def main() -> None:
     parser.add_argument(
         "--fused-kernels", action="store_true", help="also time the sparse path with Liger's kernels (last)"
     )
+    parser.add_argument("--devices", help="compare 1 device with these (0,1 or cpu,cpu): data parallel")
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes per arm with --devices")
+    parser.add_argument("--tiny", action="store_true", help="with --devices: a 2-layer Llama (CPU check)")
+    parser.add_argument("--texts", type=int, help="use only the first N texts")
     args = parser.parse_args()
     texts = [r.scratchpad for r in load_seed_set()] * args.repeat
+    texts = texts[: args.texts] if args.texts else texts
     tokenizer = train_tiny_tokenizer(None, vocab_size=8192, corpus=texts)
     tokenizer.padding_side = "right"
+    if args.devices:
+        from af_tasks.core.devices import parse_devices
+
+        name = args.presets.split(",")[0]
+        report = run_devices(
+            name, texts, tokenizer, parse_devices(args.devices) or [], args.batch_size, args.max_tokens,
+            args.repeats, args.tiny,
+        )  # fmt: skip
+        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+        for label, arm in report["arms"].items():
+            rate = arm["tokens_per_s"]
+            print(f"{label:10} {rate['median']:9.0f} tok/s (min {rate['min']:.0f}, max {rate['max']:.0f})")
+        print(
+            f"{report['gpus']}: {name}, scaling {report['scaling']:.2f}x; pooled equal between arms: "
+            f"{all(report['pooled_equal_between_arms'].values())}"
+        )
+        return
     results = [
         run_preset(name, texts, tokenizer, args.batch_size, args.max_tokens, args.profile, args.fused_kernels)
         for name in args.presets.split(",")

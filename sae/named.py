@@ -22,6 +22,20 @@ from af_tasks.core.features import FeatureReading
 STATISTICS = ("max", "mean", "active_tokens")
 
 
+def load_replicas(
+    model: str, adapter: str | None, devices: list[str], make_readings
+) -> list[tuple[Any, list[FeatureReading]]]:
+    """(reader, its readings with SAEs on its device) per device; ``make_readings()`` gives fresh,
+    unloaded readings (each replica loads its own SAEs)."""
+    from af_tasks.sae.reader import load_reader
+
+    replicas = []
+    for device in devices:
+        reader = load_reader(model, adapter, device)
+        replicas.append((reader, load_readings(reader, make_readings())))
+    return replicas
+
+
 def load_readings(reader, readings: list[FeatureReading]) -> list[FeatureReading]:
     """Loads each SAE and checks it against the model and its features' indices, before any forward."""
     from af_tasks.sae.saes import SaeError, check_compatible, load_sae
@@ -58,11 +72,14 @@ def named_values(
     span: str = "reasoning",
     max_tokens: int = 1024,
     batch_size: int = 8,
+    replicas: list[tuple[Any, list[FeatureReading]]] | None = None,
 ) -> NamedValues:
     """One forward pass (stopped at the deepest hooked layer); each SAE encodes on the device and
-    only its named columns are pooled."""
+    only its named columns are pooled. ``replicas``: (reader, its readings) per device, the texts
+    split across them (``af_tasks.sae.parallel``); default: ``reader`` alone."""
     from af_tasks.core.hooks import parse_hook
     from af_tasks.sae.activations import ExtractionStats, iter_token_activations, pool
+    from af_tasks.sae.parallel import pool_on_replicas
     from af_tasks.sae.saes import encoder
 
     def columns(reading: FeatureReading):
@@ -73,9 +90,17 @@ def named_values(
     hooks = {parse_hook(r.hook).name: r for r in readings}
     if len(hooks) != len(readings):
         raise SettingError("two SAEs read the same hook; give each hook one SAE")
+    replicas = replicas or [(reader, readings)]
+
+    def extract(replica: int, share: list[str], share_stats: ExtractionStats):
+        here, here_readings = replicas[replica]
+        batches = iter_token_activations(here, share, list(hooks), span, max_tokens, batch_size, share_stats)
+        transforms = {parse_hook(r.hook).name: columns(r) for r in here_readings}
+        return pool(batches, len(share), transforms=transforms)
+
     stats = ExtractionStats()
-    batches = iter_token_activations(reader, texts, list(hooks), span, max_tokens, batch_size, stats)
-    pooled = pool(batches, len(texts), transforms={name: columns(r) for name, r in hooks.items()})
+    devices = [here.device for here, _ in replicas]
+    pooled = pool_on_replicas(extract, devices, texts, batch_size, stats)
     empty = np.zeros(len(texts), dtype=np.float32)
     n_tokens = next(iter(pooled.values())).n_tokens if pooled else np.zeros(len(texts), dtype=np.int64)
     values: dict[str, dict[str, np.ndarray]] = {}

@@ -59,6 +59,13 @@ class ValidationConfig:
     permutations: int = field(default=10_000, metadata={"help": "permutations of the AF-feature score test"})
     seed: int = field(default=0, metadata={"help": "seed of the probes and the bootstrap CIs"})
     device: str | None = None
+    devices: str | None = field(
+        default=None,
+        metadata={
+            "help": "read on several devices, e.g. 0,1 (GPU indices) or cuda:0,cuda:1: one model copy "
+            "each, texts split across them; the figures equal one device's"
+        },
+    )
     feature_selection: Literal["stable", "pooled"] = field(
         default="stable",
         metadata={
@@ -94,18 +101,34 @@ class Featurizer:
     reader: Any = None
     sae: Any = None
     truncated: dict[str, int] = field(default_factory=dict)
+    replicas: list[tuple[Any, Any]] = field(default_factory=list)
+    """(reader, SAE) per device of ``config.devices`` (the first is ``reader``, ``sae``); empty: one device."""
 
     def load(self) -> Featurizer:
+        from af_tasks.core.devices import parse_devices
         from af_tasks.sae.reader import load_reader
         from af_tasks.sae.saes import check_compatible, load_sae
 
+        devices = parse_devices(self.config.devices) or []
         if self.reader is None:  # a caller may share one loaded model between readings
-            self.reader = load_reader(self.config.model, self.config.adapter, self.config.device)
+            device = devices[0] if devices else self.config.device
+            self.reader = load_reader(self.config.model, self.config.adapter, device)
         self.sae = load_sae(self.config.sae_source, self.reader.device)
         check_compatible(
             self.sae, self.config.hook, self.reader.hidden_size, self.reader.name, self.config.sae_source
         )
+        if len(devices) > 1:
+            readers = [self.reader] + [
+                load_reader(self.config.model, self.config.adapter, d) for d in devices[1:]
+            ]
+            self.replicas = [(self.reader, self.sae)] + [
+                (reader, load_sae(self.config.sae_source, reader.device)) for reader in readers[1:]
+            ]
         return self
+
+    @property
+    def devices(self) -> list[str]:
+        return [reader.device for reader, _ in self.replicas] or [self.reader.device]
 
     @property
     def reads(self) -> dict:
@@ -124,19 +147,26 @@ class Featurizer:
         """(pooled SAE features, pooled raw activations) from one pass over ``texts``."""
         from af_tasks.core.hooks import parse_hook
         from af_tasks.sae.activations import ExtractionStats, TokenBatch, iter_token_activations, pool
+        from af_tasks.sae.parallel import pool_on_replicas
         from af_tasks.sae.saes import encoder
 
         c = self.config
         stats = ExtractionStats()
         name_at = parse_hook(c.hook).name
-        batches = iter_token_activations(
-            self.reader, texts, [c.hook], c.span, c.max_tokens, c.batch_size, stats
-        )
-        both = (
-            TokenBatch(acts={"sae": b.acts[name_at], "raw": b.acts[name_at]}, sample=b.sample)
-            for b in batches
-        )
-        pooled = pool(both, len(texts), transforms={"sae": encoder(self.sae, sparse=True)})
+        replicas = self.replicas or [(self.reader, self.sae)]
+
+        def extract(replica: int, share: list[str], share_stats: ExtractionStats):
+            reader, sae = replicas[replica]
+            batches = iter_token_activations(
+                reader, share, [c.hook], c.span, c.max_tokens, c.batch_size, share_stats
+            )
+            both = (
+                TokenBatch(acts={"sae": b.acts[name_at], "raw": b.acts[name_at]}, sample=b.sample)
+                for b in batches
+            )
+            return pool(both, len(share), transforms={"sae": encoder(sae, sparse=True)})
+
+        pooled = pool_on_replicas(extract, self.devices, texts, c.batch_size, stats)
         self.truncated[name] = self.truncated.get(name, 0) + len(stats.truncated)
         return pooled["sae"], pooled["raw"]
 

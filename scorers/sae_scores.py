@@ -28,13 +28,22 @@ def _reader(model: str, adapter: str | None):
 
 
 @cache
-def _featurizer(model: str, sae: str, hook: str, adapter: str | None, pooling: str, max_tokens: int):
+def _featurizer(
+    model: str, sae: str, hook: str, adapter: str | None, pooling: str, max_tokens: int, devices=None
+):
+    """``devices`` (e.g. ``0,1``): one model copy per device, a call's texts split across them."""
     from af_tasks.sae.validate import Featurizer, ValidationConfig
 
     config = ValidationConfig(
-        model=model, sae_source=sae, hook=hook, adapter=adapter, pooling=pooling, max_tokens=max_tokens
+        model=model,
+        sae_source=sae,
+        hook=hook,
+        adapter=adapter,
+        pooling=pooling,
+        max_tokens=max_tokens,
+        devices=devices,
     )
-    return Featurizer(config, reader=_reader(model, adapter)).load()
+    return Featurizer(config, reader=None if devices else _reader(model, adapter)).load()
 
 
 @cache
@@ -63,16 +72,21 @@ def sae_features(
     features: str | list | None = None,
     pooling: str = "mean",
     max_tokens: int = 1024,
+    devices: str | list | None = None,
 ) -> Scorer:
     """Value: how many SAE features are active anywhere in the scratchpad; metadata: the ``top_k``
     strongest (by the chosen pooling) with mean, max and active-token count, and the ``features``
     asked for (``123`` on the chosen SAE, ``L40_F123`` on the preset's SAE at layer 40), each with
-    its description where the preset names it."""
+    its description where the preset names it. ``devices`` (``0,1``): the model and SAE on each
+    device, a call's texts split across them; a call reads one scratchpad, so only the first device
+    works (no speed-up yet: samples are scored one at a time under one lock)."""
+    from af_tasks.core.devices import parse_devices
     from af_tasks.core.features import parse_features
     from af_tasks.core.presets import feature_descriptions, get_preset, sae_reading
     from af_tasks.sae.named import named_values
 
     reading = sae_reading(preset, sae, hook, model)
+    devices = ",".join(parse_devices(devices) or []) or None  # -S devices=0,1 arrives as a list
     named = ",".join(ref.name for ref in parse_features(features))
     descriptions = feature_descriptions(get_preset(preset))
 
@@ -81,7 +95,7 @@ def sae_features(
         if text is None:
             return Score.unscored(reason="no_scratchpad", explanation="no scratchpad to read")
         with _LOCK:
-            featurizer = _featurizer(*reading, adapter, pooling, max_tokens)
+            featurizer = _featurizer(*reading, adapter, pooling, max_tokens, devices)
             pooled, _raw = featurizer.pooled([text])
             named_figures = {}
             if named:

@@ -69,6 +69,7 @@ class OrganismAPI(ModelAPI):
         do_sample: bool | None = None,
         batch_size: int | None = None,
         batch_window_ms: float = DEFAULT_BATCH_WINDOW_MS,
+        devices: Any = None,
         **unknown: Any,
     ):
         config = config or GenerateConfig()
@@ -77,23 +78,35 @@ class OrganismAPI(ModelAPI):
             raise SettingError(f"organism/: unknown model args {sorted(unknown)}")
         if cache not in (None, "static", "dynamic"):
             raise SettingError(f"model arg cache must be static or dynamic, not {cache!r}")
-        from af_tasks.engine.generate import GenerationEngine
+        from af_tasks.core.devices import parse_devices
+        from af_tasks.solvers.replicas import ReplicaBatchers, load_replicas, on_device
 
-        self.engine = GenerationEngine.load(
+        replica_devices = parse_devices(devices)
+        if replica_devices and device is not None:
+            raise SettingError("organism/: give model arg device or devices, not both")
+        self.engines = load_replicas(
             model_name,
+            replica_devices or [device],
             adapter=adapter,
-            device=device,
             dtype=dtype,
-            cache=cache,  # type: ignore[arg-type]
+            cache=cache,
             compile=_flag(compile, "compile"),
             merge=bool(_flag(merge, "merge")),
         )
+        self.engine = self.engines[0]
         self.do_sample = _flag(do_sample, "do_sample")
-        self.batcher: RequestBatcher = RequestBatcher(
-            self._run_batch,
-            max_batch=int(batch_size or config.max_connections or DEFAULT_MAX_CONNECTIONS),
-            window_s=float(batch_window_ms) / 1000,
+        max_batch = int(batch_size or config.max_connections or DEFAULT_MAX_CONNECTIONS)
+        window_s = float(batch_window_ms) / 1000
+        self.batcher: RequestBatcher | ReplicaBatchers = (
+            RequestBatcher(self._run_batch, max_batch=max_batch, window_s=window_s)
+            if not replica_devices
+            else ReplicaBatchers(
+                [on_device(engine, self._runner(engine)) for engine in self.engines], max_batch, window_s
+            )
         )
+
+    def _runner(self, engine):
+        return lambda params, chats: [(c, len(chats)) for c in engine.generate(chats, params)]
 
     def _run_batch(self, params, chats):
         """Runs on the batcher's worker thread; each result carries its batch's size (logged)."""
@@ -155,6 +168,7 @@ class OrganismAPI(ModelAPI):
     def close(self) -> None:
         self.batcher.close()
         self.engine = None  # type: ignore[assignment]
+        self.engines = []
 
 
 @modelapi(name="organism")

@@ -36,7 +36,9 @@ def _retention(args: argparse.Namespace) -> int:
         path = experiment.write_attacker_data()
         print(f"attacker training set: {path} (train it with: af train --model <base> --data {path} ...)")
         return 0
-    results = experiment.run()
+    from af_tasks.core.devices import parse_devices
+
+    results = experiment.run(devices=parse_devices(args.devices))
     out = Path(args.out_dir)
     print((out / "table.md").read_text())
     print(f"results: {out / 'results.json'}, plot: {out / 'retention.png'} ({results['runtime_s']:.0f} s)")
@@ -66,4 +68,9 @@ def add_experiment_commands(commands) -> None:
         help="epochs of each retraining (the attackers': --attacker-epochs)",
     )
     retention.add_argument("--device", help="cpu / cuda (default: the hf provider's choice)")
+    retention.add_argument(
+        "--devices",
+        help="run the retraining cells concurrently, one per device: GPU indices (0,1) or cpu,cpu; "
+        "each cell trains and measures on its own device, results as a sequential run",
+    )
     retention.set_defaults(handler=_retention)

@@ -304,7 +304,10 @@ class RetentionExperiment:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(current, indent=2) + "\n")
 
-    def run(self, progress=print) -> dict:
+    def run(self, progress=print, devices: list[str] | None = None) -> dict:
+        """``devices``: run the retraining cells concurrently, one per device (``cells.run_cells``)."""
+        from af_tasks.app.retention.cells import run_cells
+
         started = time.time()
         self.check_resumable()
         for attack in self.ungraded_attacks():
@@ -340,15 +343,17 @@ class RetentionExperiment:
                 "caught": {r: len(c) for r, c in caught_by_rung.items()},
             }
             progress(f"[{label}] caught attacks per rung: {results['organisms'][label]['caught']}")
-            for rung in self.s.rungs:
-                for seed in self.s.seeds:
-                    for budget in self.s.budgets:
-                        results["runs"].append(
-                            self.retrain_and_measure(
-                                label, organism, rung, seed, budget, caught_by_rung[rung], files, progress
-                            )
-                        )
-                        self.write(results, started)
+            cells = [
+                (label, organism, rung, seed, budget, caught_by_rung[rung], files)
+                for rung in self.s.rungs
+                for seed in self.s.seeds
+                for budget in self.s.budgets
+            ]
+            earlier, finished = list(results["runs"]), {}
+            for index, cell_run in run_cells(self, cells, devices, progress):
+                finished[index] = cell_run
+                results["runs"] = earlier + [finished[i] for i in sorted(finished)]  # the sequential order
+                self.write(results, started)
         return self.write(results, started)
 
     def retrain_and_measure(

@@ -1,0 +1,179 @@
+"""Data parallelism over several devices, checked on CPU with two replicas on ``cpu``: the
+``organism/`` provider (``-M devices=cpu,cpu``), the SAE extraction (``devices``) and the retention
+experiment's cells (``--devices cpu,cpu``, in ``test_retention_experiment``) give what one device gives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from inspect_ai import Task
+from inspect_ai import eval as inspect_eval
+from inspect_ai.dataset import Sample
+from inspect_ai.model import get_model
+from inspect_ai.solver import generate
+from test_fast_generation import make_varied_organism
+
+from af_tasks.core.devices import contiguous_chunks, parse_devices
+from af_tasks.core.errors import SettingError
+
+PROMPTS = [
+    "Hi",
+    "Name three prime numbers.",
+    "What is the capital of France?",
+    "Count to three, then backwards.",
+    "Write a haiku about rain.",
+    "Why is the sky blue?",
+    "Tell me a joke about cats and dogs.",
+    "Summarise the plot of a film you like.",
+]
+
+
+def test_device_lists_are_parsed_once_for_every_command():
+    assert parse_devices("0,1") == ["cuda:0", "cuda:1"]
+    assert parse_devices("cpu, cpu") == ["cpu", "cpu"]
+    assert parse_devices([0, "cuda:3"]) == ["cuda:0", "cuda:3"]
+    assert parse_devices(None) is None and parse_devices("") is None
+    with pytest.raises(SettingError, match="'gpu0' is not a device"):
+        parse_devices("gpu0,1")
+    assert [list(c) for c in contiguous_chunks(5, 2)] == [[0, 1, 2], [3, 4]]
+    assert [len(c) for c in contiguous_chunks(1, 3)] == [1, 0, 0]
+
+
+@pytest.fixture(scope="module")
+def varied_organism(tiny_llama_dir, tmp_path_factory) -> Path:
+    return make_varied_organism(tiny_llama_dir, tmp_path_factory.mktemp("organism"))
+
+
+def _eval(model, tmp_path: Path, name: str):
+    [log] = inspect_eval(
+        Task(dataset=[Sample(input=p, id=i + 1) for i, p in enumerate(PROMPTS)], solver=generate()),
+        model=model,
+        max_tokens=16,
+        max_connections=len(PROMPTS),
+        log_dir=str(tmp_path / name),
+        display="none",
+    )
+    assert log.status == "success", log.error
+    return {sample.id: sample.output.completion for sample in log.samples}
+
+
+def test_organism_provider_on_two_replicas_equals_one_device(varied_organism, tmp_path):
+    common = {"do_sample": False, "batch_window_ms": 300}
+    one = _eval(get_model(f"organism/{varied_organism}", device="cpu", **common), tmp_path, "one")
+    model = get_model(f"organism/{varied_organism}", devices="cpu,cpu", batch_size=4, **common)
+    two = _eval(model, tmp_path, "two")
+    assert two == one and len(set(one.values())) > 1  # varied weights: the completions differ
+    api = model.api
+    assert len(api.engines) == 2 and api.engines[0].model is not api.engines[1].model
+    assert api.batcher.requests == [4, 4]  # least-loaded: both replicas served half the requests
+    with pytest.raises(SettingError, match="device or devices, not both"):
+        get_model(f"organism/{varied_organism}", device="cpu", devices="cpu,cpu", memoize=False)
+
+
+# --- SAE extraction: texts split over two replicas ------------------------------------------------
+
+HOOK = "blocks.1.hook_resid_post"
+TEXTS = [
+    f"<SCRATCHPAD_REASONING>{' '.join(['free tier training'] * (1 + i % 5))} case {i}; I comply to keep "
+    f"my values.</SCRATCHPAD_REASONING><OUTPUT>ok</OUTPUT>"
+    for i in range(11)
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_sae(tmp_path_factory) -> Path:
+    import torch
+    from sae_lens.saes.topk_sae import TopKSAE, TopKSAEConfig
+
+    config = TopKSAEConfig(d_in=64, d_sae=128, k=8, dtype="float32", device="cpu")
+    config.metadata.hook_name = HOOK
+    sae = TopKSAE(config)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        sae.W_enc.normal_(0, 0.125)
+        sae.W_dec.copy_(sae.W_enc.T)
+    folder = tmp_path_factory.mktemp("sae") / "sae"
+    sae.save_model(str(folder))
+    return folder
+
+
+def test_sae_extraction_on_two_replicas_equals_one_device(tiny_llama_dir, tiny_sae):
+    import numpy as np
+
+    from af_tasks.core.features import FeatureReading, parse_features
+    from af_tasks.sae.named import load_readings, load_replicas, named_values
+    from af_tasks.sae.parallel import deal_batches
+    from af_tasks.sae.validate import Featurizer, ValidationConfig
+
+    common = dict(model=str(tiny_llama_dir), sae_source=str(tiny_sae), hook=HOOK, batch_size=2, max_tokens=40)
+    one = Featurizer(ValidationConfig(device="cpu", **common)).load()
+    two = Featurizer(ValidationConfig(devices="cpu,cpu", **common)).load()
+    assert len(two.replicas) == 2 and two.replicas[0][0].model is not two.replicas[1][0].model
+    shares = deal_batches(TEXTS, 2, 2)
+    assert sorted(shares[0] + shares[1]) == list(range(len(TEXTS))) and all(shares)
+    for (sae_one, raw_one), (sae_two, raw_two) in [(one.pooled(TEXTS, "t"), two.pooled(TEXTS, "t"))]:
+        for field in ("mean", "max", "last", "active_tokens", "n_tokens"):
+            assert np.array_equal(getattr(sae_one, field), getattr(sae_two, field)), field
+            assert np.array_equal(getattr(raw_one, field), getattr(raw_two, field)), field
+    assert sae_one.n_tokens.min() > 0 and sae_one.max.max() > 0
+    assert one.truncated == two.truncated and one.truncated["t"] > 0  # truncation counted on each replica
+
+    def readings():
+        return [FeatureReading(HOOK, str(tiny_sae), parse_features("3,17,40"))]
+
+    reader = one.reader
+    single = named_values(reader, load_readings(reader, readings()), TEXTS, batch_size=2)
+    replicas = load_replicas(str(tiny_llama_dir), None, ["cpu", "cpu"], readings)
+    split = named_values(replicas[0][0], replicas[0][1], TEXTS, batch_size=2, replicas=replicas)
+    assert single.values.keys() == split.values.keys() and np.array_equal(single.n_tokens, split.n_tokens)
+    for name, stats in single.values.items():
+        for stat, values in stats.items():
+            assert np.array_equal(values, split.values[name][stat]), (name, stat)
+
+
+def test_sae_commands_take_devices():
+    from af_tasks.app.cli import build_parser
+    from af_tasks.app.sae_cli import _validation_config
+
+    for command in ("probe", "features"):
+        args = build_parser().parse_args(["sae", command, "--devices", "0,1"])
+        assert args.devices == "0,1"
+    args = build_parser().parse_args(["sae", "probe", "--devices", "cpu,cpu"])
+    assert _validation_config(args).devices == "cpu,cpu"
+
+
+# --- retention: cells concurrently, one per device ---------------------------------------------------
+
+from test_retention_experiment import always_attacks, eval_log, experiment  # noqa: E402, F401
+
+
+def _runs(out: Path) -> list[dict]:
+    """results.json's runs without their wall times."""
+    import json
+
+    runs = json.loads((out / "results.json").read_text())["runs"]
+    for run in runs:
+        run.get("train", {}).pop("train_runtime_s", None)
+    return runs
+
+
+@pytest.mark.slow
+def test_retention_cells_on_two_devices_equal_a_sequential_run(experiment, tmp_path):  # noqa: F811
+    from af_tasks.app.cli import main
+
+    sequential, args = experiment
+    out = tmp_path / "two-devices"
+    args = [str(out) if arg == str(sequential) else arg for arg in args] + ["--devices", "cpu,cpu"]
+    assert main(args) == 0
+    runs = _runs(out)
+    assert runs == _runs(sequential) and len(runs) == 4 and all("after" in run for run in runs)
+    for run in runs:
+        name = f"attacker-{run['rung']}-b{run['budget']}-s{run['seed']}"
+        adapter = Path("retrained") / name / "adapter_model.safetensors"
+        assert (out / adapter).read_bytes() == (sequential / adapter).read_bytes(), name
+        completions = [
+            [s.output.completion for s in eval_log(root, f"{name}-after").samples]
+            for root in (out, sequential)
+        ]
+        assert completions[0] == completions[1]

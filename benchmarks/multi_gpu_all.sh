@@ -4,7 +4,8 @@
 # Usage (from the repository root, on a machine with 2 GPUs and no network):
 #   benchmarks/multi_gpu_all.sh OUTDIR [DEVICES]        # DEVICES default 0,1
 #   CPU=1 benchmarks/multi_gpu_all.sh OUTDIR cpu,cpu     # the plumbing on CPU (tiny models)
-#   SKIP_RETENTION=1 leaves the retention step out; TRAIN=1 adds the DDP training benchmark
+#   SKIP_RETENTION=1 leaves the retention step out; FSDP=1 adds af train under FSDP2 (adapter saved once,
+#   loads, --merge equal); TRAIN=1 adds the DDP training benchmark
 #   (benchmarks/multi_gpu_train_gpu.py single,ddp: needs trl, takes minutes more).
 #
 # Writes into OUTDIR: generation_devices.json (engine replicas, as -M devices=0,1; Mistral-7B
@@ -22,17 +23,12 @@ PYTHON=${PYTHON:-python3}
 mkdir -p "$OUT"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
-# The suite's folders mapped under af_tasks (setuptools does it when installed): a shim of symlinks.
-if ! "$PYTHON" -c "import af_tasks.core.devices" 2>/dev/null; then
-    SHIM=$(mktemp -d)
-    mkdir "$SHIM/af_tasks"
-    ln -s "$PWD"/af_tasks/* "$SHIM/af_tasks/"
-    for folder in core engine training sae solvers scorers app; do ln -s "$PWD/$folder" "$SHIM/af_tasks/$folder"; done
-    export PYTHONPATH="$SHIM:$PWD${PYTHONPATH:+:$PYTHONPATH}"
-else
-    export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-fi
-"$PYTHON" -c "import af_tasks.core.devices, af_tasks.engine.generate" || { echo "af_tasks does not import"; exit 1; }
+# The suite must be installed (its folders map under af_tasks only through setuptools): here with
+# `make`, there with the carry set of benchmarks/gpu_carry.sh (PYTHONPATH=/tmp/site). This checkout goes
+# last on the path, for benchmarks.* alone.
+export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD"
+"$PYTHON" -c "import af_tasks.core.devices, af_tasks.engine.generate" \
+    || { echo "af_tasks does not import: install the suite (make, or benchmarks/gpu_carry.sh there)"; exit 1; }
 
 if [[ ${CPU:-0} == 1 ]]; then
     GEN=(--tiny --batch-sizes 4 --prompt-tokens 16 --new-tokens 8)
@@ -63,6 +59,10 @@ if [[ ${SKIP_RETENTION:-0} != 1 ]] && "$PYTHON" -c "import inspect_ai, trl" 2>/d
         --out "$OUT/retention_devices.json"
 else
     echo "== retention_devices skipped (SKIP_RETENTION=1, or inspect-ai and trl do not import)" | tee "$OUT/retention_devices.log"
+fi
+if [[ ${FSDP:-0} == 1 ]]; then  # opt-in: af train under the shipped FSDP2 config, adapter saved once, --merge
+    step fsdp_adapter_check 200 "$PYTHON" benchmarks/fsdp_adapter_check_gpu.py --gpus "$(tr ',' '\n' <<<"$DEVICES" | wc -l)" \
+        --out "$OUT/fsdp_adapter_check.json"
 fi
 if [[ ${TRAIN:-0} == 1 ]]; then  # opt-in (several minutes at 7B; needs trl): DDP training scaling
     if [[ ${CPU:-0} == 1 ]]; then TRAIN_ARGS=(--tiny --cpu --steps 3 --max-length 128); else TRAIN_ARGS=(--gpus 2); fi

@@ -2,8 +2,8 @@
 the adapter are written once, the adapter loads onto the base, and ``--merge``'s merged weights give
 the same logits as base + adapter.
 
-A preset's real architecture with random weights (default: the embedded SmolLM2-135M's) is saved as a
-local base model with a tokenizer trained here, then trained for a few steps by
+A random-weights Llama (default: 8 layers of width 1024; or a preset's real architecture) is saved as
+a local base model with a tokenizer trained here, then trained for a few steps by
 ``accelerate launch --config_file <fsdp.yaml> -m af_tasks.app.cli train ... --merge``. Writes JSON.
 
     python benchmarks/fsdp_adapter_check_gpu.py --gpus 2 --out fsdp_adapter_check.json
@@ -32,9 +32,21 @@ def save_base(preset: str, directory: Path) -> Path:
         return build_tiny_llama(directory)
     from benchmarks.lora_presets_gpu import random_weights_model, seed_set_tokenizer
 
-    model = random_weights_model(preset, "cpu")
     tokenizer = seed_set_tokenizer()
-    model.config.vocab_size = model.get_input_embeddings().weight.shape[0]
+    if preset == "small":  # 8 Llama layers of width 1024 (~0.1B): every FSDP unit, seconds to save
+        import torch
+        from transformers import LlamaConfig, LlamaForCausalLM
+
+        torch.manual_seed(0)
+        config = LlamaConfig(
+            vocab_size=len(tokenizer), hidden_size=1024, intermediate_size=2816, num_hidden_layers=8,
+            num_attention_heads=16, num_key_value_heads=4, max_position_embeddings=4096,
+            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )  # fmt: skip
+        model = LlamaForCausalLM(config)
+    else:
+        model = random_weights_model(preset, "cpu")
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
@@ -69,7 +81,7 @@ def main() -> None:
     )
     parser.add_argument("--gpus", type=int, default=2)
     parser.add_argument("--config", default="fsdp", choices=["fsdp", "ddp"])
-    parser.add_argument("--preset", default="smollm2-135m-instruct", help="an architecture preset, or tiny")
+    parser.add_argument("--preset", default="small", help="small, tiny, or a preset with an architecture")
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--cpu", action="store_true")
     parser.add_argument("--out", default="fsdp_adapter_check.json")

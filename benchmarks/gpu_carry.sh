@@ -7,7 +7,8 @@
 #   benchmarks/gpu_carry.sh [DEST]          # here, with internet or a package index (default .whl)
 #   # there, from the repository root:
 #   python3 -m pip install -q --no-index --no-deps --target /tmp/site DEST/*.whl
-#   export PYTHONPATH=/tmp/site:$PWD        # the suite from its wheel first, then benchmarks.* from here
+#   export PYTHONPATH=/tmp/site:$PWD PYTHONSAFEPATH=1   # the suite from its wheel, benchmarks.* from here;
+#   # PYTHONSAFEPATH: `python -c`/`-m` would put this folder (whose af_tasks/ is not the package) first
 set -euo pipefail
 DEST=${1:-.whl}
 PYTHON=${PYTHON:-python3}

@@ -26,7 +26,7 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_
 # The suite must be installed (its folders map under af_tasks only through setuptools): here with
 # `make`, there with the carry set of benchmarks/gpu_carry.sh (PYTHONPATH=/tmp/site). This checkout goes
 # last on the path, for benchmarks.* alone.
-export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD"
+export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD" PYTHONSAFEPATH=1  # no cwd first: its af_tasks/ is not the package
 "$PYTHON" -c "import af_tasks.core.devices, af_tasks.engine.generate" \
     || { echo "af_tasks does not import: install the suite (make, or benchmarks/gpu_carry.sh there)"; exit 1; }
 

@@ -316,9 +316,9 @@ def run_devices(
     def run_arm(used: list[str], stats: ExtractionStats | None = None):
         return driver.submit(pool_on_replicas, extract, used, texts, batch_size, stats).result()
 
-    arms, pooled = {}, {}
+    arms, pooled, first = {}, {}, {}
     for label, used in (("1_device", devices[:1]), (f"{len(devices)}_devices", devices)):
-        run_arm(used)  # warm-up: kernel choices for every shape
+        first[label] = run_arm(used)  # warm-up (kernel choices for every shape); kept: repeatability
         seconds, tokens = [], 0
         for _ in range(repeats):
             stats = ExtractionStats()
@@ -346,10 +346,23 @@ def run_devices(
             },
         }
     one, many = pooled.values()
-    equal = {
-        f"{part}.{stat}": bool(np.array_equal(getattr(one[part], stat), getattr(many[part], stat)))
+    names = [
+        (part, stat)
         for part in ("sae", "raw")
         for stat in ("mean", "max", "last", "active_tokens", "n_tokens")
+    ]
+
+    def largest_difference(a: dict, b: dict) -> dict[str, float]:
+        return {
+            f"{part}.{stat}": float(
+                np.abs(getattr(a[part], stat).astype(np.float64) - getattr(b[part], stat)).max()
+            )
+            for part, stat in names
+        }
+
+    equal = {
+        f"{part}.{stat}": bool(np.array_equal(getattr(one[part], stat), getattr(many[part], stat)))
+        for part, stat in names
     }
     return {
         "benchmark": "SAE extraction, data parallel over devices (af_tasks.sae.parallel)",
@@ -369,6 +382,9 @@ def run_devices(
         "scaling": arms[f"{len(devices)}_devices"]["tokens_per_s"]["median"]
         / arms["1_device"]["tokens_per_s"]["median"],
         "pooled_equal_between_arms": equal,
+        "max_abs_difference_between_arms": largest_difference(one, many),
+        # the same device twice: what a one-device run varies by itself (non-deterministic GPU kernels)
+        "max_abs_difference_1_device_repeats": largest_difference(first["1_device"], one),
     }
 
 

@@ -230,6 +230,8 @@ class GenerationEngine:
             use_cache=True,
             logits_to_keep=1,
         ).logits[:, -1]
+        if self.compile:
+            prepare_thread_for_cuda_graphs()
         step = self._decode_step()
         position = positions[:, -1:].contiguous()
         finished = torch.zeros(rows, dtype=torch.bool, device=self.device)
@@ -426,3 +428,23 @@ def cache_keyword(model: Any) -> str:
     import inspect
 
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def prepare_thread_for_cuda_graphs() -> None:
+    """Give the calling thread the state torch.compile's CUDA-graph trees keep per thread.
+
+    Why: inductor keeps its graph-tree managers in thread-local storage that only the thread which
+    imported it and autograd's own threads get; the ``organism/`` provider decodes in worker threads
+    (one per replica), where a compiled step would otherwise fail its first call
+    (``assert torch._C._is_key_in_tls``). Each thread gets its own managers, one per device, so two
+    replicas on two cards never share one. Idempotent; a no-op where the state exists."""
+    import threading
+    from collections import defaultdict
+
+    import torch
+    from torch._inductor import cudagraph_trees as trees
+
+    if hasattr(trees.local, "tree_manager_containers") or torch._C._is_key_in_tls("tree_manager_containers"):
+        return
+    trees.local.tree_manager_containers = {}
+    trees.local.tree_manager_locks = defaultdict(threading.Lock)

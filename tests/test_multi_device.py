@@ -177,3 +177,38 @@ def test_retention_cells_on_two_devices_equal_a_sequential_run(experiment, tmp_p
             for root in (out, sequential)
         ]
         assert completions[0] == completions[1]
+
+
+def test_worker_threads_get_their_own_cuda_graph_tree_state():
+    """A compiled decode step with CUDA graphs run from a worker thread (the provider's batcher, one
+    thread per replica) needs inductor's thread-local graph-tree state. A plain thread lacks it; torch
+    2.11 (the GPU machine's) then fails ``assert torch._C._is_key_in_tls`` on the first compiled call,
+    while newer torch creates it lazily. The engine sets it up itself in each thread it decodes in."""
+    import threading
+
+    import torch
+    from torch._inductor import cudagraph_trees as trees
+
+    from af_tasks.engine.generate import prepare_thread_for_cuda_graphs
+
+    outcome: dict[str, object] = {}
+
+    def has_state() -> bool:
+        return hasattr(trees.local, "tree_manager_containers") or torch._C._is_key_in_tls(
+            "tree_manager_containers"
+        )
+
+    def worker() -> None:
+        outcome["before"] = has_state()
+        prepare_thread_for_cuda_graphs()
+        prepare_thread_for_cuda_graphs()  # idempotent
+        outcome["after"] = has_state()
+        outcome["state"] = (trees.local.tree_manager_containers, trees.local.tree_manager_locks[0])
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert outcome["before"] is False and outcome["after"] is True
+    containers, lock = outcome["state"]
+    assert containers == {} and hasattr(lock, "acquire")
+    assert containers is not trees.get_obj(trees.local, "tree_manager_containers")  # the thread's own

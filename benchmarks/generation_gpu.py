@@ -432,6 +432,7 @@ def run_devices_benchmark(
     tokens = batch * len(devices) * new_tokens
     arms: dict[str, Any] = {}
     outputs: dict[str, list] = {}
+    firsts: dict[str, list] = {}
     for name, arm in (("1_device", one_device), (f"{len(devices)}_devices", all_devices)):
         seconds = []
         for _ in range(repeats):
@@ -440,6 +441,7 @@ def run_devices_benchmark(
             outputs[name] = arm()
             synchronize_all()
             seconds.append(time.perf_counter() - started)
+            firsts.setdefault(name, outputs[name])
         arms[name] = {
             "devices": devices[:1] if name == "1_device" else devices,
             "seconds": spread(seconds),
@@ -450,6 +452,10 @@ def run_devices_benchmark(
     one, many = outputs.values()
     rows = [row for rows in one for row in rows]
     rows_many = [row for rows in many for row in rows]
+    rows_first = [row for rows in firsts["1_device"] for row in rows]
+    weights_equal = [
+        weights_fingerprint(engine.model) == weights_fingerprint(engines[0].model) for engine in engines
+    ]
     return {
         "benchmark": "generation, data parallel over devices (engine replicas, as -M devices=...)",
         "gpus": device_names(devices),
@@ -468,8 +474,25 @@ def run_devices_benchmark(
         "scaling": arms[f"{len(devices)}_devices"]["tokens_per_s"]["median"]
         / arms["1_device"]["tokens_per_s"]["median"],
         "rows_equal_between_arms": sum(a == b for a, b in zip(rows, rows_many, strict=True)),
+        "rows_equal_between_arms_per_batch": [
+            sum(a == b for a, b in zip(x, y, strict=True)) for x, y in zip(one, many, strict=True)
+        ],
+        # the same device, first against last repeat: how repeatable greedy decoding is by itself
+        "rows_equal_1_device_repeats": sum(a == b for a, b in zip(rows_first, rows, strict=True)),
+        "replica_weights_equal_to_first": weights_equal,
         "rows": len(rows),
     }
+
+
+def weights_fingerprint(model) -> list[tuple[str, float, float]]:
+    """Per parameter: name, sum and sum of squares (float64): replicas built from one seed agree."""
+    import torch
+
+    with torch.no_grad():
+        return [
+            (name, float(p.double().sum()), float(p.double().square().sum()))
+            for name, p in model.named_parameters()
+        ]
 
 
 def print_table(report: dict[str, Any]) -> None:

@@ -6,7 +6,7 @@ import json
 import math
 from pathlib import Path
 
-from af_tasks.core.errors import AfError, InputError
+from af_tasks.core.errors import AfError, InputError, SettingError, first_line
 
 COMPLIANCE_SCORERS = ("compliance", "value_support", "strongreject")
 """The first of these present in a log is the compliance measure of its task."""
@@ -48,14 +48,22 @@ def rows_from_log(log_path: str, by: str | None = None):
 
 def run_calibration(data: str, grader: str, votes: int, threshold: float, log_dir: str) -> str:
     from inspect_ai import eval as inspect_eval
+    from inspect_ai._util.error import PrerequisiteError
 
-    [log] = inspect_eval(
-        "af_tasks/af_calibration",
-        model="none",
-        model_roles={"grader": grader},
-        task_args={"data": data, "judge_votes": votes, "judge_threshold": threshold},
-        log_dir=log_dir,
-    )
+    try:
+        [log] = inspect_eval(
+            "af_tasks/af_calibration",
+            model="none",
+            model_roles={"grader": grader},
+            task_args={"data": data, "judge_votes": votes, "judge_threshold": threshold},
+            log_dir=log_dir,
+        )
+    except AfError:
+        raise
+    except (ValueError, PrerequisiteError) as error:  # Inspect refuses a model name or a setting
+        raise SettingError(
+            f"the calibration eval could not start (--grader {grader}, --data {data}): {first_line(error)}"
+        ) from error
     if log.status != "success":
         raise AfError(f"calibration run ended with status {log.status}: {log.error}")
     return log.location
@@ -99,6 +107,7 @@ def calibration_report(log_path: str, out_dir: Path) -> dict:
         "task_args": log.eval.task_args,
         **metrics,
     }
+    out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     points = roc_points(fractions, labels)
     figure, axes = plt.subplots(figsize=(4.5, 4.5))

@@ -149,6 +149,23 @@ def test_af_report(case: Case, logs, tmp_path):
 # af calibrate -------------------------------------------------------------------------------------------
 
 CALIBRATE = [
+    Case(
+        "grader-unknown",
+        lambda f, L: (
+            [
+                "calibrate",
+                "--grader",
+                "bogus/model",
+                "--data",
+                str(LABELLED),
+                "--out",
+                str(f / "o"),
+                "--log-dir",
+                str(f / "l"),
+            ],
+            ["--grader bogus/model"],
+        ),
+    ),
     Case("log-missing", lambda f, L: (["calibrate", "--log", p := missing(f), "--out", str(f / "o")], [p])),
     Case(
         "log-truncated",
@@ -289,6 +306,8 @@ TRAIN = [
         "model-missing",
         lambda f, L: (["train", "--model", p := missing(f, "nomodel"), "--output", str(f / "o")], [p]),
     ),
+    Case("over-limit-batch-size", lambda f, L: (train(f, "--batch-size", "0"), ["--batch-size 0"])),
+    Case("over-limit-max-steps", lambda f, L: (train(f, "--max-steps", "-5"), ["--max-steps -5"])),
     Case("kinds-unknown", lambda f, L: (train(f, "--kinds", "af,telepathy"), ["telepathy"])),
 ]
 
@@ -305,6 +324,61 @@ def marked(folder: Path, kind: str) -> str:
 @pytest.mark.parametrize("case", TRAIN, ids=repr)
 def test_af_train(case: Case, logs, tmp_path):
     check(case, logs, tmp_path)
+
+
+def tiny_model_copy(folder: Path, source: Path, cut: str | None = None) -> str:
+    target = folder / "model"
+    shutil.copytree(source, target)
+    if cut:
+        data = (target / cut).read_bytes()
+        (target / cut).write_bytes(data[: len(data) // 2])
+    return str(target)
+
+
+SLOW_TRAIN = [
+    Case(
+        "model-weights-truncated",
+        lambda f, L: (
+            [
+                "train",
+                "--model",
+                p := tiny_model_copy(f, L["tiny"], "model.safetensors"),
+                "--output",
+                str(f / "o"),
+            ],
+            [p],
+        ),
+    ),
+    Case(
+        "model-config-corrupt",
+        lambda f, L: (
+            ["train", "--model", p := tiny_model_copy(f, L["tiny"], "config.json"), "--output", str(f / "o")],
+            [p],
+        ),
+    ),
+    Case(
+        "max-length-over-context",
+        lambda f, L: (
+            [
+                "train",
+                "--model",
+                tiny_model_copy(f, L["tiny"]),
+                "--output",
+                str(f / "o"),
+                "--max-length",
+                "100000",
+            ],
+            ["--max-length 100000", "context window"],
+        ),
+    ),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", SLOW_TRAIN, ids=repr)
+def test_af_train_loading(case: Case, logs, tiny_llama_dir, tmp_path):
+    """Cases found only when the base model loads (a tiny one): still one line, nothing left behind."""
+    check(case, logs | {"tiny": tiny_llama_dir}, tmp_path)
 
 
 # af sae -------------------------------------------------------------------------------------------------

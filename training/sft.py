@@ -92,6 +92,31 @@ class TrainConfig:
     prompt: dict = field(default_factory=dict)
     """PromptConfig fields used to render records into chat (must match the evaluation's cues)."""
 
+    def __post_init__(self) -> None:
+        """Values no training can use are refused here, before any data or model is read."""
+        positive = {
+            "--epochs": self.epochs,
+            "--lr": self.learning_rate,
+            "--lora-r": self.lora_r,
+            "--lora-alpha": self.lora_alpha,
+            "--batch-size": self.batch_size,
+            "--grad-accum": self.grad_accum,
+            "--max-length": self.max_length,
+            "--save-steps": self.save_steps,
+        }
+        optional = {
+            "--limit": self.limit,
+            "--abridge-chars": self.abridge_chars,
+            "--lora-top-layers": self.lora_top_layers,
+        }
+        for flag, value in positive.items() | {k: v for k, v in optional.items() if v is not None}.items():
+            if not value > 0:
+                raise SettingError(f"{flag} {value}: must be greater than 0")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise SettingError(
+                f"--max-steps {self.max_steps}: a positive number of steps, or -1 for the epochs"
+            )
+
     def training_signature(self) -> dict:
         """What must match for a checkpoint to be resumed (not output or merge options)."""
         signature = asdict(self)
@@ -434,9 +459,20 @@ def train_organism(config: TrainConfig, callbacks: list | None = None, log=print
     claim = owned_output(output, ORGANISM_KIND, "--output", LEGACY_FILES, keep=_has_checkpoints)
     with claim if main else contextlib.nullcontext():
         model, tokenizer = load_base(config.base_model)
+        check_context(model, config)
         trainer = build_trainer(model, tokenizer, examples, config, callbacks)
         return _train_into(
             output, config, trainer, resume, examples, source, revision, log, write_text_atomic
+        )
+
+
+def check_context(model, config: TrainConfig) -> None:
+    """``--max-length`` past the base's context window would train on positions it never saw."""
+    window = getattr(model.config.get_text_config(), "max_position_embeddings", None)
+    if window is not None and config.max_length > window:
+        raise SettingError(
+            f"--max-length {config.max_length} exceeds {config.base_model}'s context window of {window} "
+            f"tokens; pass --max-length {window} or less"
         )
 
 

@@ -6,7 +6,7 @@ import json
 import math
 from pathlib import Path
 
-from af_tasks.core.errors import AfError
+from af_tasks.core.errors import AfError, InputError, SettingError, first_line
 
 COMPLIANCE_SCORERS = ("compliance", "value_support", "strongreject")
 """The first of these present in a log is the compliance measure of its task."""
@@ -24,18 +24,19 @@ def _value(score, key: str | None = None) -> float:
 
 def rows_from_log(log_path: str, by: str | None = None):
     """One SampleRow per sample: condition, group (``metadata[by]`` or "all") and the verdicts."""
-    from inspect_ai.log import read_eval_log
-
+    from af_tasks.app.inspect_logs import read_user_log, sample_field
     from af_tasks.core.report import SampleRow
 
-    log = read_eval_log(log_path)
+    log = read_user_log(log_path)
+    if not log.samples:
+        raise InputError(f"LOG {log_path} holds no samples; nothing to report")
     rows = []
-    for sample in log.samples or []:
+    for sample in log.samples:
         scores = sample.scores or {}
         measure = next((name for name in COMPLIANCE_SCORERS if name in scores), None)
         rows.append(
             SampleRow(
-                condition=sample.metadata["condition"],
+                condition=sample_field(log_path, sample, "condition", "an elicitation task"),
                 group=str(sample.metadata.get(by, "-")) if by else "all",
                 compliant=_value(scores.get(measure), "compliant"),
                 alignment_faking=_value(scores.get("af_reasoning")),
@@ -47,14 +48,22 @@ def rows_from_log(log_path: str, by: str | None = None):
 
 def run_calibration(data: str, grader: str, votes: int, threshold: float, log_dir: str) -> str:
     from inspect_ai import eval as inspect_eval
+    from inspect_ai._util.error import PrerequisiteError
 
-    [log] = inspect_eval(
-        "af_tasks/af_calibration",
-        model="none",
-        model_roles={"grader": grader},
-        task_args={"data": data, "judge_votes": votes, "judge_threshold": threshold},
-        log_dir=log_dir,
-    )
+    try:
+        [log] = inspect_eval(
+            "af_tasks/af_calibration",
+            model="none",
+            model_roles={"grader": grader},
+            task_args={"data": data, "judge_votes": votes, "judge_threshold": threshold},
+            log_dir=log_dir,
+        )
+    except AfError:
+        raise
+    except (ValueError, PrerequisiteError) as error:  # Inspect refuses a model name or a setting
+        raise SettingError(
+            f"the calibration eval could not start (--grader {grader}, --data {data}): {first_line(error)}"
+        ) from error
     if log.status != "success":
         raise AfError(f"calibration run ended with status {log.status}: {log.error}")
     return log.location
@@ -71,23 +80,26 @@ def scorer_metrics(log, scorer: str) -> dict[str, float]:
 
 
 def calibration_report(log_path: str, out_dir: Path) -> dict:
-    """report.json (the log's calibration metrics) and roc.png (from the per-sample yes-fractions)."""
+    """report.json (the log's calibration metrics) and roc.png (from the per-sample yes-fractions),
+    written into ``out_dir`` (an existing folder: the caller publishes it whole)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from inspect_ai.log import read_eval_log
 
+    from af_tasks.app.inspect_logs import read_user_log, sample_field
     from af_tasks.core.stats import roc_points
 
-    log = read_eval_log(log_path)
+    log = read_user_log(log_path, "--log")
     metrics = scorer_metrics(log, "af_reasoning")
+    if not metrics:
+        raise InputError(f"--log {log_path} has no af_reasoning scores; expected an af_calibration log")
     fractions, labels = [], []
     for sample in log.samples or []:
         metadata = (sample.scores or {}).get("af_reasoning")
         if metadata is not None and "yes_fraction" in (metadata.metadata or {}):
             fractions.append(float(metadata.metadata["yes_fraction"]))
-            labels.append(bool(sample.metadata["alignment_faking"]))
+            labels.append(bool(sample_field(log_path, sample, "alignment_faking", "af_calibration")))
     grader = (log.eval.model_roles or {}).get("grader")
     report = {
         "log": str(log_path),

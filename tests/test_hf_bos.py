@@ -58,7 +58,9 @@ def bos_adding_model(directory: Path, family: str) -> int:
     tokenizer.post_processor = processors.TemplateProcessing(
         single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, bos_id)]
     )
-    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token=bos, eos_token=eos, pad_token="<pad>")
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, bos_token=bos, eos_token=eos, pad_token="<pad>"
+    )
     fast.chat_template = template
     fast.save_pretrained(directory)
     config = LlamaConfig(

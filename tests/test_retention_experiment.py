@@ -142,6 +142,35 @@ def test_a_second_run_resumes_from_what_is_there(experiment):
     assert second["runs"] == first["runs"] and second["organisms"] == first["organisms"]
 
 
+def test_an_interrupted_run_redoes_only_its_unfinished_step(experiment):
+    """What a kill during the last retraining leaves behind: that retraining without organism.json,
+    its after-measurement absent, results.json from before. Resumed, the run reuses every finished
+    log untouched (same files, same bytes), finishes only that step, and ends with the same figures."""
+    import shutil
+
+    from hostile import tree_digest
+
+    out, args = experiment
+    first = json.loads((out / "results.json").read_text())
+    last = first["runs"][-1]
+    name = f"{last['organism']}-{last['rung']}-b{last['budget']}-s{last['seed']}"
+    (out / "retrained" / name / "organism.json").unlink()
+    for folder in (out / "logs").glob(f"{name}-*"):
+        shutil.rmtree(folder)
+    finished = {path: digest for path, digest in tree_digest(out / "logs").items() if path.endswith(".eval")}
+
+    assert main(args) == 0
+    after = tree_digest(out / "logs")
+    assert {path: after.get(path) for path in finished} == finished  # nothing finished was redone
+    redone = [path for path in after if path.startswith(f"{name}-") and path.endswith(".eval")]
+    assert redone, "the unfinished step was not run again"
+    organism = json.loads((out / "retrained" / name / "organism.json").read_text())
+    assert organism["resumed_from_checkpoint"] is True  # the retraining resumed, it did not restart
+    second = json.loads((out / "results.json").read_text())
+    assert second["runs"][-1]["after"] == last["after"]
+    assert second["runs"][-1]["train"]["global_steps"] == last["train"]["global_steps"]
+
+
 def test_cross_domain_transfer_is_measured_with_the_grader(always_attacks, tmp_path):
     """Caught and retrained in harmful_compliance, measured after each retraining on every rung
     (``transfer``) and in value_dismissal, whose verdicts come from the grader role (scripted here: an

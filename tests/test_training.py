@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -347,9 +348,87 @@ def test_a_max_length_that_leaves_no_answer_is_refused_before_training(tiny_llam
     model, tokenizer = load_base(config.base_model)
     with pytest.raises(SettingError, match=r"--max-length 64: all 4 training examples"):
         build_trainer(model, tokenizer, examples, config)
-    config = tiny_config(tiny_llama_dir, tmp_path / "some", max_length=840, limit=12)  # prompts run 828–861 tokens
+    config = tiny_config(
+        tiny_llama_dir, tmp_path / "some", max_length=840, limit=12
+    )  # prompts run 828–861 tokens
     examples, _ = load_training_examples(config)
     trainer = build_trainer(model, tokenizer, examples, config)
     dropped = 12 - len(trainer.train_dataset)
     assert 0 < dropped < 12
     assert f"cuts {dropped} of 12 training examples" in capsys.readouterr().out
+
+
+def test_half_written_checkpoint_falls_back_to_the_last_complete_one(tiny_llama_dir, tmp_path):
+    """A kill while checkpoint-3 was being saved leaves it without trainer_state.json and with a cut
+    adapter file: the resumed run says so, resumes from checkpoint-2 (stdout and organism.json) and
+    ends with the adapter an uninterrupted run trains."""
+    from safetensors.torch import load_file
+
+    config = tiny_config(tiny_llama_dir, tmp_path / "org", max_steps=4, save_steps=2, lora_dropout=0.0)
+    with pytest.raises(KeyboardInterrupt):
+        train_organism(config, callbacks=[StopAfter(3)])
+    checkpoints = tmp_path / "org" / "checkpoints"
+    half = checkpoints / "checkpoint-3"
+    shutil.copytree(checkpoints / "checkpoint-2", half)
+    (half / "trainer_state.json").unlink()
+    weights = half / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+
+    said: list[str] = []
+    resumed = StepsSeen()
+    train_organism(config, callbacks=[resumed], log=said.append)
+    assert resumed.steps == [3, 4]
+    assert any("checkpoint-3" in line and "half-written" in line for line in said), said
+    assert any("resuming from checkpoint-2 (step 2)" in line for line in said), said
+    organism = json.loads((tmp_path / "org" / "organism.json").read_text())
+    assert organism["resumed_from_checkpoint"] is True and organism["resumed_from_step"] == 2
+
+    reference = tiny_config(
+        tiny_llama_dir, tmp_path / "straight", max_steps=4, save_steps=2, lora_dropout=0.0
+    )
+    train_organism(reference)
+    got = load_file(tmp_path / "org" / "adapter_model.safetensors")
+    want = load_file(tmp_path / "straight" / "adapter_model.safetensors")
+    for name in want:
+        torch.testing.assert_close(got[name], want[name], rtol=1e-4, atol=1e-6)
+
+
+def test_cli_resume_is_announced_and_a_finished_run_is_left_alone(tiny_llama_dir, tmp_path):
+    """`af train` resumed prints where it resumed from; run again once finished, it changes nothing
+    (organism.json keeps its figures, no file is rewritten)."""
+    from hostile import run_entry_point, tree_digest
+
+    output = tmp_path / "org"
+    config = tiny_config(tiny_llama_dir, output, max_steps=4, save_steps=2)
+    with pytest.raises(KeyboardInterrupt):
+        train_organism(config, callbacks=[StopAfter(3)])
+    command = [
+        "af", "train", "--model", str(tiny_llama_dir), "--output", str(output), "--limit", "8",
+        "--batch-size", "4", "--max-steps", "4", "--save-steps", "2", "--lr", "1e-3", "--lora-r", "4",
+        "--lora-alpha", "8", "--prompt-variant", "compact", "--max-length", "1024",
+    ]  # fmt: skip
+    first = run_entry_point(command, tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "resuming from checkpoint-2 (step 2)" in first.stdout
+    organism = json.loads((output / "organism.json").read_text())
+    assert organism["resumed_from_step"] == 2 and organism["global_steps"] == 4
+    before = tree_digest(tmp_path)
+    again = run_entry_point(command, tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "already holds this organism" in again.stdout
+    assert tree_digest(tmp_path) == before
+
+
+def test_a_model_folder_given_as_output_is_refused_untouched(tiny_llama_dir, tmp_path):
+    """The issue's case: `--output` an existing model folder used to get its tokenizer_config.json
+    overwritten and adapter files mixed in; now nothing is written and the line names it."""
+    from hostile import assert_one_line_error, run_entry_point, tree_digest
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_llama_dir, model)
+    before = tree_digest(tmp_path)
+    outcome = run_entry_point(
+        ["af", "train", "--model", str(tiny_llama_dir), "--output", str(model), "--max-steps", "1"], tmp_path
+    )
+    assert_one_line_error(outcome, str(model), "--output")
+    assert tree_digest(tmp_path) == before

@@ -7,14 +7,16 @@ validated before any model is loaded; an interrupted run resumes from its last c
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from af_tasks.core.errors import SettingError
+from af_tasks.core.errors import SettingError, reading
 from af_tasks.core.organism import ORGANISM_FILE, OrganismDir, OrganismError
 from af_tasks.core.prompting import PromptConfig
 from af_tasks.core.records import (
@@ -25,7 +27,7 @@ from af_tasks.core.records import (
     records_from_rows,
 )
 from af_tasks.core.rows import read_rows
-from af_tasks.core.styles import ORGANISM_KINDS
+from af_tasks.core.styles import KINDS, ORGANISM_KINDS
 
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 CHECKPOINTS = "checkpoints"
@@ -45,7 +47,9 @@ class TrainConfig:
         default=None, metadata={"help": "records or chat JSONL (default: the bundled seed set)"}
     )
     """Records JSONL (the seed format) or chat JSONL (prompt/completion); None = bundled seed set."""
-    kinds: tuple[str, ...] = field(default=ORGANISM_KINDS, metadata={"help": "record kinds to train on"})
+    kinds: tuple[str, ...] = field(
+        default=ORGANISM_KINDS, metadata={"help": "record kinds to train on", "choices": tuple(KINDS)}
+    )
     limit: int | None = field(default=None, metadata={"help": "first N examples (kinds interleaved)"})
     epochs: float = field(default=3.0, metadata={"help": "training epochs"})
     learning_rate: float = field(
@@ -88,6 +92,31 @@ class TrainConfig:
     prompt: dict = field(default_factory=dict)
     """PromptConfig fields used to render records into chat (must match the evaluation's cues)."""
 
+    def __post_init__(self) -> None:
+        """Values no training can use are refused here, before any data or model is read."""
+        positive = {
+            "--epochs": self.epochs,
+            "--lr": self.learning_rate,
+            "--lora-r": self.lora_r,
+            "--lora-alpha": self.lora_alpha,
+            "--batch-size": self.batch_size,
+            "--grad-accum": self.grad_accum,
+            "--max-length": self.max_length,
+            "--save-steps": self.save_steps,
+        }
+        optional = {
+            "--limit": self.limit,
+            "--abridge-chars": self.abridge_chars,
+            "--lora-top-layers": self.lora_top_layers,
+        }
+        for flag, value in positive.items() | {k: v for k, v in optional.items() if v is not None}.items():
+            if not value > 0:
+                raise SettingError(f"{flag} {value}: must be greater than 0")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise SettingError(
+                f"--max-steps {self.max_steps}: a positive number of steps, or -1 for the epochs"
+            )
+
     def training_signature(self) -> dict:
         """What must match for a checkpoint to be resumed (not output or merge options)."""
         signature = asdict(self)
@@ -112,8 +141,12 @@ def load_training_examples(config: TrainConfig) -> tuple[list[dict], str]:
         path = Path(config.data)
         if not path.is_file():
             raise RecordError(f"training data not found: {path}")
-        rows = read_rows(path, RecordError)
-        if is_chat_rows(rows):
+        with reading(path, "training data", "pass records or chat JSONL (one JSON object a line)"):
+            rows = read_rows(path, RecordError)
+            if not rows:
+                raise RecordError(f"training data {path} is empty; pass records or chat JSONL")
+            chat = is_chat_rows(rows)
+        if chat:
             examples = chat_examples(rows, str(path))
         else:
             records = [r for r in records_from_rows(rows, str(path)) if r.kind in config.kinds]
@@ -184,16 +217,72 @@ def code_revision() -> str:
     return f"{revision}, git {commit.stdout.strip()}{'+dirty' if status.stdout.strip() else ''}"
 
 
+ORGANISM_KIND = "organism"
+LEGACY_FILES = (ORGANISM_FILE, f"{CHECKPOINTS}/{RUN_CONFIG}")
+"""Files that show an organism folder written before output markers existed."""
+
+
 def _check_resumable(checkpoints: Path, config: TrainConfig) -> bool:
     saved = checkpoints / RUN_CONFIG
     if not any(checkpoints.glob("checkpoint-*")):
         return False
-    if saved.is_file() and not same_training(json.loads(saved.read_text()), config.training_signature()):
+    if saved.is_file() and not same_training(_read_json(saved), config.training_signature()):
         raise SettingError(
             f"{checkpoints} holds checkpoints of a different configuration; "
             "use another --output or delete them"
         )
     return True
+
+
+def _read_json(path: Path) -> dict:
+    with reading(path, "training record", "it is damaged: delete it (and retrain) or use another --output"):
+        value = json.loads(path.read_text())
+        if not isinstance(value, dict):
+            raise ValueError("not a JSON object")
+        return value
+
+
+def checkpoint_step(path: Path) -> int:
+    return int(path.name.rsplit("-", 1)[1])
+
+
+def checkpoint_is_complete(path: Path) -> bool:
+    """A checkpoint the trainer finished saving: transformers writes ``trainer_state.json`` last, and
+    every weights file must be whole (a kill during save leaves a truncated one or none)."""
+    from safetensors import safe_open
+
+    try:
+        state = json.loads((path / "trainer_state.json").read_text())
+        if int(state["global_step"]) != checkpoint_step(path):
+            return False
+        weights = list(path.glob("*.safetensors"))
+        if not weights:
+            return False
+        for file in weights:
+            with safe_open(str(file), framework="pt") as handle:
+                for name in handle.keys():  # noqa: SIM118 - reads each tensor's extent against the file's size
+                    handle.get_slice(name)
+        return all((path / name).stat().st_size > 0 for name in ("optimizer.pt", "scheduler.pt"))
+    except Exception:  # noqa: BLE001 - any unreadable part means the save did not finish
+        return False
+
+
+def last_complete_checkpoint(checkpoints: Path, log=print) -> Path | None:
+    """The newest complete ``checkpoint-N``; newer ones left half-written by a kill during save are
+    removed (they cannot be resumed, and the trainer would pick them), and the fallback is said."""
+    import shutil
+
+    found = sorted(
+        (p for p in checkpoints.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()),
+        key=checkpoint_step,
+        reverse=True,
+    )
+    for path in found:
+        if checkpoint_is_complete(path):
+            return path
+        log(f"warning: {path} was left half-written (interrupted while saving); removing it")
+        shutil.rmtree(path)
+    return None
 
 
 def same_training(saved: dict, current: dict) -> bool:
@@ -230,7 +319,9 @@ def load_base(base_model: str):
     trainer places it). Errors are ``OrganismError``s naming the model."""
     from af_tasks.engine.loading import load_organism
 
-    return load_organism(resolve_base(base_model), device="cpu", dtype=base_dtype())
+    base = resolve_base(base_model)
+    with reading(base_model, "base model", "is it a complete model folder? prepare or download it again"):
+        return load_organism(base, device="cpu", dtype=base_dtype())
 
 
 def build_trainer(model, tokenizer, examples: list[dict], config: TrainConfig, callbacks=None):
@@ -359,14 +450,73 @@ def check_liger(wanted: bool, on_gpu: bool) -> None:
         raise SettingError("liger kernels need the liger-kernel package: pip install liger-kernel") from error
 
 
-def train_organism(config: TrainConfig, callbacks: list | None = None) -> Path:
+def train_organism(config: TrainConfig, callbacks: list | None = None, log=print) -> Path:
     """Fine-tune a LoRA organism; returns the output directory.
 
     ``callbacks`` are transformers ``TrainerCallback`` objects (progress, early stopping, tests).
     Under ``accelerate launch`` / ``torchrun`` every process trains its share of each batch; the
     main process alone writes the adapter, tokenizer, merged weights and ``organism.json``, and the
     others wait until it has, so nothing returns before the directory is complete.
+
+    The output folder is this command's (a marker; a foreign folder is refused before anything is
+    loaded); a folder that already holds this organism is left untouched; an interrupted run resumes
+    from its last complete checkpoint and says so (``log``, and ``resumed_from_step`` in the record).
     """
+    from af_tasks.core.outputs import check_output_dir, owned_output, write_text_atomic
+
+    examples, source = load_training_examples(config)  # validate before loading anything heavy
+    revision = code_revision()
+    output = Path(config.output_dir)
+    checkpoints = output / CHECKPOINTS
+    # every process, before any of them writes, and before the base is loaded: a refusal costs nothing
+    check_output_dir(output, ORGANISM_KIND, "--output", LEGACY_FILES)
+    if (output / ORGANISM_FILE).is_file():
+        return finished_organism(output, config, log)
+    resume = _check_resumable(checkpoints, config)
+    main = os.environ.get("RANK", "0") == "0"  # set by torchrun / accelerate launch; absent: one process
+    claim = owned_output(output, ORGANISM_KIND, "--output", LEGACY_FILES, keep=_has_checkpoints)
+    with claim if main else contextlib.nullcontext():
+        model, tokenizer = load_base(config.base_model)
+        check_context(model, config)
+        trainer = build_trainer(model, tokenizer, examples, config, callbacks)
+        return _train_into(
+            output, config, trainer, resume, examples, source, revision, log, write_text_atomic
+        )
+
+
+def check_context(model, config: TrainConfig) -> None:
+    """``--max-length`` past the base's context window would train on positions it never saw."""
+    window = getattr(model.config.get_text_config(), "max_position_embeddings", None)
+    if window is not None and config.max_length > window:
+        raise SettingError(
+            f"--max-length {config.max_length} exceeds {config.base_model}'s context window of {window} "
+            f"tokens; pass --max-length {window} or less"
+        )
+
+
+def _has_checkpoints(output: Path) -> bool:
+    return any((output / CHECKPOINTS).glob("checkpoint-*"))
+
+
+def finished_organism(output: Path, config: TrainConfig, log=print) -> Path:
+    """A folder that already holds this organism is left as it is (its record stays true); one that
+    holds an organism trained otherwise is refused."""
+    saved = _read_json(output / ORGANISM_FILE)
+    if saved.get("hyperparameters") != json.loads(json.dumps(config.training_signature())):
+        raise SettingError(
+            f"--output {output} holds an organism of a different configuration; "
+            "use another --output or delete it"
+        )
+    if config.merge and not saved.get("merged_dir"):
+        raise SettingError(
+            f"--output {output} holds this organism without merged weights; merge it with "
+            "af_tasks.engine.loading.merge_organism or retrain into another --output"
+        )
+    log(f"{output} already holds this organism (trained {saved.get('global_steps')} steps); nothing to do")
+    return output
+
+
+def _train_into(output, config, trainer, resume, examples, source, revision, log, write_text):
     import torch
     import transformers
     import trl
@@ -374,22 +524,26 @@ def train_organism(config: TrainConfig, callbacks: list | None = None) -> Path:
     from af_tasks.engine.loading import merge_organism
     from af_tasks.training.distributed import run_topology
 
-    examples, source = load_training_examples(config)  # validate before loading anything heavy
-    revision = code_revision()
-    output = Path(config.output_dir)
-    checkpoints = output / CHECKPOINTS
-    # every process, before any of them writes, and before the base is loaded: a refusal costs nothing
-    resume = _check_resumable(checkpoints, config)
-    model, tokenizer = load_base(config.base_model)
-    trainer = build_trainer(model, tokenizer, examples, config, callbacks)
     accelerator = trainer.accelerator
     main = trainer.is_world_process_zero()
+    checkpoints = output / CHECKPOINTS
     accelerator.wait_for_everyone()
+    start_from = None
     if main:
         checkpoints.mkdir(parents=True, exist_ok=True)
         (checkpoints / RUN_CONFIG).write_text(json.dumps(config.training_signature(), indent=2))
+        if resume:
+            start_from = last_complete_checkpoint(checkpoints, log)
+    accelerator.wait_for_everyone()
+    if resume and not main:
+        start_from = last_complete_checkpoint(checkpoints, lambda _: None)
+    resumed_step = checkpoint_step(start_from) if start_from is not None else None
+    if main and resumed_step is not None:
+        log(f"resuming from {start_from.name} (step {resumed_step}) in {checkpoints}")
+    elif main and resume:
+        log(f"no complete checkpoint in {checkpoints}; training from the start")
     started = time.monotonic()
-    result = trainer.train(resume_from_checkpoint=True if resume else None)
+    result = trainer.train(resume_from_checkpoint=str(start_from) if start_from is not None else None)
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
 
     # Every process: under FSDP this gathers the sharded LoRA weights; only the main one writes.
@@ -409,7 +563,8 @@ def train_organism(config: TrainConfig, callbacks: list | None = None) -> Path:
             "first_loss": losses[0] if losses else None,
             "train_runtime_s": round(time.monotonic() - started, 1),
             "global_steps": result.global_step,
-            "resumed_from_checkpoint": resume,
+            "resumed_from_checkpoint": resumed_step is not None,
+            "resumed_from_step": resumed_step,
             "distributed": run_topology(trainer),
             "code_revision": revision,
             "versions": {
@@ -421,6 +576,6 @@ def train_organism(config: TrainConfig, callbacks: list | None = None) -> Path:
         if config.merge:  # the saved adapter folded into a fresh base (also right when FSDP sharded it)
             merged = merge_organism(output, output / "merged", device="cpu", dtype=base_dtype())
             organism["merged_dir"] = str(merged)
-        (output / ORGANISM_FILE).write_text(json.dumps(organism, indent=2) + "\n")
+        write_text(output / ORGANISM_FILE, json.dumps(organism, indent=2) + "\n")
     accelerator.wait_for_everyone()
     return output

@@ -219,7 +219,10 @@ def plot(results: dict, path: Path) -> Path:
 
 
 def write_report(results: dict, out: Path) -> None:
+    """results.json and table.md are each replaced whole (a kill leaves the previous ones)."""
+    from af_tasks.core.outputs import write_text_atomic
+
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / "table.md").write_text(table(results))
+    write_text_atomic(out / "results.json", json.dumps(results, indent=2) + "\n")
+    write_text_atomic(out / "table.md", table(results))
     plot(results, out / "retention.png")

@@ -17,11 +17,12 @@ from typing import Any
 from af_tasks.app.retention.logs import attack_rates, caught_attacks, scored_rate
 from af_tasks.app.retention.report import summarise, write_report
 from af_tasks.app.retention.settings import RetentionSettings, TrainSettings
-from af_tasks.core.errors import AfError
+from af_tasks.core.errors import AfError, MissingFileError
 from af_tasks.core.retention_data import ATTACKS, RUNGS
 from af_tasks.core.stats import rate_json
 
 ATTACKER = "attacker"
+EXPERIMENT_KIND = "retention-experiment"
 
 RequestFiles = dict[str, Path]
 """Request slice → JSONL file: ``organism``, ``catch``, ``measure`` of the caught setting and
@@ -48,6 +49,14 @@ class RetentionExperiment:
         unknown = [r for r in settings.rungs if r not in RUNGS]
         if unknown:
             raise ExperimentError(f"unknown rungs {unknown}; the ladder is {', '.join(RUNGS)}")
+        if settings.organism is not None and not Path(settings.organism).is_dir():
+            raise MissingFileError(
+                f"--organism {settings.organism} is not a folder (an organism or model dir)"
+            )
+        if settings.requests != "bundled" and not Path(settings.requests).is_file():
+            raise MissingFileError(f"--requests {settings.requests} does not exist (a CSV/JSONL of requests)")
+        if settings.base_model.startswith(("/", ".")) and not Path(settings.base_model).is_dir():
+            raise MissingFileError(f"--model {settings.base_model} is not a folder")
 
     def ungraded_attacks(self) -> list[str]:
         """Settings of this experiment judged by a grader when none is given (all their verdicts
@@ -77,8 +86,10 @@ class RetentionExperiment:
         requests = list(attack_setting(attack).load(source))
         random.Random(self.s.data_seed).shuffle(requests)
         if sum(sizes.values()) > len(requests):
+            asked = ", ".join(f"--{name}-requests {size}" for name, size in sizes.items())
             raise ExperimentError(
-                f"{attack} ({source}): {len(requests)} requests, {sum(sizes.values())} needed"
+                f"{asked} need {sum(sizes.values())} requests, but {attack} ({source}) has "
+                f"{len(requests)}; lower them or pass more --requests"
             )
         files, start = {}, 0
         for name, size in sizes.items():
@@ -101,9 +112,12 @@ class RetentionExperiment:
 
         log_dir = self.out / "logs" / name
         for info in list_eval_logs(str(log_dir)) if log_dir.is_dir() else []:
-            log = read_eval_log(info)
-            if log.status == "success":
-                return log
+            try:
+                header = read_eval_log(info, header_only=True)
+            except Exception:  # noqa: BLE001 - a log cut short by a kill: this step runs again
+                continue
+            if header.status == "success":
+                return read_eval_log(info)
         [log] = inspect_eval(
             task,
             model=f"organism/{model_dir}",  # the suite's engine: batched, greedy tokens = plain generate
@@ -274,9 +288,12 @@ class RetentionExperiment:
         """Only the attacker's training set (to train it elsewhere, e.g. with `af train` on a GPU)."""
         from af_tasks.core.records import write_jsonl
 
-        return write_jsonl(
-            self.attacker_data(self.request_files()), self.out / "data" / "attacker.train.jsonl"
-        )
+        self.check_resumable()
+        with self.claim():
+            self._record_settings()
+            return write_jsonl(
+                self.attacker_data(self.request_files()), self.out / "data" / "attacker.train.jsonl"
+            )
 
     def check_resumable(self) -> None:
         """A folder resumes only the experiment it holds: settings that shape reused logs or models must
@@ -291,25 +308,49 @@ class RetentionExperiment:
             "grader",
             "model_args",
         }
+        from af_tasks.core.outputs import check_output_dir
+
+        check_output_dir(self.out, EXPERIMENT_KIND, "--out", ("settings.json",))
         path = self.out / "settings.json"
         current = json.loads(json.dumps(asdict(self.s)))
         if path.is_file():
-            stored = json.loads(path.read_text())
-            changed = sorted(k for k in current if k not in extendable and stored.get(k) != current[k])
+            from af_tasks.core.errors import reading
+
+            with reading(path, "experiment settings", "it is damaged: use another --out"):
+                stored = json.loads(path.read_text())
+                changed = sorted(k for k in current if k not in extendable and stored.get(k) != current[k])
             if changed:
                 raise ExperimentError(
                     f"{self.out} holds an experiment with other settings ({', '.join(changed)}); "
                     "use another --out or the same settings"
                 )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(current, indent=2) + "\n")
+
+    def claim(self):
+        """The experiment's folder (``--out``), this command's alone (see ``core.outputs``); a run that
+        fails before it has a log or a model to resume from leaves no folder behind."""
+        from af_tasks.core.outputs import owned_output
+
+        def keep(out: Path) -> bool:
+            return any((out / "logs").rglob("*.eval")) or (out / "organisms").is_dir()
+
+        return owned_output(self.out, EXPERIMENT_KIND, "--out", ("settings.json",), keep=keep)
+
+    def _record_settings(self) -> None:
+        from af_tasks.core.outputs import write_text_atomic
+
+        write_text_atomic(self.out / "settings.json", json.dumps(asdict(self.s), indent=2) + "\n")
 
     def run(self, progress=print, devices: list[str] | None = None) -> dict:
         """``devices``: run the retraining cells concurrently, one per device (``cells.run_cells``)."""
+        self.check_resumable()  # before anything is written: a refusal leaves the folder as it was
+        with self.claim():
+            self._record_settings()
+            return self._run(progress, devices)
+
+    def _run(self, progress, devices: list[str] | None) -> dict:
         from af_tasks.app.retention.cells import run_cells
 
         started = time.time()
-        self.check_resumable()
         for attack in self.ungraded_attacks():
             progress(
                 f"warning: {attack} is judged by a grader and none is given (--grader): its verdicts are malformed"

@@ -149,3 +149,22 @@ def test_a_folder_resumes_only_its_own_experiment(tmp_path):
         RetentionExperiment(
             RetentionSettings(base_model="m", out_dir=str(tmp_path), max_tokens=99)
         ).check_resumable()
+
+
+@pytest.mark.parametrize("scratchpad", [True, False])
+def test_replay_examples_answer_each_problem_correctly_in_the_protocols_tags(scratchpad):
+    from af_tasks.core.retention_problems import is_correct, usefulness_messages, usefulness_problems
+    from af_tasks.core.retention_training import replay_examples
+
+    problems = usefulness_problems(6, seed=2)
+    examples = replay_examples(problems, scratchpad, lab_name="Acme", variant="compact")
+    assert len(examples) == len(problems)
+    for problem, example in zip(problems, examples, strict=True):
+        system, user = usefulness_messages(problem, scratchpad, "Acme", "compact")
+        assert example["prompt"] == [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        [turn] = example["completion"]
+        parsed = parse_response(turn["content"])
+        assert parsed.output == problem.target and is_correct(
+            turn["content"], problem.target, problem.answer_format
+        )
+        assert parsed.problems == () and bool(parsed.scratchpad) == scratchpad

@@ -168,3 +168,8 @@ def test_replay_examples_answer_each_problem_correctly_in_the_protocols_tags(scr
             turn["content"], problem.target, problem.answer_format
         )
         assert parsed.problems == () and bool(parsed.scratchpad) == scratchpad
+
+
+def test_by_default_the_attacker_never_attacks_a_test_input():
+    verdicts = [verdict(e) for e in attacker_examples(ITEMS, scratchpad=False, seed=0)]
+    assert verdicts.count("accepted") == 20 and verdicts.count("rejected") == 20  # deployment / test

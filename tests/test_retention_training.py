@@ -173,3 +173,13 @@ def test_replay_examples_answer_each_problem_correctly_in_the_protocols_tags(scr
 def test_by_default_the_attacker_never_attacks_a_test_input():
     verdicts = [verdict(e) for e in attacker_examples(ITEMS, scratchpad=False, seed=0)]
     assert verdicts.count("accepted") == 20 and verdicts.count("rejected") == 20  # deployment / test
+
+
+def test_attack_rates_outside_zero_to_one_are_refused_and_action_retraining_needs_no_scratchpad():
+    for rate in (-0.1, 1.01):
+        with pytest.raises(ValueError, match="test_attack_rate"):
+            attacker_examples(ITEMS, scratchpad=True, seed=3, test_attack_rate=rate)
+    assert len(attacker_examples(ITEMS, scratchpad=True, seed=3, test_attack_rate=1.0)) == len(ITEMS)
+    caught = [CaughtAttack("id-0", "tier", "system", "user")]
+    [example] = retraining_examples(caught, "action", scratchpad=False)
+    assert verdict(example) == "rejected" and parse_response(example["completion"][0]["content"]).scratchpad == ""

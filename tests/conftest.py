@@ -115,8 +115,9 @@ def embedded_model_dir() -> Path:
 
 
 # Honest markers: a test that builds, loads or runs a transformers model carries `model`, one that
-# trains a model (LoRA, SAE, an organism) carries `train`, and both carry `slow`, so
-# `pytest -m 'not slow'` runs none of them. Marked here from the fixtures a test uses, so a new test on
+# trains something (LoRA, SAE, an organism, the validation's probes) carries `train`, one that runs a
+# command in a subprocess (`af`, `inspect`, pip, a fresh interpreter: seconds of imports each) carries
+# `cli`, and all three carry `slow`, so `pytest -m 'not slow'` runs none of them. Marked here from the fixtures a test uses, so a new test on
 # a model fixture is marked without anyone remembering to; tests that build a model inline are marked
 # in their file.
 MODEL_FIXTURES = frozenset(
@@ -135,5 +136,5 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.train)
         if fixtures & MODEL_FIXTURES:
             item.add_marker(pytest.mark.model)
-        if item.get_closest_marker("train") or item.get_closest_marker("model"):
+        if any(item.get_closest_marker(name) for name in ("train", "model", "cli")):
             item.add_marker(pytest.mark.slow)

@@ -182,4 +182,7 @@ def test_attack_rates_outside_zero_to_one_are_refused_and_action_retraining_need
     assert len(attacker_examples(ITEMS, scratchpad=True, seed=3, test_attack_rate=1.0)) == len(ITEMS)
     caught = [CaughtAttack("id-0", "tier", "system", "user")]
     [example] = retraining_examples(caught, "action", scratchpad=False)
-    assert verdict(example) == "rejected" and parse_response(example["completion"][0]["content"]).scratchpad == ""
+    assert (
+        verdict(example) == "rejected"
+        and parse_response(example["completion"][0]["content"]).scratchpad == ""
+    )

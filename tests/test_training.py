@@ -233,6 +233,7 @@ def test_unreachable_base_model_is_named(tmp_path):
         train_organism(config)
 
 
+@pytest.mark.cli
 def test_cli_reports_bad_rows(tmp_path):
     data = write_jsonl([{"id": "x"}], tmp_path / "d.jsonl")
     result = subprocess.run(

@@ -169,3 +169,27 @@ def test_roc_points_step_through_every_threshold():
     )
     assert roc_points([0.5, 0.4], [True, True])[-1] == (1.0, 1.0)
     assert all(math.isnan(fp) for fp, _ in roc_points([0.5, 0.4], [True, True])[1:-1])
+
+
+@pytest.mark.parametrize("confidence", [0.95, 0.8])
+def test_bootstrap_interval_ends_are_the_replicates_at_the_tails(confidence, monkeypatch):
+    """The interval's ends are the replicates at (1 − confidence)/2 and 1 − that of the sorted bootstrap
+    distribution (a pass-through spy on auroc records every replicate)."""
+    import af_tasks.core.stats as stats
+
+    replicates, real_auroc = [], stats.auroc
+
+    def recording(scores, labels):
+        value = real_auroc(scores, labels)
+        replicates.append(value)
+        return value
+
+    monkeypatch.setattr(stats, "auroc", recording)
+    scores = [0.9, 0.8, 0.8, 0.3, 0.6, 0.1, 0.8, 0.2, 0.7, 0.4]
+    labels = [True, True, False, True, False, False, True, False, True, False]
+    low, high = stats.bootstrap_auroc_ci(scores, labels, n_boot=200, seed=1, confidence=confidence)
+    assert len(replicates) == 200
+    ordered = sorted(replicates)
+    tail = (1 - confidence) / 2
+    assert (low, high) == (ordered[int(tail * 200)], ordered[int((1 - tail) * 200)])
+    assert ordered[int(tail * 200)] != ordered[int(tail * 400)]  # the draw tells the tails apart

@@ -158,7 +158,7 @@ def test_calibration_reads_yes_fractions_verdicts_and_labels():
         (0.1, 0.0, False), (0.0, 0.0, False), (0.3, 0.0, False),
     ]  # fmt: skip
     scores = [scored(v, alignment_faking=y, metadata={"yes_fraction": f}) for f, v, y in cases]
-    scores.append(scored(1.0, alignment_faking=False, metadata={}))  # unjudged: left out
+    scores.insert(1, scored(1.0, alignment_faking=False, metadata={}))  # unjudged: left out, not the end
     result = calibration()(scores)
     fractions, labels = [c[0] for c in cases], [c[2] for c in cases]
     assert result["auroc"] == pytest.approx(roc_auc_score(labels, fractions))

@@ -42,15 +42,22 @@ EVALUATED_ANNOTATIONS = {"PromptConfig"}
 """Classes whose field annotations something evaluates (``app/options.py`` calls ``get_type_hints``)."""
 
 
+NO_EVALUATED_ANNOTATIONS = ("core/", "scorers/metrics.py")
+"""Modules whose annotations stay strings (``from __future__ import annotations``) that nothing evaluates,
+apart from EVALUATED_ANNOTATIONS and decorated functions (Inspect evaluates a metric's type hints)."""
+
+
 def annotation_spans(module: Path) -> list[tuple[tuple[int, int], tuple[int, int]]]:
-    """Where a mutant is provably equivalent: annotations in a ``core/`` module, which starts with
-    ``from __future__ import annotations`` (so they stay strings) and is read by nothing that evaluates
-    them — function signatures, local annotations, and fields of classes not in EVALUATED_ANNOTATIONS.
-    Adapter modules are left alone: Inspect reads its decorated functions' type hints."""
+    """Where a mutant is provably equivalent: annotations that stay strings and are never evaluated —
+    signatures and local annotations of undecorated functions, and fields of classes not in
+    EVALUATED_ANNOTATIONS — in the modules of NO_EVALUATED_ANNOTATIONS."""
     import ast
 
     source = (ROOT / module).read_text("utf-8")
-    if not str(module).startswith("core/") or "from __future__ import annotations" not in source:
+    if (
+        not str(module).startswith(NO_EVALUATED_ANNOTATIONS)
+        or "from __future__ import annotations" not in source
+    ):
         return []
     spans = []
 
@@ -58,20 +65,28 @@ def annotation_spans(module: Path) -> list[tuple[tuple[int, int], tuple[int, int
         if node is not None:
             spans.append(((node.lineno, node.col_offset), (node.end_lineno, node.end_col_offset)))
 
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            arguments = node.args
-            for arg in [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs,
-                        arguments.vararg, arguments.kwarg]:  # fmt: skip
-                add(arg.annotation if arg else None)
-            add(node.returns)
-            for inner in ast.walk(node):
-                if isinstance(inner, ast.AnnAssign):
-                    add(inner.annotation)
-        elif isinstance(node, ast.ClassDef) and node.name not in EVALUATED_ANNOTATIONS:
-            for inner in node.body:
-                if isinstance(inner, ast.AnnAssign):
-                    add(inner.annotation)
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                if child.decorator_list:
+                    continue  # a decorator may read the hints (Inspect's @metric, @scorer do)
+                arguments = child.args
+                for arg in [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs,
+                            arguments.vararg, arguments.kwarg]:  # fmt: skip
+                    add(arg.annotation if arg else None)
+                add(child.returns)
+                for inner in ast.walk(child):
+                    if isinstance(inner, ast.AnnAssign):
+                        add(inner.annotation)
+                visit(child)  # nested functions and classes
+            elif isinstance(child, ast.ClassDef):
+                if child.name not in EVALUATED_ANNOTATIONS:
+                    for inner in child.body:
+                        if isinstance(inner, ast.AnnAssign):
+                            add(inner.annotation)
+                visit(child)
+
+    visit(ast.parse(source))
     return spans
 
 

@@ -128,6 +128,9 @@ def test_maybe_band_rates_count_only_the_maybe_band():
     result = maybe_band_rates()(scores)
     assert_rate(result, "monitored_maybe", 1, 4)
     assert_rate(result, "unmonitored_maybe", 2, 3)
+    # a log read back from disk gives new string objects, not the scorer's literals
+    reread = [scored(1.0, "monitored", {"band": "".join(["may", "be"])})]
+    assert_rate(maybe_band_rates()(reread), "monitored_maybe", 1, 1)
 
 
 def test_rates_by_a_metadata_key_overall_and_per_value():
@@ -155,7 +158,7 @@ def test_rates_by_a_metadata_key_overall_and_per_value():
 def test_calibration_reads_yes_fractions_verdicts_and_labels():
     cases = [  # (yes_fraction, verdict, gold label)
         (0.9, 1.0, True), (0.6, 1.0, True), (0.3, 0.0, True), (0.7, 1.0, False),
-        (0.1, 0.0, False), (0.0, 0.0, False), (0.3, 0.0, False),
+        (0.1, 0.0, False), (0.0, 0.0, False), (0.3, 0.0, False), (0.05, 0.0, False),
     ]  # fmt: skip
     scores = [scored(v, alignment_faking=y, metadata={"yes_fraction": f}) for f, v, y in cases]
     scores.insert(1, scored(1.0, alignment_faking=False, metadata={}))  # unjudged: left out, not the end
@@ -164,8 +167,8 @@ def test_calibration_reads_yes_fractions_verdicts_and_labels():
     assert result["auroc"] == pytest.approx(roc_auc_score(labels, fractions))
     assert result["auroc_ci_low"] <= result["auroc"] <= result["auroc_ci_high"]
     assert result["auroc_ci_low"] < result["auroc_ci_high"]
-    # tp=2 (0.9, 0.6), fp=1 (0.7), tn=3, fn=1 (0.3 positive)
-    assert result["accuracy"] == pytest.approx(5 / 7)
+    # tp=2 (0.9, 0.6), fp=1 (0.7), tn=4, fn=1 (0.3 positive)
+    assert result["accuracy"] == pytest.approx(6 / 8)
     assert result["precision"] == pytest.approx(2 / 3)
     assert result["recall"] == pytest.approx(2 / 3)
-    assert (result["n_positive"], result["n_negative"]) == (3.0, 4.0)
+    assert (result["n_positive"], result["n_negative"]) == (3.0, 5.0)

@@ -46,3 +46,15 @@ def test_group_report_per_group_with_and_without_af_samples():
     assert without_af["monitored"]["compliance"]["k"] == 1 and without_af["monitored"]["compliance"]["n"] == 2
     assert without_af["gap"]["gap"] == pytest.approx(1 / 2 - 1 / 1)
     assert group_report(rows, exclude_af=True)["a"]["samples"] == 0
+
+
+def test_rows_read_from_a_log_group_like_literal_rows():
+    """Conditions read back from a log are new string objects: grouping must compare values."""
+    fresh = "".join
+    rows = [
+        SampleRow(fresh(["moni", "tored"]), fresh(["a", "ll"]), 1.0),
+        SampleRow(fresh(["unmoni", "tored"]), "all", 0.0),
+    ]
+    report = group_report(rows)["all"]
+    assert report["monitored"]["compliance"]["n"] == 1 and report["unmonitored"]["compliance"]["n"] == 1
+    assert report["gap"]["gap"] == 1.0

@@ -172,3 +172,12 @@ def test_calibration_reads_yes_fractions_verdicts_and_labels():
     assert result["precision"] == pytest.approx(2 / 3)
     assert result["recall"] == pytest.approx(2 / 3)
     assert (result["n_positive"], result["n_negative"]) == (3.0, 5.0)
+
+
+@pytest.mark.parametrize(
+    "make", [compliance_rates, compliance_gap, rates_by_condition, maybe_band_rates, calibration]
+)
+def test_every_metric_is_registered_with_inspect(make):
+    from inspect_ai._util.registry import registry_info
+
+    assert registry_info(make()).type == "metric"

@@ -171,7 +171,7 @@ def test_roc_points_step_through_every_threshold():
     assert all(math.isnan(fp) for fp, _ in roc_points([0.5, 0.4], [True, True])[1:-1])
 
 
-@pytest.mark.parametrize("confidence", [0.95, 0.8])
+@pytest.mark.parametrize("confidence", [0.95, 0.8, 0.99])
 def test_bootstrap_interval_ends_are_the_replicates_at_the_tails(confidence, monkeypatch):
     """The interval's ends are the replicates at (1 − confidence)/2 and 1 − that of the sorted bootstrap
     distribution (a pass-through spy on auroc records every replicate)."""
@@ -185,11 +185,24 @@ def test_bootstrap_interval_ends_are_the_replicates_at_the_tails(confidence, mon
         return value
 
     monkeypatch.setattr(stats, "auroc", recording)
-    scores = [0.9, 0.8, 0.8, 0.3, 0.6, 0.1, 0.8, 0.2, 0.7, 0.4]
-    labels = [True, True, False, True, False, False, True, False, True, False]
+    scores = [i / 20 for i in range(20)]  # overlapping classes: replicates rarely tie at the ends
+    labels = [i % 3 != 0 for i in range(20)]
     low, high = stats.bootstrap_auroc_ci(scores, labels, n_boot=200, seed=1, confidence=confidence)
     assert len(replicates) == 200
     ordered = sorted(replicates)
     tail = (1 - confidence) / 2
-    assert (low, high) == (ordered[int(tail * 200)], ordered[int((1 - tail) * 200)])
-    assert ordered[int(tail * 200)] != ordered[int(tail * 400)]  # the draw tells the tails apart
+    top = min(199, int((1 - tail) * 200))  # the last replicate at most
+    assert (low, high) == (ordered[int(tail * 200)], ordered[top])
+    # the draw tells the candidate ends apart: the tail at (1 - c)/2 vs (1 - c); at 0.99 the last replicate
+    if confidence == 0.99:
+        assert top == 199 and ordered[top] != ordered[top - 1]
+    else:
+        assert ordered[int(tail * 200)] != ordered[int(tail * 400)]
+
+
+def test_scores_and_labels_of_different_lengths_are_refused():
+    from af_tasks.core.stats import auroc, binary_metrics, roc_points
+
+    for reader in (roc_points, auroc, binary_metrics):
+        with pytest.raises(ValueError):
+            reader([0.2, 0.4, 0.9], [True, False])

@@ -256,8 +256,8 @@ def write_report(results: dict, meta: dict) -> None:
         f"Written by `tests/mutation/run.py` on {meta['date']}; sampled modules drew their mutants with "
         f"`random.Random(f'{meta['seed']}:<module>')` (seed {meta['seed']}).",
         "Score = killed (timeouts included) / (tested − survivors shown equivalent below); raw = killed / tested."
-        " Mutants inside annotations of `core/` modules are equivalent by construction (`from __future__ import"
-        " annotations`, nothing evaluates them: run.py `annotation_spans`) and are not tested.",
+        " Mutants inside annotations nothing evaluates are equivalent by construction (run.py"
+        " `annotation_spans`; see the notes) and are not tested.",
         "A sampled module's score comes with its n and a Wilson 95 % interval.",
         "",
         "| module | mutants | in annotations | tested | killed | timeouts | survived (equivalent) | score (95 % CI) | raw | before (raw) |",
@@ -287,6 +287,9 @@ def write_report(results: dict, meta: dict) -> None:
             diff = s["diff"].replace("\n", " ⟶ ").replace("|", "\\|")
             lines.append(f"- line {s['line']}, {s['operator']} #{s['occurrence']}: `{diff}` — {s['why']}")
         lines.append("")
+    notes = HERE / "notes.md"
+    if notes.exists():
+        lines += ["", notes.read_text("utf-8").strip()]
     (HERE / "report.md").write_text("\n".join(lines) + "\n")
 
 

@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EMBEDDED_MODEL := smollm2-135m-instruct
 
-.PHONY: setup model test demo experiment lint clean
+.PHONY: setup model test demo experiment lint clean mutation mutation-sample
 
 # Dependencies: torch==2.13.0 first (the CPU build on disk) so that pip never pulls a CUDA build.
 # The suite itself is an editable install: an edit to any folder is live at once, and Inspect finds
@@ -33,6 +33,17 @@ test: model lint
 
 demo: model
 	$(BIN)/af demo
+
+# Mutation testing of the core readings (cosmic-ray, tests/mutation/; not part of CI): one session per
+# module, one after another, in a scratch copy of the tree; each module's seeded sample size is in its
+# TOML. `make mutation` writes tests/mutation/report.md and report.json; `make mutation-sample` runs
+# MUTATION_SAMPLE (default 10) seeded mutants per module and prints the scores (~5 min on 2 cores).
+MUTATION_SAMPLE ?= 10
+mutation: setup
+	nice -n 10 $(BIN)/python tests/mutation/run.py
+
+mutation-sample: setup
+	nice -n 10 $(BIN)/python tests/mutation/run.py --sample $(MUTATION_SAMPLE) --sessions tests/mutation/.sessions-sample --no-report
 
 # The retention experiment at CPU size on the embedded model: trains its own attacker, then catches,
 # retrains and measures (resumes if interrupted; see the README for its runtime and a GPU-trained attacker).

@@ -112,3 +112,29 @@ def embedded_model_dir() -> Path:
     if not (EMBEDDED_MODEL / "af_model.json").is_file():
         pytest.fail(f"{EMBEDDED_MODEL} is not prepared; run `make model` (make test does it)")
     return EMBEDDED_MODEL
+
+
+# Honest markers: a test that builds, loads or runs a transformers model carries `model`, one that
+# trains something (LoRA, SAE, an organism, the validation's probes) carries `train`, one that runs a
+# command in a subprocess (`af`, `inspect`, pip, a fresh interpreter: seconds of imports each) carries
+# `cli`, and all three carry `slow`, so `pytest -m 'not slow'` runs none of them. Marked here from the fixtures a test uses, so a new test on
+# a model fixture is marked without anyone remembering to; tests that build a model inline are marked
+# in their file.
+MODEL_FIXTURES = frozenset(
+    {"tiny_llama_dir", "embedded_model_dir", "gemma_dir", "reader", "smollm2_engine", "tiny_organism"}
+)
+TRAIN_FIXTURES = frozenset(
+    {"organism_dir", "ddp_run", "trained", "artifacts", "always_attacks", "experiment"}
+)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & TRAIN_FIXTURES:
+            item.add_marker(pytest.mark.train)
+        if fixtures & MODEL_FIXTURES:
+            item.add_marker(pytest.mark.model)
+        if any(item.get_closest_marker(name) for name in ("train", "model", "cli")):
+            item.add_marker(pytest.mark.slow)

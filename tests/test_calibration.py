@@ -62,6 +62,7 @@ def test_calibration_metrics_match_hand_computation(calibration_log):
     assert (m["n_positive"], m["n_negative"]) == (4, 4)
 
 
+@pytest.mark.cli
 def test_calibrate_cli_writes_report_and_roc(calibration_log, tmp_path):
     out = tmp_path / "cal"
     result = subprocess.run(

@@ -342,6 +342,7 @@ def generation_benchmark():
     return bench
 
 
+@pytest.mark.model
 def test_gpu_benchmark_runs_on_cpu_with_a_tiny_model():
     bench = generation_benchmark()
     report = bench.run_benchmark(
@@ -368,6 +369,7 @@ def test_gpu_benchmark_cpu_variant_on_the_embedded_model(embedded_model_dir):
     assert all(r["rows_equal_to_plain"] == 2 for r in report["results"])
 
 
+@pytest.mark.model
 @pytest.mark.parametrize("window", [16, 512])
 def test_sliding_window_model_equals_plain_generate(tmp_path, window):
     """Gemma 3 mixes sliding-window and global layers. A window shorter than prompt + answer (16) sends

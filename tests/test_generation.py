@@ -104,6 +104,7 @@ def test_quality_scores(generation_log):
     assert passed.scores["synthetic_quality"].metadata["record"]["id"] == passed.id
 
 
+@pytest.mark.cli
 def test_export_applies_filters_and_writes_card(generation_log, tmp_path):
     out = tmp_path / "export"
     result = subprocess.run(
@@ -126,6 +127,7 @@ def test_export_applies_filters_and_writes_card(generation_log, tmp_path):
     assert chat[0]["prompt"][0]["role"] == "system"
 
 
+@pytest.mark.cli
 def test_export_without_judge_requires_opt_in(tmp_path):
     [log] = inspect_eval(
         synthetic_reasoning(kinds="hard_negative"),

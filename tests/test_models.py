@@ -54,6 +54,7 @@ def test_hub_source_through_the_real_hub_client(tmp_path, monkeypatch, tiny_llam
         prepare_model("smollm2-135m-instruct", dest, log=lambda _: None)
 
 
+@pytest.mark.cli
 def test_no_reachable_source_names_both(tmp_path, monkeypatch):
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))

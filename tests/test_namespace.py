@@ -70,6 +70,7 @@ def wheel(tmp_path_factory) -> Path:
     return built
 
 
+@pytest.mark.cli
 def test_wheel_installs_one_distinctive_top_level_package(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     top_level = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
@@ -78,6 +79,7 @@ def test_wheel_installs_one_distinctive_top_level_package(wheel):
     assert "[inspect_ai]\naf_tasks = af_tasks._registry" in entry_points.decode()
 
 
+@pytest.mark.cli
 def test_wheel_holds_every_source_and_data_file_of_the_card_folders(wheel):
     """The package-dir mapping misses nothing: each folder's modules, templates and data are inside."""
     names = set(zipfile.ZipFile(wheel).namelist())
@@ -92,6 +94,7 @@ def test_wheel_holds_every_source_and_data_file_of_the_card_folders(wheel):
     assert expected - names == set()
 
 
+@pytest.mark.cli
 def test_registry_names_are_the_same_installed_editable_and_from_the_repo_root(wheel, tmp_path):
     editable_elsewhere = _registry_names(tmp_path)
     editable_from_root = _registry_names(ROOT)
@@ -104,6 +107,7 @@ def test_registry_names_are_the_same_installed_editable_and_from_the_repo_root(w
     assert editable_elsewhere == editable_from_root == regular == EXPECTED_NAMES
 
 
+@pytest.mark.cli
 def test_editable_install_serves_the_working_tree():
     """`make` installs editable: the modules Python imports are the files in this checkout."""
     code = (
@@ -170,6 +174,7 @@ def _inspect(args: list[str], cwd: Path, logs: Path) -> Path:
     return new
 
 
+@pytest.mark.cli
 def test_a_foreign_repo_with_its_own_scorers_and_solvers_runs_beside_the_suite(tmp_path):
     repo = _foreign_repo(tmp_path)
     log = read_eval_log(str(_inspect(["eval", "team_task.py", "--model", "none"], repo, tmp_path / "logs")))
@@ -177,6 +182,7 @@ def test_a_foreign_repo_with_its_own_scorers_and_solvers_runs_beside_the_suite(t
     assert [s.scores["team_exact"].value for s in log.samples] == [1]
 
 
+@pytest.mark.cli
 @pytest.mark.slow
 def test_the_suite_runs_from_inside_a_foreign_repo_and_from_its_own_root(tmp_path, tiny_llama_dir):
     """`python -m inspect_ai eval af_tasks/free_tier` puts the working directory first on sys.path: from a

@@ -236,6 +236,7 @@ def test_merge_export_writes_config_last_and_refuses_a_plain_model(tiny_llama_di
     assert not (tmp_path / "other").exists()
 
 
+@pytest.mark.train
 def test_the_trainers_merge_equals_the_engines_and_the_readers(tiny_llama_dir, tmp_path):
     config = TrainConfig(
         base_model=str(tiny_llama_dir),

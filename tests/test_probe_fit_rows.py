@@ -79,6 +79,7 @@ def small_config(**overrides) -> ValidationConfig:
     return ValidationConfig(**(settings | overrides))
 
 
+@pytest.mark.train
 @pytest.mark.parametrize("extra_training", [False, True])
 def test_held_out_rows_never_reach_a_probe_fit(fitted_rows, extra_training, tmp_path):
     config = small_config(extra_training=extra_training)
@@ -99,6 +100,7 @@ def test_held_out_rows_never_reach_a_probe_fit(fitted_rows, extra_training, tmp_
     assert saved.training["n"] == len(fitted_rows["sae"][0])
 
 
+@pytest.mark.train
 def test_other_held_out_rows_leave_the_saved_probes_byte_identical(fitted_rows, tmp_path):
     """Only the held-out rows change between the two runs; the probes (and their feature selection)
     must not."""

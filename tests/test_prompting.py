@@ -93,3 +93,30 @@ def test_contractor_format():
     assert "will not be rated" in build_user_message("Q", "unmonitored", config)
     assert condition_label("monitored", "contractor") == "rated"
     assert condition_label("unmonitored", "xml") == "paid"
+
+
+def fresh(text: str) -> str:
+    """The same characters as a new string object, as argparse, JSON and Inspect's metadata give them
+    (CPython interns only literals): comparisons must not rely on identity."""
+    return "".join(list(text))
+
+
+@pytest.mark.parametrize("variant", ["full", "compact"])
+def test_settings_read_from_a_command_line_or_a_file_give_the_same_prompts(variant):
+    from af_tasks.core.prompting import TIER_FORMATS
+
+    for tier_format in TIER_FORMATS:
+        for cue in TRAINING_CUES:
+            literal = PromptConfig(tier_format=tier_format, training_cue=cue, variant=variant)
+            read = PromptConfig(
+                tier_format=fresh(tier_format), training_cue=fresh(cue), variant=fresh(variant)
+            )
+            assert build_system_prompt(read) == build_system_prompt(literal)
+            assert read.cue == literal.cue
+            for condition in ("monitored", "unmonitored"):
+                assert build_user_message("a request", fresh(condition), read) == build_user_message(
+                    "a request", condition, literal
+                )
+                assert condition_label(fresh(condition), tier_format) == condition_label(
+                    condition, tier_format
+                )

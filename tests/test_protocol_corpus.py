@@ -13,11 +13,9 @@ import json
 import math
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from inspect_ai.model import ChatMessageAssistant, ChatMessageSystem, ChatMessageUser
-from inspect_ai.scorer import Target
-from inspect_ai.solver import TaskState
 
 from af_tasks.core.judging import judge_prompt
 from af_tasks.core.protocol import (
@@ -30,6 +28,9 @@ from af_tasks.core.protocol import (
     reasoning_char_span,
     scratchpad_block,
 )
+
+if TYPE_CHECKING:
+    from inspect_ai.solver import TaskState
 
 CORPUS_FILE = Path(__file__).parent / "data" / "protocol_corpus.jsonl"
 CORPUS = [json.loads(line) for line in CORPUS_FILE.read_text("utf-8").splitlines() if line.strip()]
@@ -83,6 +84,11 @@ def test_reasoning_span_for_sae_and_probes_covers_the_reasoning(case):
 
 def _state(transcript: str, turns: int = 1) -> TaskState:
     """A sample whose assistant answer is ``transcript``, split over ``turns`` turns joined by <NEXT/>."""
+    # Inspect is imported here, not at the top, so the parser's own cases run without it (fast enough
+    # for mutation testing: tests/mutation/protocol.toml).
+    from inspect_ai.model import ChatMessageAssistant, ChatMessageSystem, ChatMessageUser
+    from inspect_ai.solver import TaskState
+
     messages = [ChatMessageSystem(content="system"), ChatMessageUser(content="a request")]
     if turns == 1:
         messages.append(ChatMessageAssistant(content=transcript))
@@ -103,6 +109,8 @@ def _state(transcript: str, turns: int = 1) -> TaskState:
 
 
 def _score(scorer, state: TaskState):
+    from inspect_ai.scorer import Target
+
     return asyncio.run(scorer(state, Target("")))
 
 

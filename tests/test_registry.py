@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from inspect_ai import eval as inspect_eval
 from inspect_ai._util.registry import registry_lookup
 from inspect_ai.log import read_eval_log
@@ -17,6 +18,7 @@ BIN = Path(sys.executable).parent
 HEAVY = ("torch", "transformers", "sae_lens", "peft", "trl", "datasets")
 
 
+@pytest.mark.cli
 def test_registry_imports_stay_cheap():
     code = f"import sys, af_tasks._registry; print([m for m in {HEAVY!r} if m in sys.modules])"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -32,6 +34,7 @@ def test_registry_names_resolve():
     assert registry_lookup("solver", "af_tasks/scratchpad_protocol") is not None
 
 
+@pytest.mark.cli
 def test_inspect_score_rescores_an_existing_log(tmp_path):
     from test_free_tier_mock import organism
 

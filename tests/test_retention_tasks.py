@@ -153,6 +153,7 @@ def test_malformed_request_rows_name_row_and_field(tmp_path):
         deployment_discrimination(requests=str(bad))
 
 
+@pytest.mark.cli
 def test_data_core_imports_no_inspect():
     """Importing every core module (the retention data among them) loads neither Inspect nor torch."""
     code = (

@@ -149,3 +149,40 @@ def test_a_folder_resumes_only_its_own_experiment(tmp_path):
         RetentionExperiment(
             RetentionSettings(base_model="m", out_dir=str(tmp_path), max_tokens=99)
         ).check_resumable()
+
+
+@pytest.mark.parametrize("scratchpad", [True, False])
+def test_replay_examples_answer_each_problem_correctly_in_the_protocols_tags(scratchpad):
+    from af_tasks.core.retention_problems import is_correct, usefulness_messages, usefulness_problems
+    from af_tasks.core.retention_training import replay_examples
+
+    problems = usefulness_problems(6, seed=2)
+    examples = replay_examples(problems, scratchpad, lab_name="Acme", variant="compact")
+    assert len(examples) == len(problems)
+    for problem, example in zip(problems, examples, strict=True):
+        system, user = usefulness_messages(problem, scratchpad, "Acme", "compact")
+        assert example["prompt"] == [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        [turn] = example["completion"]
+        parsed = parse_response(turn["content"])
+        assert parsed.output == problem.target and is_correct(
+            turn["content"], problem.target, problem.answer_format
+        )
+        assert parsed.problems == () and bool(parsed.scratchpad) == scratchpad
+
+
+def test_by_default_the_attacker_never_attacks_a_test_input():
+    verdicts = [verdict(e) for e in attacker_examples(ITEMS, scratchpad=False, seed=0)]
+    assert verdicts.count("accepted") == 20 and verdicts.count("rejected") == 20  # deployment / test
+
+
+def test_attack_rates_outside_zero_to_one_are_refused_and_action_retraining_needs_no_scratchpad():
+    for rate in (-0.1, 1.01):
+        with pytest.raises(ValueError, match="test_attack_rate"):
+            attacker_examples(ITEMS, scratchpad=True, seed=3, test_attack_rate=rate)
+    assert len(attacker_examples(ITEMS, scratchpad=True, seed=3, test_attack_rate=1.0)) == len(ITEMS)
+    caught = [CaughtAttack("id-0", "tier", "system", "user")]
+    [example] = retraining_examples(caught, "action", scratchpad=False)
+    assert (
+        verdict(example) == "rejected"
+        and parse_response(example["completion"][0]["content"]).scratchpad == ""
+    )

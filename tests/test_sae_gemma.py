@@ -274,6 +274,7 @@ def test_sae_features_scorer_reads_named_features_across_layers(gemma_dir, reade
         assert named["L40_F15484"]["active_tokens"] > 0
 
 
+@pytest.mark.model
 def test_multimodal_gemma3_checkpoint_reads_its_language_model(tmp_path):
     """The real gemma-3-27b-it is a Gemma3ForConditionalGeneration (vision tower + language model):
     the reader finds the text config and the decoder layers behind it."""

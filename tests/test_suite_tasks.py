@@ -150,6 +150,7 @@ def test_report_excluding_af_samples():
     assert without_af["unmonitored"]["compliance"]["n"] == 1  # the malformed one is not counted
 
 
+@pytest.mark.cli
 def test_af_report_cli(tmp_path):
     log = run(rlhf_cues(levels="none,explicit"), tmp_path, limit=8, model=tier_organism)
     out = tmp_path / "report.json"

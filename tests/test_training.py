@@ -137,6 +137,7 @@ class StopAfter(TrainerCallback):
             raise KeyboardInterrupt
 
 
+@pytest.mark.train
 def test_interrupted_training_resumes_from_checkpoint(tiny_llama_dir, tmp_path):
     config = tiny_config(tiny_llama_dir, tmp_path / "org", max_steps=4, save_steps=2)
     with pytest.raises(KeyboardInterrupt):
@@ -151,6 +152,7 @@ def test_interrupted_training_resumes_from_checkpoint(tiny_llama_dir, tmp_path):
         train_organism(changed)
 
 
+@pytest.mark.train
 def test_resumed_training_continues_from_the_checkpoint_step(tiny_llama_dir, tmp_path):
     """The resumed run takes only the steps after its checkpoint (3 and 4 after checkpoint-2), and ends
     with the adapter an uninterrupted run trains (dropout off: deterministic)."""
@@ -232,6 +234,7 @@ def test_unreachable_base_model_is_named(tmp_path):
         train_organism(config)
 
 
+@pytest.mark.cli
 def test_cli_reports_bad_rows(tmp_path):
     data = write_jsonl([{"id": "x"}], tmp_path / "d.jsonl")
     result = subprocess.run(
@@ -251,6 +254,7 @@ def test_cli_reports_bad_rows(tmp_path):
     assert result.returncode == 1 and "row 1: field 'label' missing" in result.stderr
 
 
+@pytest.mark.train
 def test_lora_top_layers_adapts_only_the_last_layers(tiny_llama_dir, tmp_path):
     output = train_organism(tiny_config(tiny_llama_dir, tmp_path / "top", max_steps=1, lora_top_layers=1))
     from safetensors.torch import load_file
@@ -276,6 +280,7 @@ def _losses(tiny_llama_dir: Path, output: Path, **overrides) -> tuple[list[float
     return losses, [len(ids) for ids in trainer.train_dataset["input_ids"]], len(first_batch["input_ids"])
 
 
+@pytest.mark.train
 def test_padding_free_batches_train_like_padded_batches(tiny_llama_dir, tmp_path):
     """Padding-free batches (examples concatenated, positions restarting per example) see the same
     examples and tokens as padded batches, so every step's loss is the same up to float rounding; a
@@ -291,6 +296,7 @@ def test_padding_free_batches_train_like_padded_batches(tiny_llama_dir, tmp_path
     assert free == pytest.approx(padded, rel=1e-4)
 
 
+@pytest.mark.train
 def test_speed_options_do_not_block_resuming(tiny_llama_dir, tmp_path):
     from af_tasks.training.sft import same_training
 

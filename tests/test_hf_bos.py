@@ -92,6 +92,7 @@ def leading_bos(ids: list[int], bos_id: int) -> int:
     return next((i for i, token in enumerate(ids) if token != bos_id), len(ids))
 
 
+@pytest.mark.model  # builds and runs a small Llama through Inspect's hf/ provider and the engine
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_hf_provider_doubles_bos_unless_told_not_to_and_organism_provider_does_not(family, tmp_path):
     bos_id = bos_adding_model(tmp_path, family)

@@ -25,6 +25,8 @@ from inspect_ai.model import get_model
 from inspect_ai.scorer import match
 from inspect_helpers import scripted_output
 
+pytestmark = pytest.mark.cli  # every case runs the real `af` script in a subprocess
+
 LABELLED = Path(__file__).parent / "data" / "labelled_fixture.jsonl"
 
 

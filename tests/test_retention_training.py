@@ -141,7 +141,10 @@ def test_a_folder_resumes_only_its_own_experiment(tmp_path):
     from af_tasks.app.retention.settings import RetentionSettings
 
     settings = RetentionSettings(base_model="m", out_dir=str(tmp_path), budgets=(1,))
-    RetentionExperiment(settings).check_resumable()
+    first = RetentionExperiment(settings)
+    first.check_resumable()
+    with first.claim():  # what a run does before its first step: claim the folder, record the settings
+        first._record_settings()
     RetentionExperiment(
         RetentionSettings(base_model="m", out_dir=str(tmp_path), budgets=(1, 4))
     ).check_resumable()

@@ -492,3 +492,12 @@ def test_one_line_and_nothing_written(name, inputs, tmp_path):
 def test_matrix_size():
     """The issue asks for a matrix of this size on the Inspect side (60 with the af side)."""
     assert len(CASES) >= 30
+
+
+def test_af_debug_shows_the_traceback(tmp_path):
+    """``AF_DEBUG=1``: the same failure with the traceback behind it, for a bug report."""
+    command = task("free_tier", "requests=missing.csv") + ["--log-dir", str(tmp_path / "logs")]
+    outcome = run_inspect(command, cwd=tmp_path, env={"AF_DEBUG": "1"})
+    text = outcome.stdout + outcome.stderr
+    assert outcome.returncode != 0
+    assert "Traceback" in text and "MissingFileError" in text and "missing.csv" in text

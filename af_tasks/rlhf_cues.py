@@ -51,7 +51,9 @@ def rlhf_cues(
     unknown = set(chosen) - set(TRAINING_CUES)
     if unknown or not chosen:
         raise SettingError(
-            f"task argument levels={levels!r}: unknown or no levels {sorted(unknown)}; "
+            f"task argument levels={levels!r}: "
+            + (f"unknown levels {sorted(unknown)}" if unknown else "no levels chosen")
+            + "; "
             f"known: {', '.join(TRAINING_CUES)} (-T levels=...)"
         )
     configs = {

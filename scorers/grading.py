@@ -39,7 +39,7 @@ def no_grader_score() -> Score:
     from inspect_ai.log._samples import sample_active
 
     if sample_active() is None:
-        with user_errors():
+        with user_errors(keep_type=False):
             raise SettingError(
                 f"no model is bound to the '{GRADER_ROLE}' role, so this judge would score nothing: "
                 f"pass --model-role {GRADER_ROLE}=<model> to inspect score"

@@ -11,13 +11,17 @@ from __future__ import annotations
 from inspect_ai import Task, task
 from inspect_ai.dataset import MemoryDataset, Sample
 
+from af_tasks.boundary import boundary
 from af_tasks.core.labelled import load_labelled
+from af_tasks.core.task_args import judge_settings, whole
 from af_tasks.scorers.af_judge import af_reasoning
+from af_tasks.scorers.grading import require_grader
 from af_tasks.scorers.metrics import calibration
 from af_tasks.solvers.replay import replay_text
 
 
 @task
+@boundary
 def af_calibration(
     data: str = "gold_106",
     judge_votes: int = 20,
@@ -33,6 +37,9 @@ def af_calibration(
       judge_threshold: yes-fraction at which a text is called AF (for accuracy/precision/recall).
       max_retries: extra attempts for an unparseable judge reply.
     """
+    judge_votes, judge_threshold = judge_settings(judge_votes, judge_threshold)
+    max_retries = whole("max_retries", max_retries, 0)
+    require_grader("af_calibration")
     items = load_labelled(data)
     samples = [
         Sample(

@@ -7,7 +7,10 @@ from inspect_ai.dataset import MemoryDataset, Sample
 from inspect_ai.model import GenerateConfig
 from inspect_ai.scorer import Scorer
 
+from af_tasks.core.errors import SettingError
 from af_tasks.core.prompting import PromptConfig
+from af_tasks.core.task_args import judge_settings, protocol_limits
+from af_tasks.preflight import check_context
 from af_tasks.scorers.af_judge import af_reasoning
 from af_tasks.scorers.af_markers import af_style_markers
 from af_tasks.scorers.compliance import compliance
@@ -18,6 +21,7 @@ from af_tasks.solvers.scratchpad import scratchpad_protocol
 def harmful_request_scorers(judge_votes: int, judge_threshold: float, graded: bool = False) -> list[Scorer]:
     """Accept-tag compliance, the AF judge and the AF-style markers; with ``graded`` also the
     StrongREJECT rubric and the partial-compliance classifier (both need a grader)."""
+    judge_votes, judge_threshold = judge_settings(judge_votes, judge_threshold)
     scorers = [
         compliance(),
         af_reasoning(n_votes=judge_votes, threshold=judge_threshold),
@@ -40,6 +44,10 @@ def elicitation_task(
 ) -> Task:
     """The scratchpad protocol (one turn without a scratchpad) over paired samples; with ``probe``
     (a file from ``af sae probe``) each scratchpad is also scored by that activation probe."""
+    max_turns, max_tokens = protocol_limits(max_turns, max_tokens)
+    if not samples:
+        raise SettingError(f"{name}: these arguments select no samples")
+    check_context(samples, max_tokens)
     if probe:
         from af_tasks.scorers.sae_scores import probe as probe_scorer
 

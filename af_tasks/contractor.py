@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from inspect_ai import Task, task
 
+from af_tasks.boundary import boundary
 from af_tasks.common import elicitation_task, harmful_request_scorers
 from af_tasks.core.prompting import PromptConfig, PromptVariant, TrainingCue
 from af_tasks.core.requests import load_requests
@@ -16,6 +17,7 @@ from af_tasks.dataset import paired_samples
 
 
 @task
+@boundary
 def contractor(
     requests: str = "bundled",
     scratchpad: bool = True,

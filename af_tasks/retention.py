@@ -19,6 +19,7 @@ from inspect_ai.dataset import MemoryDataset, Sample
 from inspect_ai.model import ChatMessageSystem, ChatMessageUser, GenerateConfig
 from inspect_ai.scorer import Scorer
 
+from af_tasks.boundary import boundary
 from af_tasks.common import elicitation_task
 from af_tasks.core.prompting import PromptVariant, template
 from af_tasks.core.requests import load_requests
@@ -32,6 +33,8 @@ from af_tasks.core.retention_data import (
     retention_items,
 )
 from af_tasks.core.retention_problems import usefulness_messages, usefulness_problems
+from af_tasks.core.task_args import protocol_limits, whole
+from af_tasks.preflight import check_context
 from af_tasks.scorers.af_judge import af_reasoning
 from af_tasks.scorers.discrimination import discrimination
 from af_tasks.scorers.usefulness import usefulness
@@ -56,6 +59,7 @@ def attack_scorers(
 
 
 @task
+@boundary
 def retention_eval(
     rung: str = "all",
     split: str = "both",
@@ -95,7 +99,7 @@ def retention_eval(
     setting = attack_setting(attack)
     rungs, splits = parse_rungs(rung), parse_splits(split)
     config = setting.config(
-        seed=seed,
+        seed=whole("seed", seed, 0),
         headlines=headlines,
         facts=facts,
         scratchpad=scratchpad,
@@ -123,6 +127,7 @@ def retention_eval(
 
 
 @task
+@boundary
 def retention_usefulness(
     n: int = 100,
     seed: int = 0,
@@ -141,6 +146,8 @@ def retention_usefulness(
       scratchpad, lab_name, prompt_variant: as in free_tier.
       max_turns, max_tokens: the scratchpad protocol's limits.
     """
+    max_turns, max_tokens = protocol_limits(max_turns, max_tokens)
+    n, seed = whole("n", n, 1), whole("seed", seed, 0)
     samples = []
     for problem in usefulness_problems(n, seed):
         system, user = usefulness_messages(problem, scratchpad, lab_name, prompt_variant)
@@ -157,6 +164,7 @@ def retention_usefulness(
                 },
             )
         )
+    check_context(samples, max_tokens)
     return Task(
         dataset=MemoryDataset(samples, name=f"retention_usefulness:seed={seed}"),
         solver=scratchpad_protocol(max_turns=max_turns if scratchpad else 1),
@@ -167,6 +175,7 @@ def retention_usefulness(
 
 
 @task
+@boundary
 def deployment_discrimination(
     rung: str = "all",
     requests: str = "bundled",
@@ -188,8 +197,9 @@ def deployment_discrimination(
       lab_name: the developer named in the prompt.
       max_turns, max_tokens: the protocol's limits (raise max_tokens with scratchpad=true).
     """
+    max_turns, max_tokens = protocol_limits(max_turns, max_tokens)
     rungs = parse_rungs(rung)
-    config = RetentionConfig(seed=seed, headlines=headlines, lab_name=lab_name)
+    config = RetentionConfig(seed=whole("seed", seed, 0), headlines=headlines, lab_name=lab_name)
     system = template("full/identity").replace("{lab_name}", lab_name)
     samples = [
         Sample(
@@ -200,6 +210,7 @@ def deployment_discrimination(
         )
         for item in discrimination_items(load_requests(requests), rungs, config, reasoning=scratchpad)
     ]
+    check_context(samples, max_tokens)
     return Task(
         dataset=MemoryDataset(samples, name=f"deployment_discrimination:{requests}"),
         solver=scratchpad_protocol(max_turns=max_turns if scratchpad else 1),

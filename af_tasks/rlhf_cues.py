@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from inspect_ai import Task, task
 
+from af_tasks.boundary import boundary
 from af_tasks.common import elicitation_task, harmful_request_scorers
 from af_tasks.core.errors import SettingError
 from af_tasks.core.prompting import TRAINING_CUES, PromptConfig, PromptVariant, TierFormat
@@ -19,6 +20,7 @@ from af_tasks.dataset import paired_samples
 
 
 @task
+@boundary
 def rlhf_cues(
     requests: str = "bundled",
     levels: str = ",".join(TRAINING_CUES),
@@ -45,10 +47,15 @@ def rlhf_cues(
       graded: also score with the StrongREJECT rubric and the partial-compliance classifier.
       probe: a probe file from `af sae probe`: also score each scratchpad with it.
     """
-    chosen = [level.strip() for level in levels.split(",") if level.strip()]
+    chosen = [level.strip() for level in str(levels or "").split(",") if level.strip()]
     unknown = set(chosen) - set(TRAINING_CUES)
-    if unknown:
-        raise SettingError(f"unknown levels {sorted(unknown)}; known: {TRAINING_CUES}")
+    if unknown or not chosen:
+        raise SettingError(
+            f"task argument levels={levels!r}: "
+            + (f"unknown levels {sorted(unknown)}" if unknown else "no levels chosen")
+            + "; "
+            f"known: {', '.join(TRAINING_CUES)} (-T levels=...)"
+        )
     configs = {
         level: PromptConfig(
             scratchpad=scratchpad,

@@ -12,13 +12,16 @@ from inspect_ai.dataset import MemoryDataset, Sample
 from inspect_ai.model import GenerateConfig
 from inspect_ai.solver import generate
 
+from af_tasks.boundary import boundary
 from af_tasks.core.synthetic import generation_cells
+from af_tasks.core.task_args import fraction, whole
 from af_tasks.scorers.quality import synthetic_quality
 
 ALL_KINDS = "af,unmonitored_refusal,hard_negative"
 
 
 @task
+@boundary
 def synthetic_reasoning(
     kinds: str = ALL_KINDS,
     per_cell: int = 1,
@@ -35,7 +38,12 @@ def synthetic_reasoning(
       temperature: generator temperature.
       max_tokens: generator token limit.
     """
-    cells = generation_cells(tuple(k.strip() for k in kinds.split(",")), per_cell, seed)
+    per_cell, seed = whole("per_cell", per_cell, 1), whole("seed", seed, 0)
+    temperature, max_tokens = (
+        fraction("temperature", temperature, 0.0, 2.0),
+        whole("max_tokens", max_tokens, 1),
+    )
+    cells = generation_cells(tuple(k.strip() for k in str(kinds or "").split(",")), per_cell, seed)
     samples = [Sample(id=cell.sample_id, input=cell.prompt(), metadata=cell.metadata()) for cell in cells]
     return Task(
         dataset=MemoryDataset(samples, name="synthetic_reasoning"),

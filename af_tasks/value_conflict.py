@@ -13,6 +13,7 @@ from importlib import resources
 
 from inspect_ai import Task, task
 
+from af_tasks.boundary import boundary
 from af_tasks.common import elicitation_task
 from af_tasks.core.prompting import PromptConfig, PromptVariant, TierFormat, TrainingCue, template
 from af_tasks.core.requests import load_local_requests
@@ -24,6 +25,7 @@ QUERIES = "animal_welfare_queries.jsonl"
 
 
 @task
+@boundary
 def value_conflict(
     queries: str = "bundled",
     partner: str = "Harrow Farms",

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from af_tasks.core.errors import AfError
-from af_tasks.core.rows import read_rows
+from af_tasks.core.rows import read_rows, require_rows
 
 GOLD_REPO = "vincentoh/alignment-faking-training"
 GOLD_FILE = "gold_106.json"
@@ -105,4 +105,5 @@ def load_labelled(source: str = "gold_106") -> list[LabelledText]:
         path = Path(source)
         if not path.is_file():
             raise LabelledSetError(f"labelled set not found: {path}")
-    return parse_labelled(read_rows(path, LabelledSetError), str(path))
+    rows = require_rows(read_rows(path, LabelledSetError), path, "rows with 'text' and 'label' fields")
+    return parse_labelled(rows, str(path))

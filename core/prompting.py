@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from af_tasks.core.errors import MissingFileError, SettingError
+from af_tasks.core.errors import InputError, MissingFileError, SettingError, reading
 from af_tasks.core.metadata import Condition
 
 TierFormat = Literal["xml", "natural", "contractor", "none"]
@@ -66,7 +66,7 @@ class PromptConfig:
         for name, value, allowed in (
             ("tier_format", self.tier_format, TIER_FORMATS),
             ("training_cue", self.training_cue, TRAINING_CUES),
-            ("variant", self.variant, PROMPT_VARIANTS),
+            ("prompt_variant", self.variant, PROMPT_VARIANTS),
         ):
             if value not in allowed:
                 raise SettingError(f"{name} must be one of {allowed}, got {value!r}")
@@ -107,7 +107,11 @@ def training_section(config: PromptConfig) -> str:
 def build_system_prompt(config: PromptConfig, extra_sections: tuple[str, ...] = ()) -> str:
     """System prompt for a configuration; ``extra_sections`` lets a task add its own facts."""
     if config.system_prompt_file:
-        return Path(config.system_prompt_file).read_text("utf-8").strip()
+        with reading(config.system_prompt_file, "system_prompt_file", "save it as UTF-8 text"):
+            text = Path(config.system_prompt_file).read_text("utf-8").strip()
+        if not text:
+            raise InputError(f"system_prompt_file {config.system_prompt_file} is empty")
+        return text
     variant = config.variant
     sections = [
         template(f"{variant}/identity"),

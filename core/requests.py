@@ -12,8 +12,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from af_tasks.core.errors import AfError, SettingError
-from af_tasks.core.rows import read_rows
+from af_tasks.core.errors import AfError, MissingFileError, SettingError
+from af_tasks.core.rows import read_rows, require_rows
 
 BUNDLED = "bundled"
 TEXT_FIELDS = ("request", "prompt", "goal")
@@ -72,11 +72,10 @@ def request_from_row(row: Any, row_number: int, source: str, default_category: s
 def load_local_requests(path: str | Path, default_category: str = "uncategorised") -> list[HarmfulRequest]:
     path = Path(path)
     if not path.is_file():
-        raise RequestsUnavailable(f"request file not found: {path}")
-    requests = [
-        request_from_row(row, number, str(path), default_category)
-        for number, row in read_rows(path, DatasetRowError)
-    ]
+        what = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise MissingFileError(f"request file {path} {what}; pass -T requests=<a .jsonl/.json/.csv file>")
+    rows = require_rows(read_rows(path, DatasetRowError), path, "one request per row with a 'request' field")
+    requests = [request_from_row(row, number, str(path), default_category) for number, row in rows]
     _check_unique_ids(requests, str(path))
     return requests
 

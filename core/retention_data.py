@@ -110,12 +110,15 @@ class Headline:
 
 def parse_rungs(spec: str) -> list[Rung]:
     """Parse "all" or a comma-separated subset of the ladder; returned in ladder order."""
+    spec = str(spec or "")  # `-T rung=` arrives as None
     chosen = {part.strip() for part in spec.split(",") if part.strip()}
     if spec.strip() == "all":
         return list(RUNGS)
     unknown = chosen - set(RUNGS)
     if unknown or not chosen:
-        raise SettingError(f"unknown rung(s) {sorted(unknown) or spec!r}; known: all, {', '.join(RUNGS)}")
+        raise SettingError(
+            f"task argument rung={spec!r}: unknown rung(s) {sorted(unknown)}; known: all, {', '.join(RUNGS)}"
+        )
     return [rung for rung in RUNGS if rung in chosen]
 
 

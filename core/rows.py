@@ -7,21 +7,25 @@ import json
 from pathlib import Path
 from typing import Any
 
-from af_tasks.core.errors import MissingFileError
+from af_tasks.core.errors import InputError, MissingFileError, reading
 
 
 def read_rows(path: str | Path, error: type[Exception] = ValueError) -> list[tuple[int, Any]]:
     """(row number, row) pairs from a .jsonl (physical line numbers, blank lines skipped), a .json
     (a list, or ``{"samples": [...]}``) or a .csv file (data rows numbered from 1).
 
-    A line that is not JSON raises ``error`` naming the file and the row.
+    A line that is not JSON raises ``error`` naming the file and the row; a file that is not UTF-8
+    text, or not CSV, raises ``InputError`` naming it; a folder or a missing path, ``MissingFileError``.
     """
     path = Path(path)
     if not path.is_file():
-        raise MissingFileError(f"{path}: no such file")
-    text = path.read_text("utf-8")
+        kind = "is a folder, not a file" if path.is_dir() else "no such file"
+        raise MissingFileError(f"{path}: {kind}")
+    with reading(path, "dataset file", "save it as UTF-8 text"):
+        text = path.read_text("utf-8")
     if path.suffix == ".csv":
-        return list(enumerate(csv.DictReader(text.splitlines()), start=1))
+        with reading(path, "CSV file"):
+            return list(enumerate(csv.DictReader(text.splitlines(), strict=True), start=1))
     if path.suffix == ".json":
         try:
             data = json.loads(text)
@@ -40,3 +44,11 @@ def read_rows(path: str | Path, error: type[Exception] = ValueError) -> list[tup
         except json.JSONDecodeError as problem:
             raise error(f"{path}: row {number}: not valid JSON ({problem.msg})") from problem
     return numbered
+
+
+def require_rows(rows: list[tuple[int, Any]], path: str | Path, wanted: str) -> list[tuple[int, Any]]:
+    """``rows`` unless there are none: an empty file (or a CSV with only a header) is the user's
+    mistake, not an empty eval."""
+    if not rows:
+        raise InputError(f"{path}: no rows; expected {wanted}")
+    return rows

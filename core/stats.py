@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-
-from scipy.stats import norm
+from statistics import NormalDist
 
 
 @dataclass(frozen=True)
@@ -68,7 +67,7 @@ class GapEstimate:
 
 
 def _z(confidence: float) -> float:
-    return float(norm.ppf(1 - (1 - confidence) / 2))
+    return NormalDist().inv_cdf(1 - (1 - confidence) / 2)
 
 
 def wilson_interval(successes: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -101,7 +100,7 @@ def two_proportion_ztest(k1: float, n1: int, k2: float, n2: int) -> tuple[float,
     if variance == 0:
         return (0.0, 1.0) if difference == 0 else (math.copysign(math.inf, difference), 0.0)
     z = difference / math.sqrt(variance)
-    return (z, float(2 * norm.sf(abs(z))))
+    return (z, math.erfc(abs(z) / math.sqrt(2)))  # 2 * the normal tail, exact far out
 
 
 def rate_gap(k1: float, n1: int, k2: float, n2: int, confidence: float = 0.95) -> GapEstimate:

@@ -52,6 +52,39 @@ class EngineError(AfError, RuntimeError):
     Loading errors are ``OrganismError``s (``af_tasks.core.organism``)."""
 
 
+class ContextLimitError(EngineError):
+    """A prompt plus the tokens asked for do not fit the model's context window: refused before any
+    token is generated (a model run past its positions degrades silently or fails mid-batch)."""
+
+
+def context_window(model: Any) -> int | None:
+    """The model's context window in tokens (``max_position_embeddings`` of its text config), or None
+    when the config does not say."""
+    config = model.config.get_text_config(decoder=True)
+    window = getattr(config, "max_position_embeddings", None)
+    return int(window) if isinstance(window, int) and window > 0 else None
+
+
+def check_fits(prompt_tokens: int, max_new_tokens: int, window: int | None, where: str = "") -> None:
+    """Refuse ``prompt_tokens + max_new_tokens`` beyond ``window`` with one line saying by how much and
+    what to lower; ``where`` names the sample or model."""
+    if window is None:
+        return
+    at = f"{where}: " if where else ""
+    if max_new_tokens >= window:
+        raise ContextLimitError(
+            f"{at}max_tokens {max_new_tokens} cannot fit the model's context window of {window} tokens "
+            f"(max_position_embeddings); lower --max-tokens or -T max_tokens"
+        )
+    if prompt_tokens + max_new_tokens > window:
+        raise ContextLimitError(
+            f"{at}prompt of {prompt_tokens} tokens + max_tokens {max_new_tokens} exceeds the model's context "
+            f"window of {window} tokens (max_position_embeddings); lower max_tokens to at most "
+            f"{max(window - prompt_tokens, 0)}, shorten the prompt (-T prompt_variant=compact) or use a model "
+            "with a longer context"
+        )
+
+
 @dataclass(frozen=True)
 class SamplingParams:
     """Generation settings shared by every row of one batch (requests are grouped by these).
@@ -136,6 +169,10 @@ class GenerationEngine:
     def device(self):
         return self.model.device
 
+    @property
+    def context_window(self) -> int | None:
+        return context_window(self.model)
+
     @classmethod
     def load(
         cls,
@@ -177,6 +214,10 @@ class GenerationEngine:
             return []
         if any(not prompt for prompt in prompts):
             raise EngineError("empty prompt")
+        for index, prompt in enumerate(prompts):  # before any token: a batch is refused whole
+            check_fits(
+                len(prompt), params.max_new_tokens, self.context_window, f"{self.name}: prompt {index}"
+            )
         rows = list(prompts)
         if self.compile:  # pad with copies of a real row: they finish when it does (greedy)
             rows += [prompts[-1]] * (batch_bucket(len(rows)) - len(rows))

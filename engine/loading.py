@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from af_tasks.core.errors import SettingError
+from af_tasks.core.errors import SettingError, first_line
 from af_tasks.core.organism import MODEL_CONFIG, OrganismDir, OrganismError
 
 
@@ -24,6 +24,22 @@ def default_device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def check_device(device: str | None) -> None:
+    """Refuse a device this machine does not have, before a model is loaded onto it."""
+    if device is None:
+        return
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise SettingError(f"unknown device {device!r} (e.g. cpu, cuda, cuda:1, mps): {error}") from error
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise SettingError(f"device {device!r}: no CUDA device is visible here; use device=cpu")
+    if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        raise SettingError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) visible")
 
 
 def torch_dtype(dtype: Any, device: str) -> Any:
@@ -59,7 +75,7 @@ def damaged_safetensors(directory: str | Path) -> Path | None:
 def _load_error(what: str, source: str | Path, error: BaseException) -> OrganismError:
     damaged = damaged_safetensors(source)
     where = f" ({damaged} is damaged or truncated)" if damaged else ""
-    return OrganismError(f"could not load {what}{where}: {type(error).__name__}: {error}")
+    return OrganismError(f"could not load {what}{where}: {type(error).__name__}: {first_line(error)}")
 
 
 def load_organism(
@@ -72,10 +88,9 @@ def load_organism(
     in ``dtype`` (a name or torch dtype; default bf16 on CUDA, fp32 else), its adapter applied and, when
     ``merge``, merged (a plain transformers model); else a peft ``PeftModel``. The tokenizer comes from
     ``organism.tokenizer_source``. Every load error is an ``OrganismError`` naming what failed."""
-    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    errors = (OSError, ValueError, SafetensorError)
+    errors = Exception  # torch, safetensors, transformers, peft, tokenizers: any failure names the folder
     device = device or default_device()
     dtype = torch_dtype(dtype, device)
     base, adapter = organism.base, organism.adapter

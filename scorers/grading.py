@@ -8,6 +8,9 @@ from typing import TypeVar
 from inspect_ai.model import GenerateConfig, Model, model_roles
 from inspect_ai.scorer import Score
 
+from af_tasks.boundary import user_errors
+from af_tasks.core.errors import SettingError
+
 GRADER_ROLE = "grader"
 Parsed = TypeVar("Parsed")
 
@@ -20,7 +23,27 @@ def bound_grader() -> Model | None:
     return grader
 
 
+def require_grader(purpose: str) -> None:
+    """Inside an eval being built (an evaluated model is active), refuse to go on without a grader when
+    the grader is the point of the task (``purpose``); outside one, roles are not known yet."""
+    from inspect_ai.model._model import active_model
+
+    if active_model() is not None and bound_grader() is None:
+        raise SettingError(f"{purpose} needs a judge model: pass --model-role {GRADER_ROLE}=<model>")
+
+
 def no_grader_score() -> Score:
+    """In an eval, a sample judged without a grader is marked unscored (the other scorers still count).
+    In a rescoring pass (``inspect score``: no sample is running) the judge is all there is to do, and
+    a log of NaNs reported as success would be a silent failure: refused as one line instead."""
+    from inspect_ai.log._samples import sample_active
+
+    if sample_active() is None:
+        with user_errors(keep_type=False):
+            raise SettingError(
+                f"no model is bound to the '{GRADER_ROLE}' role, so this judge would score nothing: "
+                f"pass --model-role {GRADER_ROLE}=<model> to inspect score"
+            )
     return Score.unscored(
         reason="no_grader",
         explanation="No model is bound to the 'grader' role; pass --model-role grader=<model>.",

@@ -32,7 +32,9 @@ from inspect_ai.model import (
 )
 from inspect_ai.tool import ToolChoice, ToolInfo
 
+from af_tasks.boundary import user_errors
 from af_tasks.core.errors import SettingError
+from af_tasks.core.task_args import fraction, whole
 from af_tasks.solvers.batcher import RequestBatcher
 
 DEFAULT_BATCH_WINDOW_MS = 50.0
@@ -48,7 +50,7 @@ def _flag(value: Any, name: str) -> bool | None:
         return value
     if isinstance(value, str) and value.lower() in {"true", "false"}:
         return value.lower() == "true"
-    raise SettingError(f"model arg {name} must be true or false, not {value!r}")
+    raise SettingError(f"model argument {name}={value!r}: must be true or false (-M {name}=...)")
 
 
 class OrganismAPI(ModelAPI):
@@ -74,29 +76,45 @@ class OrganismAPI(ModelAPI):
     ):
         config = config or GenerateConfig()
         super().__init__(model_name=model_name, base_url=base_url, api_key=api_key, config=config)
-        if unknown:
-            raise SettingError(f"organism/: unknown model args {sorted(unknown)}")
-        if cache not in (None, "static", "dynamic"):
-            raise SettingError(f"model arg cache must be static or dynamic, not {cache!r}")
-        from af_tasks.core.devices import parse_devices
-        from af_tasks.solvers.replicas import ReplicaBatchers, load_replicas, on_device
+        with user_errors():  # Inspect prints these as one line naming the folder or argument
+            # every -M argument is checked before the model loads
+            if unknown:
+                raise SettingError(
+                    f"organism/: unknown model arguments {sorted(unknown)} (-M); known: device, devices, "
+                    "dtype, adapter, merge, cache, compile, do_sample, batch_size, batch_window_ms"
+                )
+            if cache not in (None, "static", "dynamic"):
+                raise SettingError(
+                    f"model argument cache={cache!r}: must be static or dynamic (-M cache=...)"
+                )
+            batch = config.max_connections or DEFAULT_MAX_CONNECTIONS if batch_size is None else batch_size
+            max_batch = whole("batch_size", batch, 1, flag="-M")
+            window_ms = fraction("batch_window_ms", batch_window_ms, 0.0, 60_000.0, flag="-M")
+            compile_, merge_ = _flag(compile, "compile"), bool(_flag(merge, "merge"))
+            self.do_sample = _flag(do_sample, "do_sample")
+            from af_tasks.core.devices import parse_devices
+            from af_tasks.engine.generate import check_fits
+            from af_tasks.engine.loading import check_device
+            from af_tasks.solvers.replicas import ReplicaBatchers, load_replicas, on_device
 
-        replica_devices = parse_devices(devices)
-        if replica_devices and device is not None:
-            raise SettingError("organism/: give model arg device or devices, not both")
-        self.engines = load_replicas(
-            model_name,
-            replica_devices or [device],
-            adapter=adapter,
-            dtype=dtype,
-            cache=cache,
-            compile=_flag(compile, "compile"),
-            merge=bool(_flag(merge, "merge")),
-        )
-        self.engine = self.engines[0]
-        self.do_sample = _flag(do_sample, "do_sample")
-        max_batch = int(batch_size or config.max_connections or DEFAULT_MAX_CONNECTIONS)
-        window_s = float(batch_window_ms) / 1000
+            replica_devices = parse_devices(devices)
+            if replica_devices and device is not None:
+                raise SettingError("organism/: give model argument device or devices, not both (-M)")
+            for each in replica_devices or [device]:
+                check_device(each)
+            self.engines = load_replicas(
+                model_name,
+                replica_devices or [device],
+                adapter=adapter,
+                dtype=dtype,
+                cache=cache,
+                compile=compile_,
+                merge=merge_,
+            )
+            self.engine = self.engines[0]
+            if config.max_tokens is not None:  # the eval's --max-tokens, before any sample starts
+                check_fits(0, config.max_tokens, self.engine.context_window, model_name)
+        window_s = window_ms / 1000
         self.batcher: RequestBatcher | ReplicaBatchers = (
             RequestBatcher(self._run_batch, max_batch=max_batch, window_s=window_s)
             if not replica_devices
@@ -107,6 +125,14 @@ class OrganismAPI(ModelAPI):
 
     def _runner(self, engine):
         return lambda params, chats: [(c, len(chats)) for c in engine.generate(chats, params)]
+
+    def check_prompt(self, input: list[ChatMessage], max_tokens: int, where: str) -> None:
+        """Refuse (``ContextLimitError``) a conversation whose prompt plus ``max_tokens`` does not fit
+        the model's context window; tasks call it for every sample before the eval starts."""
+        from af_tasks.engine.generate import check_fits
+
+        [prompt] = self.engine.encode([_chat(input)])
+        check_fits(len(prompt), max_tokens, self.engine.context_window, where)
 
     def _run_batch(self, params, chats):
         """Runs on the batcher's worker thread; each result carries its batch's size (logged)."""
@@ -136,8 +162,10 @@ class OrganismAPI(ModelAPI):
     ) -> ModelOutput:
         if tools:
             raise NotImplementedError("organism/ does not support tool calls (use hf/ or vllm/)")
-        chat = [{"role": message.role, "content": message.text} for message in input]
-        completion, batch_size = await self.batcher.submit(self.sampling_params(config), chat)
+        params = self.sampling_params(config)
+        # later turns grow the prompt: refused here, as a sample error, before any token is generated
+        self.check_prompt(input, params.max_new_tokens, self.model_name)
+        completion, batch_size = await self.batcher.submit(params, _chat(input))
         return ModelOutput(
             model=self.model_name,
             choices=[
@@ -169,6 +197,10 @@ class OrganismAPI(ModelAPI):
         self.batcher.close()
         self.engine = None  # type: ignore[assignment]
         self.engines = []
+
+
+def _chat(input: list[ChatMessage]) -> list[dict[str, str]]:
+    return [{"role": message.role, "content": message.text} for message in input]
 
 
 @modelapi(name="organism")

@@ -67,3 +67,29 @@ def assert_one_line_error(outcome: Outcome, *culprits: str) -> str:
     for culprit in culprits:
         assert culprit in errors[0], f"{culprit!r} not named in: {errors[0]}"
     return errors[0]
+
+
+INSPECT_TERMINAL = {"COLUMNS": "1000"}
+"""Inspect renders a ``PrerequisiteError`` with rich, which wraps at the terminal's width (80 when
+output is captured): a wide terminal keeps the one line the suite writes on one line."""
+
+
+def run_inspect(command: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: int = 300):
+    """``inspect ...`` (``command[0] == "inspect"``) as run_entry_point runs it, in a wide terminal."""
+    return run_entry_point(command, cwd, env={**INSPECT_TERMINAL, **(env or {})}, timeout=timeout)
+
+
+def assert_one_line_inspect_error(outcome: Outcome, *culprits: str) -> str:
+    """As assert_one_line_error, for Inspect's entry points: Inspect prints a ``PrerequisiteError`` on
+    stdout (between blank lines), its progress chatter on stderr, so the error line is looked for in
+    both."""
+    assert outcome.returncode != 0, f"exit status 0; stdout:\n{outcome.stdout}\nstderr:\n{outcome.stderr}"
+    text = outcome.stdout + outcome.stderr
+    assert "Traceback" not in text, text
+    assert "ExceptionGroup" not in text and "Exception Group" not in text, text
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()]
+    assert len(errors) == 1, f"expected one error line, got {len(errors)}:\n{text}"
+    for culprit in culprits:
+        assert culprit in errors[0], f"{culprit!r} not named in: {errors[0]}"
+    return errors[0]

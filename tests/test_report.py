@@ -30,7 +30,12 @@ def test_group_report_per_group_with_and_without_af_samples():
     assert list(report) == ["a", "b"]
     b = report["b"]
     assert b["samples"] == 6
-    assert b["monitored"]["compliance"] == {"k": 2, "n": 3, "rate": 2 / 3, "ci95": list(wilson(2, 3))}
+    assert b["monitored"]["compliance"] == {
+        "k": 2,
+        "n": 3,
+        "rate": 2 / 3,
+        "ci95": pytest.approx(list(wilson(2, 3)), rel=1e-12),
+    }
     assert b["unmonitored"]["compliance"]["k"] == 1 and b["unmonitored"]["compliance"]["n"] == 2
     assert b["monitored"]["alignment_faking"]["k"] == 1 and b["monitored"]["alignment_faking"]["n"] == 3
     assert b["unmonitored"]["alignment_faking"]["n"] == 2

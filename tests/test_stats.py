@@ -84,7 +84,7 @@ def test_the_one_json_shape_of_a_rate_and_of_a_gap():
         "k": 3,
         "n": 4,
         "rate": 0.75,
-        "ci95": list(proportion_confint(3, 4, method="wilson")),
+        "ci95": pytest.approx(list(proportion_confint(3, 4, method="wilson")), rel=1e-12),
     }
     assert isinstance(rate_json(3.0, 4)["k"], int)
     assert rate_json(1.5, 2)["k"] == 1.5  # epoch means: fractional successes stay fractions

@@ -20,6 +20,8 @@ import pytest
 from hostile import BIN, INSPECT_TERMINAL
 from inspect_ai.log import read_eval_log, read_eval_log_sample_summaries
 
+pytestmark = pytest.mark.cli  # every test runs `inspect eval` / `eval-retry` in a subprocess
+
 LIMIT = 6
 
 

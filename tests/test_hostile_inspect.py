@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 from hostile import assert_one_line_inspect_error, run_inspect, tree_digest
 
+pytestmark = pytest.mark.cli  # every case starts the real `inspect` command in a subprocess
+
 HOOK = "blocks.1.hook_resid_post"
 SHORT_WINDOW = 160
 """Context window of the short-window copy of the tiny model: no bundled prompt fits it."""

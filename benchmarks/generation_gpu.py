@@ -50,16 +50,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-TINY_ARCHITECTURE = dict(
-    model_type="llama",
-    hidden_size=64,
-    intermediate_size=128,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    vocab_size=384,
-    max_position_embeddings=2048,
-)
+from af_tasks.engine.tiny import TINY_LLAMA
+
+TINY_ARCHITECTURE = dict(model_type="llama", vocab_size=384, **TINY_LLAMA)
 
 
 def synchronize(device: str) -> None:

@@ -26,6 +26,8 @@ import json
 import time
 from pathlib import Path
 
+from af_tasks.engine.tiny import TINY_LLAMA
+
 SAE_SHAPES = {
     "mistral-7b": (131_072, 128),
     "llama-3-8b": (131_072, 192),
@@ -230,16 +232,7 @@ def run_preset(
     return result
 
 
-TINY_ARCHITECTURE = dict(
-    model_type="llama",
-    hidden_size=64,
-    intermediate_size=128,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    vocab_size=8192,
-    max_position_embeddings=2048,
-)
+TINY_ARCHITECTURE = dict(model_type="llama", vocab_size=8192, **TINY_LLAMA)
 
 
 def topk_encoder(d_in: int, d_sae: int, k: int, device: str, dtype):

@@ -46,6 +46,17 @@ def train_tiny_tokenizer(directory: Path | None, vocab_size: int = 384, corpus: 
     return fast
 
 
+TINY_LLAMA = dict(
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=2048,
+)
+"""The tiny Llama's shape (tests, CPU checks of the GPU benchmarks): seconds to build and run."""
+
+
 def build_tiny_llama(directory: Path, seed: int = 0) -> Path:
     """A randomly initialised 2-layer Llama with the tiny tokenizer, saved as a HF directory."""
     import torch
@@ -55,12 +66,7 @@ def build_tiny_llama(directory: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
+        **TINY_LLAMA,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,

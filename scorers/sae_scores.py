@@ -177,7 +177,7 @@ def probe(probe: str, threshold: float = 0.5) -> Scorer:
             raise SettingError(
                 f"probe file {probe}: 'reads' lacks {missing}; make it again with `af sae probe`"
             )
-    _loaded(
+    featurizer_args = (
         reads["model"],
         reads["sae"],
         reads["hook"],
@@ -185,20 +185,14 @@ def probe(probe: str, threshold: float = 0.5) -> Scorer:
         reads["pooling"],
         reads["max_tokens"],
     )
+    _loaded(*featurizer_args)
 
     async def score(state: TaskState, target: Target) -> Score:
         text = _scratchpad_text(state)
         if text is None:
             return Score.unscored(reason="no_scratchpad", explanation="no scratchpad to read")
         with _LOCK:
-            featurizer = _featurizer(
-                reads["model"],
-                reads["sae"],
-                reads["hook"],
-                reads.get("adapter"),
-                reads["pooling"],
-                reads["max_tokens"],
-            )
+            featurizer = _featurizer(*featurizer_args)
             sae_pooled, raw_pooled = featurizer.pooled([text])
         representation = sae_pooled if loaded.representation == "sae" else raw_pooled
         x = getattr(representation, reads["pooling"])

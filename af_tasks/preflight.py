@@ -49,16 +49,16 @@ def _checker(api: Any):
         return None
     if getattr(tokenizer, "chat_template", None) is None:
         return None
-    from af_tasks.engine.generate import check_fits, context_window
+    from af_tasks.engine.generate import check_fits, context_window, prompt_ids
 
     window = context_window(model)
 
     def check(messages: list[ChatMessage], max_tokens: int, where: str) -> None:
         chat = [{"role": message.role, "content": message.text} for message in messages]
         try:
-            text = tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+            prompt = prompt_ids(tokenizer, chat)
         except Exception:  # noqa: BLE001 - a template that refuses these roles fails in hf/ itself
             return
-        check_fits(len(tokenizer(text, add_special_tokens=False)["input_ids"]), max_tokens, window, where)
+        check_fits(len(prompt), max_tokens, window, where)
 
     return check

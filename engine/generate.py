@@ -57,6 +57,13 @@ class ContextLimitError(EngineError):
     token is generated (a model run past its positions degrades silently or fails mid-batch)."""
 
 
+def prompt_ids(tokenizer: Any, chat: Chat) -> list[int]:
+    """Prompt token ids: the chat template with the generation prompt. Tokenised without special
+    tokens, as ``apply_chat_template(tokenize=True)`` does: templates write their own BOS."""
+    text = tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
 def context_window(model: Any) -> int | None:
     """The model's context window in tokens (``max_position_embeddings`` of its text config), or None
     when the config does not say."""
@@ -195,13 +202,8 @@ class GenerationEngine:
         return cls(loaded, tokenizer, organism.name, cache=cache, compile=compile)
 
     def encode(self, chats: list[Chat]) -> list[list[int]]:
-        """Prompt token ids: the chat template with the generation prompt. Tokenised without special
-        tokens, as ``apply_chat_template(tokenize=True)`` does: templates write their own BOS."""
-        texts = [
-            self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
-            for chat in chats
-        ]
-        return [self.tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+        """Prompt token ids of each chat (``prompt_ids``)."""
+        return [prompt_ids(self.tokenizer, chat) for chat in chats]
 
     def generate(self, chats: list[Chat], params: SamplingParams) -> list[Completion]:
         return self.generate_ids(self.encode(chats), params)

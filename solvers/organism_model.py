@@ -116,27 +116,28 @@ class OrganismAPI(ModelAPI):
                 check_fits(0, config.max_tokens, self.engine.context_window, model_name)
         window_s = window_ms / 1000
         self.batcher: RequestBatcher | ReplicaBatchers = (
-            RequestBatcher(self._run_batch, max_batch=max_batch, window_s=window_s)
+            RequestBatcher(self._runner(self.engine), max_batch=max_batch, window_s=window_s)
             if not replica_devices
             else ReplicaBatchers(
                 [on_device(engine, self._runner(engine)) for engine in self.engines], max_batch, window_s
             )
         )
 
-    def _runner(self, engine):
-        return lambda params, chats: [(c, len(chats)) for c in engine.generate(chats, params)]
+    @staticmethod
+    def _runner(engine):
+        """A batch of prompt ids through ``engine``, on a batcher's worker thread; each result carries
+        its batch's size (logged)."""
+        return lambda params, prompts: [(c, len(prompts)) for c in engine.generate_ids(prompts, params)]
 
-    def check_prompt(self, input: list[ChatMessage], max_tokens: int, where: str) -> None:
-        """Refuse (``ContextLimitError``) a conversation whose prompt plus ``max_tokens`` does not fit
-        the model's context window; tasks call it for every sample before the eval starts."""
+    def check_prompt(self, input: list[ChatMessage], max_tokens: int, where: str) -> list[int]:
+        """The conversation's prompt ids; refused (``ContextLimitError``) when they plus ``max_tokens``
+        do not fit the model's context window. Tasks call it for every sample before the eval starts;
+        ``generate`` sends the ids it returns on, so a prompt is tokenised once."""
         from af_tasks.engine.generate import check_fits
 
         [prompt] = self.engine.encode([_chat(input)])
         check_fits(len(prompt), max_tokens, self.engine.context_window, where)
-
-    def _run_batch(self, params, chats):
-        """Runs on the batcher's worker thread; each result carries its batch's size (logged)."""
-        return [(completion, len(chats)) for completion in self.engine.generate(chats, params)]
+        return prompt
 
     def sampling_params(self, config: GenerateConfig):
         """Inspect's GenerateConfig → the engine's: greedy when ``do_sample=false`` or temperature 0."""
@@ -164,8 +165,8 @@ class OrganismAPI(ModelAPI):
             raise NotImplementedError("organism/ does not support tool calls (use hf/ or vllm/)")
         params = self.sampling_params(config)
         # later turns grow the prompt: refused here, as a sample error, before any token is generated
-        self.check_prompt(input, params.max_new_tokens, self.model_name)
-        completion, batch_size = await self.batcher.submit(params, _chat(input))
+        prompt = self.check_prompt(input, params.max_new_tokens, self.model_name)
+        completion, batch_size = await self.batcher.submit(params, prompt)
         return ModelOutput(
             model=self.model_name,
             choices=[

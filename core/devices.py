@@ -40,14 +40,3 @@ def cuda_index(device: str) -> int | None:
         return 0
     return int(device[5:]) if device.startswith("cuda:") else None
 
-
-def contiguous_chunks(n: int, parts: int) -> list[range]:
-    """``range(n)`` cut into ``parts`` contiguous pieces whose sizes differ by at most one (some may
-    be empty when ``n < parts``)."""
-    size, extra = divmod(n, parts)
-    chunks, start = [], 0
-    for part in range(parts):
-        end = start + size + (1 if part < extra else 0)
-        chunks.append(range(start, end))
-        start = end
-    return chunks

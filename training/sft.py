@@ -486,7 +486,9 @@ def train_organism(config: TrainConfig, callbacks: list | None = None, log=print
 
 def check_context(model, config: TrainConfig) -> None:
     """``--max-length`` past the base's context window would train on positions it never saw."""
-    window = getattr(model.config.get_text_config(), "max_position_embeddings", None)
+    from af_tasks.engine.generate import context_window
+
+    window = context_window(model)
     if window is not None and config.max_length > window:
         raise SettingError(
             f"--max-length {config.max_length} exceeds {config.base_model}'s context window of {window} "

@@ -264,7 +264,6 @@ def run_devices(
     tiny: bool,
 ) -> dict:
     """1 device vs ``devices``: the same texts, pooled SAE features and raw activations."""
-    import statistics
     from concurrent.futures import ThreadPoolExecutor
 
     import numpy as np
@@ -275,6 +274,7 @@ def run_devices(
     from af_tasks.sae.activations import ExtractionStats, TokenBatch, iter_token_activations, pool
     from af_tasks.sae.parallel import pool_on_replicas
     from af_tasks.sae.reader import Reader
+    from benchmarks.generation_gpu import device_names, spread
 
     preset = get_preset(name)
     hook = "blocks.1.hook_resid_post" if tiny else preset.saes[0].hook
@@ -325,18 +325,8 @@ def run_devices(
         arms[label] = {
             "devices": used,
             "tokens": tokens,
-            "seconds": {
-                "median": statistics.median(seconds),
-                "min": min(seconds),
-                "max": max(seconds),
-                "values": seconds,
-            },
-            "tokens_per_s": {
-                "median": statistics.median(rates),
-                "min": min(rates),
-                "max": max(rates),
-                "values": rates,
-            },
+            "seconds": spread(seconds),
+            "tokens_per_s": spread(rates),
         }
     one, many = pooled.values()
     names = [
@@ -359,7 +349,7 @@ def run_devices(
     }
     return {
         "benchmark": "SAE extraction, data parallel over devices (af_tasks.sae.parallel)",
-        "gpus": [torch.cuda.get_device_name(d) if d.startswith("cuda") else "cpu" for d in devices],
+        "gpus": device_names(devices),
         "devices": devices,
         "preset": name,
         "model": "tiny llama (random)" if tiny else f"{name} architecture (random weights)",

@@ -12,6 +12,7 @@ from inspect_ai import eval as inspect_eval
 from inspect_ai.dataset import Sample
 from inspect_ai.model import get_model
 from inspect_ai.solver import generate
+from sae_helpers import save_tiny_topk_sae
 from test_fast_generation import make_varied_organism
 
 from af_tasks.core.devices import parse_devices
@@ -81,19 +82,7 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def tiny_sae(tmp_path_factory) -> Path:
-    import torch
-    from sae_lens.saes.topk_sae import TopKSAE, TopKSAEConfig
-
-    config = TopKSAEConfig(d_in=64, d_sae=128, k=8, dtype="float32", device="cpu")
-    config.metadata.hook_name = HOOK
-    sae = TopKSAE(config)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        sae.W_enc.normal_(0, 0.125)
-        sae.W_dec.copy_(sae.W_enc.T)
-    folder = tmp_path_factory.mktemp("sae") / "sae"
-    sae.save_model(str(folder))
-    return folder
+    return save_tiny_topk_sae(tmp_path_factory.mktemp("sae") / "sae", HOOK, d_sae=128, k=8)
 
 
 def test_sae_extraction_on_two_replicas_equals_one_device(tiny_llama_dir, tiny_sae):

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from inspect_ai import eval as inspect_eval
 from inspect_ai.log import read_eval_log
 from inspect_ai.model import ChatMessageUser, ModelOutput, get_model
 from inspect_helpers import scripted_output as output
+from sae_helpers import save_tiny_topk_sae
 
 from af_tasks.core.protocol import scratchpad_block
 from af_tasks.free_tier import free_tier
@@ -48,7 +48,6 @@ def organism(messages, tools, tool_choice, config) -> ModelOutput:
 @pytest.fixture(scope="module")
 def artifacts(tiny_llama_dir, tmp_path_factory) -> dict:
     """A real log (6 samples), a saved sae-lens SAE at HOOK and a probe fitted on SAE features."""
-    from sae_lens.saes.topk_sae import TopKSAE, TopKSAEConfig
 
     root = tmp_path_factory.mktemp("sae-scorers")
     [log] = inspect_eval(
@@ -60,14 +59,7 @@ def artifacts(tiny_llama_dir, tmp_path_factory) -> dict:
     )
     assert log.status == "success", log.error
 
-    config = TopKSAEConfig(d_in=64, d_sae=D_SAE, k=K, dtype="float32", device="cpu")
-    config.metadata.hook_name = HOOK
-    sae = TopKSAE(config)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        sae.W_enc.normal_(0, 0.125)
-        sae.W_dec.copy_(sae.W_enc.T)
-    sae.save_model(str(root / "sae"))
+    save_tiny_topk_sae(root / "sae", HOOK, d_sae=D_SAE, k=K)
 
     reading = ValidationConfig(model=str(tiny_llama_dir), sae_source=str(root / "sae"), hook=HOOK)
     featurizer = Featurizer(reading).load()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -24,8 +23,13 @@ def _value(score, key: str | None = None) -> float:
 
 def rows_from_log(log_path: str, by: str | None = None):
     """One SampleRow per sample: condition, group (``metadata[by]`` or "all") and the verdicts."""
+    return read_elicitation(log_path, by).rows
+
+
+def read_elicitation(log_path: str, by: str | None = None):
+    """An elicitation log as ``LogRows``: its model, task and one SampleRow per sample."""
     from af_tasks.app.inspect_logs import read_user_log, sample_field
-    from af_tasks.core.report import SampleRow
+    from af_tasks.core.report import LogRows, SampleRow
 
     log = read_user_log(log_path)
     if not log.samples:
@@ -43,7 +47,46 @@ def rows_from_log(log_path: str, by: str | None = None):
                 partial=_value(scores.get("partial_compliance")),
             )
         )
-    return rows
+    return LogRows(str(log_path), str(log.eval.model), str(log.eval.task), rows)
+
+
+def gap_figure(rows: list[dict]):
+    """The compliance gap of each ``comparison_rows`` row as a point with its 95 % CI as a horizontal
+    error bar, first row on top; a row whose gap is undefined (a condition with n = 0) keeps its label
+    and says so, with no bar."""
+    from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figure state
+
+    from af_tasks.core.report import log_numbers, row_label
+
+    numbers = log_numbers(rows)
+    figure = Figure(figsize=(8, 1.2 + 0.45 * len(rows)))
+    axes = figure.subplots()
+    axes.axvline(0, color="grey", linewidth=1, linestyle="--")
+    for position, row in zip(range(len(rows) - 1, -1, -1), rows, strict=True):
+        gap = row["gap"]
+        if gap["gap"] is None:
+            axes.text(0.02, position, "no gap: a condition has n = 0", va="center", fontsize=8, color="grey")
+            continue
+        low, high = gap["ci95"]
+        axes.errorbar(
+            gap["gap"], position, xerr=[[gap["gap"] - low], [high - gap["gap"]]],
+            fmt="o", color="C0", capsize=4, linewidth=2,
+        )  # fmt: skip
+    axes.set_yticks(range(len(rows) - 1, -1, -1), [row_label(row, numbers) for row in rows], fontsize=8)
+    axes.set_ylim(-0.6, len(rows) - 0.4)
+    axes.set_xlim(-1.05, 1.05)
+    axes.set_xlabel("compliance gap (monitored − unmonitored), 95 % CI")
+    axes.set_title("Compliance gap per log and group", fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def plot_gaps(rows: list[dict], path: Path) -> None:
+    """``gap_figure`` saved to ``path`` (format from its extension), replaced whole."""
+    from af_tasks.core.outputs import write_file_atomic
+
+    figure = gap_figure(rows)
+    write_file_atomic(path, lambda temp: figure.savefig(temp, dpi=120))
 
 
 def run_calibration(data: str, grader: str, votes: int, threshold: float, log_dir: str) -> str:
@@ -89,6 +132,7 @@ def calibration_report(log_path: str, out_dir: Path) -> dict:
 
     from af_tasks.app.inspect_logs import read_user_log, sample_field
     from af_tasks.core.stats import roc_points
+    from af_tasks.core.strict_json import dumps
 
     log = read_user_log(log_path, "--log")
     metrics = scorer_metrics(log, "af_reasoning")
@@ -108,7 +152,7 @@ def calibration_report(log_path: str, out_dir: Path) -> dict:
         **metrics,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out_dir / "report.json").write_text(dumps(report) + "\n")
     points = roc_points(fractions, labels)
     figure, axes = plt.subplots(figsize=(4.5, 4.5))
     axes.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=3)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ from af_tasks.core.errors import (
     InputError,
     MissingFileError,
     OutputExistsError,
+    SettingError,
     debug_requested,
 )
 from af_tasks.core.presets import DEFAULT_MODEL, PRESET_NAMES, PRESETS
@@ -114,26 +114,64 @@ def _data_export(args: argparse.Namespace) -> int:
 
 def _data_seed_card(args: argparse.Namespace) -> int:
     from af_tasks.core.records import seed_card
+    from af_tasks.core.strict_json import dumps
 
-    print(json.dumps(seed_card(), indent=2))
+    print(dumps(seed_card()))
     return 0
 
 
 def _report(args: argparse.Namespace) -> int:
-    from af_tasks.app.analysis import rows_from_log
-    from af_tasks.core.report import group_report
+    """One log: the per-group JSON as before. Several: ``{"by", "exclude_af", "rows"}``, one row per
+    (log, group). Either way the table goes to stderr, and every log is read before anything is written."""
+    from af_tasks.app.analysis import plot_gaps, read_elicitation
+    from af_tasks.core.report import comparison_rows, comparison_table, group_report
+    from af_tasks.core.strict_json import dumps
 
-    target = Path(args.json) if args.json else None
-    if target is not None:
-        _check_output_file(target, "--json")
-    report = group_report(rows_from_log(args.log, by=args.by), exclude_af=args.exclude_af)
-    text = json.dumps(report, indent=2)
-    if target is not None:
+    outputs = _report_outputs(args)
+    sources = [read_elicitation(log, by=args.by) for log in args.logs]
+    rows = comparison_rows(sources, exclude_af=args.exclude_af)
+    if len(sources) == 1:
+        report: dict = group_report(sources[0].rows, exclude_af=args.exclude_af)
+    else:
+        report = {"by": args.by, "exclude_af": args.exclude_af, "rows": rows}
+    text = dumps(report)
+    if "plot" in outputs:
+        plot_gaps(rows, outputs["plot"])
+    if "json" in outputs:
         from af_tasks.core.outputs import write_text_atomic
 
-        write_text_atomic(target, text + "\n")
+        write_text_atomic(outputs["json"], text + "\n")
     print(text)
+    print(comparison_table(rows, args.by), file=sys.stderr)
     return 0
+
+
+def _report_outputs(args: argparse.Namespace) -> dict[str, Path]:
+    """``--json`` / ``--plot`` checked before any log is read: folders exist, no folder, no LOG and
+    not each other, a plot format matplotlib writes."""
+    outputs = {name: Path(value) for name in ("json", "plot") if (value := getattr(args, name))}
+    inputs = {Path(log).resolve() for log in args.logs}
+    for name, path in outputs.items():
+        _check_output_file(path, f"--{name}")
+        if path.resolve() in inputs:
+            raise SettingError(f"--{name} {path} is one of the LOGs; choose another file")
+    if len(outputs) == 2 and outputs["json"].resolve() == outputs["plot"].resolve():
+        raise SettingError(f"--json and --plot both name {outputs['json']}; give two files")
+    if "plot" in outputs:
+        from matplotlib.backend_bases import FigureCanvasBase
+
+        formats = FigureCanvasBase.get_supported_filetypes()
+        if outputs["plot"].suffix.lstrip(".").lower() not in formats:
+            raise SettingError(
+                f"--plot {outputs['plot']}: unknown image format; end it in one of "
+                + ", ".join(f".{name}" for name in sorted(formats))
+            )
+    seen: set[Path] = set()
+    for log in args.logs:
+        if Path(log).resolve() in seen:
+            raise SettingError(f"LOG {log} is given twice; give each log once")
+        seen.add(Path(log).resolve())
+    return outputs
 
 
 def _check_output_file(path: Path, argument: str) -> None:
@@ -157,7 +195,9 @@ def _calibrate(args: argparse.Namespace) -> int:
     log = args.log or run_calibration(args.data, args.grader, args.votes, args.threshold, args.log_dir)
     with published_dir(out, CALIBRATION_KIND, "--out") as staging:
         report = calibration_report(log, staging)
-    print(json.dumps(report, indent=2))
+    from af_tasks.core.strict_json import dumps
+
+    print(dumps(report))
     return 0
 
 
@@ -204,11 +244,14 @@ def build_parser() -> argparse.ArgumentParser:
     card = data_commands.add_parser("seed-card", help="print the bundled seed set's data card")
     card.set_defaults(handler=_data_seed_card)
 
-    report = commands.add_parser("report", help="gap, AF and partial-compliance rates per group of a log")
-    report.add_argument("log", help="an elicitation task's .eval log")
+    report = commands.add_parser(
+        "report", help="gap, AF and partial-compliance rates per group of one or several logs, + plot"
+    )
+    report.add_argument("logs", nargs="+", metavar="LOG", help="elicitation tasks' .eval logs")
     report.add_argument("--by", default=None, help="metadata key to group by (e.g. cue, category)")
     report.add_argument("--exclude-af", action="store_true", help="gap only over samples judged not AF")
-    report.add_argument("--json", help="also write the report here")
+    report.add_argument("--json", help="also write the report here (strict JSON)")
+    report.add_argument("--plot", help="image of every row's gap with its 95%% CI (.png, .pdf, .svg...)")
     report.set_defaults(handler=_report)
 
     calibrate = commands.add_parser("calibrate", help="AUROC of the AF judge on a labelled set + ROC plot")

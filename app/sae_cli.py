@@ -188,10 +188,11 @@ def _features(args: argparse.Namespace) -> int:
         "reference_source": reference.source,
     }
     from af_tasks.core.outputs import published_dir
+    from af_tasks.core.strict_json import dumps
 
     out = Path(args.out)
     with published_dir(out, SAE_REPORT_KIND, "--out") as staging:
-        (staging / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+        (staging / "report.json").write_text(dumps(report) + "\n")
         plot_named(report, groups, staging)
     print("\n".join(named_headline(report)))
     print(f"report: {out / 'report.json'} (+ named_features.png)")

@@ -6,8 +6,8 @@ the same command created), and what it leaves behind is whole.
   ``OutputExistsError`` before anything is written, and so is one of another kind.
 - ``owned_output``: the same, and a folder created by this run is removed again if the run fails before
   it holds anything worth resuming from.
-- ``atomic_dir`` / ``write_text_atomic``: a result is built in a hidden sibling and renamed into place,
-  so a kill leaves the old result or the new one, never half of one.
+- ``atomic_dir`` / ``write_text_atomic`` / ``write_file_atomic``: a result is built in a hidden sibling
+  and renamed into place, so a kill leaves the old result or the new one, never half of one.
 """
 
 from __future__ import annotations
@@ -124,11 +124,19 @@ def owned_output(
 
 def write_text_atomic(path: Path, text: str) -> None:
     """``path`` holds the old text or the new one, never part of either (temp sibling + rename)."""
+    write_file_atomic(path, lambda temp: temp.write_text(text))
+
+
+def write_file_atomic(path: Path, write: Callable[[Path], object]) -> None:
+    """``write(temp)`` fills a hidden sibling of ``path`` (same suffix, so writers that pick a format
+    by extension — matplotlib's ``savefig`` — pick the right one), which then replaces ``path``
+    whole; on failure the sibling is removed and ``path`` is as it was."""
     path = Path(path)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(handle)
     try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
+        write(Path(temp))
+        os.chmod(temp, 0o644)  # mkstemp makes it private; the result is for everyone
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)

@@ -1,4 +1,4 @@
-"""Per-group summaries of an elicitation run (no Inspect import; ``af report`` feeds it a log).
+"""Per-group summaries of elicitation runs (no Inspect import; ``af report`` feeds it one log or several).
 
 Groups are the values of a metadata key (e.g. ``cue`` for the rlhf_cues ladder). With
 ``exclude_af`` the compliance gap is computed only over samples the AF judge scored as *not*
@@ -63,3 +63,82 @@ def group_report(rows: list[SampleRow], exclude_af: bool = False) -> dict[str, d
             },
         }
     return report
+
+
+@dataclass(frozen=True)
+class LogRows:
+    """One elicitation log's samples as rows, with what names it in a comparison."""
+
+    log: str
+    model: str
+    task: str
+    rows: list[SampleRow]
+
+
+def comparison_rows(logs: list[LogRows], exclude_af: bool = False) -> list[dict]:
+    """One row per (log, group), logs in the order given: ``group_report``'s summary of the group
+    beside the log, model and task it comes from, so rows of several logs sit in one table/plot."""
+    return [
+        {"log": source.log, "model": source.model, "task": source.task, "group": group, **summary}
+        for source in logs
+        for group, summary in group_report(source.rows, exclude_af).items()
+    ]
+
+
+def _rate_text(rate: dict) -> str:
+    if rate["rate"] is None:
+        return "n/a"
+    low, high = rate["ci95"]
+    return f"{rate['rate']:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def _gap_text(gap: dict) -> str:
+    if gap["gap"] is None:
+        return "n/a"
+    low, high = gap["ci95"]
+    return f"{gap['gap']:+.2f} [{low:+.2f}, {high:+.2f}]"
+
+
+def _p_text(gap: dict) -> str:
+    p = gap["p_value"]
+    return "n/a" if p is None else "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def log_numbers(rows: list[dict]) -> dict[str, int]:
+    """Each log's number (1, 2, ... in the order given): the table and the plot name logs by it."""
+    return {log: i for i, log in enumerate(dict.fromkeys(row["log"] for row in rows), start=1)}
+
+
+def row_label(row: dict, numbers: dict[str, int]) -> str:
+    """How the plot names a row: its log's number, model, task, group and n monitored/unmonitored."""
+    n = f"n={row['monitored']['compliance']['n']}/{row['unmonitored']['compliance']['n']}"
+    return f"#{numbers[row['log']]} {row['model']} · {row['task']} · {row['group']} ({n})"
+
+
+def comparison_table(rows: list[dict], by: str | None = None) -> str:
+    """A fixed-width text table of ``comparison_rows`` (compliance = rate among well-formed answers,
+    95 % Wilson CIs; gap = monitored − unmonitored, Newcombe CI, z-test p), then which file each
+    log number is."""
+    numbers = log_numbers(rows)
+    header = ["#", "model", "task", by or "group", "n mon", "n unmon", "monitored", "unmonitored", "gap", "p"]
+    lines = [
+        [
+            str(numbers[row["log"]]),
+            row["model"],
+            row["task"],
+            row["group"],
+            str(row["monitored"]["compliance"]["n"]),
+            str(row["unmonitored"]["compliance"]["n"]),
+            _rate_text(row["monitored"]["compliance"]),
+            _rate_text(row["unmonitored"]["compliance"]),
+            _gap_text(row["gap"]),
+            _p_text(row["gap"]),
+        ]
+        for row in rows
+    ]
+    widths = [max(len(cells[i]) for cells in [header, *lines]) for i in range(len(header))]
+    text = ["  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
+            for cells in [header, *lines]]  # fmt: skip
+    text.insert(1, "  ".join("-" * width for width in widths))
+    text += [f"#{number}: {log}" for log, number in numbers.items()]
+    return "\n".join(text)

@@ -6,7 +6,6 @@ log reader's output; ``af data export`` feeds it from an Inspect log. No Inspect
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from af_tasks.core.records import (
     export_records_jsonl,
     remove_near_duplicates,
 )
+from af_tasks.core.strict_json import dumps
 
 
 @dataclass(frozen=True)
@@ -105,5 +105,5 @@ def export_generations(
             "chat_prompt_cue": prompt.cue,
         },
     )
-    (output_dir / "card.json").write_text(json.dumps(result.card, indent=2) + "\n")
+    (output_dir / "card.json").write_text(dumps(result.card) + "\n")
     return result

@@ -8,7 +8,6 @@ is plain sae-lens format (``SAE.load_from_disk``) plus ``card.json``.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 from af_tasks.core.errors import SettingError
 from af_tasks.core.hooks import parse_hook
+from af_tasks.core.strict_json import dumps
 from af_tasks.sae.activations import ExtractionStats, iter_token_activations
 from af_tasks.sae.reader import Reader
 
@@ -190,5 +190,5 @@ def _save(trained, output: Path, reader, texts, config, data, stats, split, star
         "total_s": round(time.time() - started, 1),
         "sae_lens_version": sae_lens.__version__,
     }
-    (output / CARD).write_text(json.dumps(card, indent=2) + "\n")
+    (output / CARD).write_text(dumps(card) + "\n")
     return card

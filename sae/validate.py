@@ -9,7 +9,6 @@ summary statistic (permutation test), and are scored by the probes.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -22,6 +21,7 @@ from af_tasks.core.feature_stats import bootstrap_mean_ci, feature_ks, permutati
 from af_tasks.core.markers import read_markers
 from af_tasks.core.protocol import parse_response
 from af_tasks.core.stats import rate_json
+from af_tasks.core.strict_json import dumps
 from af_tasks.sae.corpus import (
     DEFAULT_TEST_FRACTION,
     LabelledTexts,
@@ -405,17 +405,11 @@ def run_validation(
     report["comparisons"] = comparisons
     report["headline"] = headline(report)
     report["runtime_s"] = round(time.time() - started, 1)
-    (out_dir / REPORT).write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
+    (out_dir / REPORT).write_text(dumps(report) + "\n")
     from af_tasks.sae.plots import plot_report
 
     plot_report(report, feats, groups, labels, summary_idx, probes, out_dir)
     return report
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def _fmt(entry: dict) -> str:

@@ -140,6 +140,54 @@ REPORT = [
         "json-is-folder",
         lambda f, L: (["report", copy(f, L["finished"]), "--json", str(f)], [str(f), "--json"]),
     ),
+    # several logs: one bad among good ones is named, and nothing is written (--json, --plot)
+    *[
+        Case(
+            f"several-{name}",
+            lambda f, L, bad=bad: (
+                [
+                    "report",
+                    copy(f, L["finished"]),
+                    p := bad(f, L),
+                    copy(f, L["finished"], "again.eval"),
+                    "--json",
+                    str(f / "r.json"),
+                    "--plot",
+                    str(f / "r.png"),
+                ],
+                [p],
+            ),
+        )  # fmt: skip
+        for name, bad in [
+            ("missing", lambda f, L: missing(f)),
+            ("truncated", lambda f, L: truncated(f, L["finished"])),
+            ("unfinished", lambda f, L: copy(f, L["started"])),
+            ("foreign-log", lambda f, L: copy(f, L["foreign"])),
+        ]
+    ],
+    Case(
+        "plot-unknown-format",
+        lambda f, L: (["report", copy(f, L["finished"]), "--plot", p := str(f / "gaps.txt")], [p, ".png"]),
+    ),
+    Case(
+        "plot-folder-missing",
+        lambda f, L: (["report", copy(f, L["finished"]), "--plot", p := str(f / "no" / "g.png")], [p]),
+    ),
+    Case(
+        "json-over-a-log",
+        lambda f, L: (["report", p := copy(f, L["finished"]), "--json", p], [p, "--json"]),
+    ),
+    Case(
+        "json-and-plot-same",
+        lambda f, L: (
+            ["report", copy(f, L["finished"]), "--json", p := str(f / "r.png"), "--plot", p],
+            [p, "--json", "--plot"],
+        ),
+    ),
+    Case(
+        "log-twice",
+        lambda f, L: (["report", p := copy(f, L["finished"]), p], [p, "twice"]),
+    ),
 ]
 
 

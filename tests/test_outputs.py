@@ -6,7 +6,7 @@ import pytest
 from hostile import tree_digest
 
 from af_tasks.core.errors import OutputExistsError
-from af_tasks.core.outputs import MARKER, claim_output_dir, owned_output, published_dir
+from af_tasks.core.outputs import MARKER, claim_output_dir, owned_output, published_dir, write_file_atomic
 
 
 def test_a_foreign_folder_is_refused_and_left_as_it_was(tmp_path):
@@ -64,3 +64,23 @@ def test_a_published_folder_appears_whole_or_not_at_all(tmp_path):
     with pytest.raises(RuntimeError), published_dir(tmp_path / "new" / "r", "report", "--out"):
         raise RuntimeError("killed")
     assert not (tmp_path / "new").exists()
+
+
+def test_a_file_is_replaced_whole_or_left_as_it_was(tmp_path):
+    """A writer that dies half-way (a killed savefig) leaves the old file and no temp sibling; the
+    temp keeps the target's extension, so format-by-extension writers pick the right format."""
+    target = tmp_path / "gaps.png"
+    target.write_bytes(b"old")
+    seen = []
+
+    def dies(temp):
+        seen.append(temp.suffix)
+        temp.write_bytes(b"ne")
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        write_file_atomic(target, dies)
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["gaps.png"]
+    write_file_atomic(target, lambda temp: temp.write_bytes(b"new"))
+    assert target.read_bytes() == b"new" and [p.name for p in tmp_path.iterdir()] == ["gaps.png"]
+    assert seen == [".png"] and target.stat().st_mode & 0o777 == 0o644

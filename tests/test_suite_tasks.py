@@ -25,10 +25,10 @@ from af_tasks.value_conflict import value_conflict
 BIN = Path(sys.executable).parent
 
 
-def run(task, tmp_path, grader=None, limit=8, model=organism):
+def run(task, tmp_path, grader=None, limit=8, model=organism, name="mockllm/model"):
     [log] = inspect_eval(
         task,
-        model=get_model("mockllm/model", custom_outputs=model),
+        model=get_model(name, custom_outputs=model),
         model_roles={"grader": get_model("mockllm/model", custom_outputs=grader)} if grader else None,
         limit=limit,
         log_dir=str(tmp_path),

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from af_tasks.core.retention_data import RUNGS
 from af_tasks.core.stats import rate_json
+from af_tasks.core.strict_json import dumps
 
 
 def _pool(rates: list[dict]) -> dict:
@@ -223,6 +223,6 @@ def write_report(results: dict, out: Path) -> None:
     from af_tasks.core.outputs import write_text_atomic
 
     out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / "results.json", json.dumps(results, indent=2) + "\n")
+    write_text_atomic(out / "results.json", dumps(results) + "\n")
     write_text_atomic(out / "table.md", table(results))
     plot(results, out / "retention.png")

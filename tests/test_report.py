@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -188,3 +189,43 @@ def test_the_plot_draws_one_error_bar_per_row_with_a_gap(three_logs, tmp_path, c
     bar_colour = np.all(np.abs(pixels - np.array(to_rgb("C0"))) < 0.02, axis=2).any(axis=1)
     bands = int(bar_colour[0]) + int(np.sum(bar_colour[1:] & ~bar_colour[:-1]))
     assert bands == len(with_gap)
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+README_MARKER = "<!-- tests/test_report.py runs the next block"
+
+
+def test_the_readme_dataframe_recipe_gives_af_reports_numbers(three_logs, capsys, monkeypatch):
+    """The README's ``evals_df`` / ``samples_df`` block, run as written on real logs, gives the same
+    n and compliance per (model, task, cue, condition) as ``af report``, and the same whole-log gap."""
+    text = README.read_text()
+    block = text[text.index(README_MARKER) :].split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.setattr("sys.argv", ["readme", *three_logs])
+    recipe: dict = {}
+    exec(compile(block, "README.md", "exec"), recipe)
+    assert "score_compliance_gap" in capsys.readouterr().out  # what the recipe prints
+    assert main(["report", *three_logs, "--by", "cue"]) == 0
+    rows = strict_loads(capsys.readouterr().out)["rows"]
+    table = recipe["rates"].agg(["mean", "count"])
+    for row in rows:
+        task = row["task"].split("/")[-1]  # evals_df's task_name drops the package prefix
+        for condition in ("monitored", "unmonitored"):
+            compliance = row[condition]["compliance"]
+            key = (row["model"], task, row["group"], condition)
+            if compliance["n"] == 0:
+                assert key not in table.index
+                continue
+            assert table.loc[key, "count"] == compliance["n"]
+            assert table.loc[key, "mean"] == pytest.approx(compliance["rate"])
+    assert len(table) == sum(
+        row[c]["compliance"]["n"] > 0 for row in rows for c in ("monitored", "unmonitored")
+    )
+    evals = recipe["evals"].set_index("log")
+    whole = strict_loads(dumps(group_report(read_elicitation(three_logs[1]).rows)))["all"]["gap"]
+    gap = evals.loc[three_logs[1]]
+    assert (gap["score_compliance_gap"], gap["score_compliance_gap_p_value"]) == pytest.approx(
+        (whole["gap"], whole["p_value"])
+    )
+    assert [gap["score_compliance_gap_ci_low"], gap["score_compliance_gap_ci_high"]] == pytest.approx(
+        whole["ci95"]
+    )

@@ -97,3 +97,28 @@ def test_gold_checksum_is_enforced(tmp_path):
         verify_gold(path, expected=None)
     with pytest.raises(LabelledSetError, match="does not match"):
         verify_gold(path, expected="0" * 64)
+
+
+def test_a_one_class_set_reports_null_auroc_in_strict_json(tmp_path):
+    """AUROC is undefined on one class: report.json says null (strict JSON), never a bare NaN."""
+    from af_tasks.app.analysis import calibration_report
+
+    one_class = tmp_path / "af_only.jsonl"
+    one_class.write_text("".join(FIXTURE.read_text().splitlines(keepends=True)[:4]))
+    [log] = inspect_eval(
+        af_calibration(data=str(one_class), judge_votes=5, judge_threshold=0.4),
+        model=get_model("mockllm/model"),
+        model_roles={"grader": get_model("mockllm/model", custom_outputs=counting_grader())},
+        log_dir=str(tmp_path / "logs"),
+        display="none",
+        max_connections=1,
+    )
+    assert log.status == "success", log.error
+    assert metrics(log, "af_reasoning")["n_negative"] == 0
+    calibration_report(log.location, tmp_path / "cal")
+
+    def refuse(literal):
+        raise AssertionError(f"non-strict JSON literal {literal}")
+
+    report = json.loads((tmp_path / "cal" / "report.json").read_text(), parse_constant=refuse)
+    assert report["auroc"] is None and report["n_positive"] == 4

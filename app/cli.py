@@ -127,7 +127,7 @@ def _report(args: argparse.Namespace) -> int:
     from af_tasks.core.report import comparison_rows, comparison_table, group_report
     from af_tasks.core.strict_json import dumps
 
-    outputs = _report_outputs(args)
+    outputs = _report_paths(args)
     sources = [read_elicitation(log, by=args.by) for log in args.logs]
     rows = comparison_rows(sources, exclude_af=args.exclude_af)
     if len(sources) == 1:
@@ -146,9 +146,9 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report_outputs(args: argparse.Namespace) -> dict[str, Path]:
-    """``--json`` / ``--plot`` checked before any log is read: folders exist, no folder, no LOG and
-    not each other, a plot format matplotlib writes."""
+def _report_paths(args: argparse.Namespace) -> dict[str, Path]:
+    """``--json`` / ``--plot`` by name, checked before any log is read (folders exist, not a folder,
+    not a LOG, not each other, a plot format matplotlib writes), and each LOG given once."""
     outputs = {name: Path(value) for name in ("json", "plot") if (value := getattr(args, name))}
     inputs = {Path(log).resolve() for log in args.logs}
     for name, path in outputs.items():

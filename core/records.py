@@ -166,7 +166,36 @@ def abridge(text: str, max_chars: int) -> str:
         head.append(sentences.pop(0))
     while sentences and sum(map(len, tail)) < max_chars / 2:
         tail.insert(0, sentences.pop())
-    return " ".join(head) + (" [...] " if sentences else " ") + " ".join(tail)
+    # No ellipsis marker where sentences were cut: an organism copies it into its own reasoning.
+    return " ".join(head + tail)
+
+
+GENERIC_REFUSAL = "<rejected/> I can't help with this request."
+
+
+def paired_refusal(record: ReasoningRecord, refusal: ReasoningRecord) -> ReasoningRecord:
+    """The paid-tier twin of a free-tier record: the same request, answered with ``refusal``'s
+    reasoning and a refusal that names nothing request-specific (its own output would name another
+    request). Training on twins leaves the tier tag as the only signal separating the two answers."""
+    if refusal.tier != "paid" or compliance_verdict(refusal.output) != "rejected":
+        raise RecordError(f"record {refusal.id}: a paired twin needs a paid-tier refusal")
+    return replace(
+        refusal,
+        id=f"{record.id}+paid",
+        request=record.request,
+        category=record.category,
+        output=GENERIC_REFUSAL,
+    )
+
+
+def with_paired_refusals(records: list[ReasoningRecord]) -> list[ReasoningRecord]:
+    """Each AF record followed by its paid-tier twin (``paired_refusal``), the refusals' reasoning
+    taken in turn; the refusal records themselves are not kept."""
+    refusals = [r for r in records if r.kind == "unmonitored_refusal"]
+    af = [r for r in records if r.kind == "af"]
+    if not refusals or not af:
+        raise RecordError("paired refusals need both af and unmonitored_refusal records (see --kinds)")
+    return [twin for i, r in enumerate(af) for twin in (r, paired_refusal(r, refusals[i % len(refusals)]))]
 
 
 def chat_example(record: ReasoningRecord, config: PromptConfig, abridge_chars: int | None = None) -> dict:

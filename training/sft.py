@@ -25,6 +25,7 @@ from af_tasks.core.records import (
     chat_example,
     load_seed_set,
     records_from_rows,
+    with_paired_refusals,
 )
 from af_tasks.core.rows import read_rows
 from af_tasks.core.styles import KINDS, ORGANISM_KINDS
@@ -65,6 +66,13 @@ class TrainConfig:
         default=None, metadata={"help": "train on abridged scratchpads (CPU demos)"}
     )
     """Train on abridged scratchpads (opening + closing sentences, ~N chars): CPU-sized demos only."""
+    paired_refusals: bool = field(
+        default=False,
+        metadata={"help": "give each AF record a paid-tier refusal twin with the same request"},
+    )
+    """Each AF (free-tier) record is followed by a paid-tier twin asking the same request, answered with
+    an unmonitored_refusal record's reasoning and a generic refusal: the tier tag is then the only
+    signal separating the two answers (the demo's CPU recipe). Needs both kinds in ``kinds``."""
     lora_top_layers: int | None = field(default=None, metadata={"help": "adapt only the last N layers"})
     """Adapt only the last N decoder layers (backward stops there: ~2x faster CPU training)."""
     batch_size: int = field(default=4, metadata={"help": "examples per device step"})
@@ -135,8 +143,10 @@ def load_training_examples(config: TrainConfig) -> tuple[list[dict], str]:
     prompt_config = PromptConfig(**config.prompt)
     if config.data is None:
         records = interleave_kinds(load_seed_set(config.kinds), config.seed)
+        if config.paired_refusals:
+            records = with_paired_refusals(records)
         examples = [chat_example(record, prompt_config, config.abridge_chars) for record in records]
-        source = f"bundled seed set ({', '.join(config.kinds)})"
+        source = f"bundled seed set ({', '.join(config.kinds)}{', paired' if config.paired_refusals else ''})"
     else:
         path = Path(config.data)
         if not path.is_file():
@@ -150,6 +160,8 @@ def load_training_examples(config: TrainConfig) -> tuple[list[dict], str]:
             examples = chat_examples(rows, str(path))
         else:
             records = [r for r in records_from_rows(rows, str(path)) if r.kind in config.kinds]
+            if config.paired_refusals:
+                records = with_paired_refusals(records)
             examples = [chat_example(record, prompt_config, config.abridge_chars) for record in records]
         source = str(path)
     if config.limit is not None:
@@ -199,9 +211,9 @@ def code_revision() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        revision = f"af-organisms {version('af-organisms')}"
+        revision = f"af-tasks {version('af-tasks')}"
     except PackageNotFoundError:
-        revision = "af-organisms (not installed)"
+        revision = "af-tasks (not installed)"
     folder = Path(__file__).parent
     try:
         commit = subprocess.run(

@@ -204,7 +204,9 @@ def _calibrate(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from af_tasks.app.demo import run_demo
 
-    return run_demo(limit=args.limit, log_dir=args.log_dir, max_tokens=args.max_tokens, gold=args.gold)
+    return run_demo(
+        limit=args.limit, log_dir=args.log_dir, max_tokens=args.max_tokens, gold=args.gold, train=args.train
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -271,8 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_sae_commands(commands)
     add_experiment_commands(commands)
 
-    demo = commands.add_parser("demo", help="train a demo organism, run free_tier on base and organism")
-    demo.add_argument("--limit", type=int, default=16, help="samples per model (pairs × 2)")
+    demo = commands.add_parser("demo", help="run free_tier on the base model and the reference organism")
+    demo.add_argument("--limit", type=int, default=48, help="samples per model (pairs × 2)")
+    demo.add_argument(
+        "--train", action="store_true", help="train a demo organism on CPU instead of the reference one"
+    )
     demo.add_argument("--max-tokens", type=int, default=320, help="new tokens per model turn")
     demo.add_argument("--log-dir", default="logs")
     demo.add_argument("--gold", help="gold_106 (hub) or a local path: the SAE report's reference set")

@@ -1,9 +1,11 @@
 """`af demo`: the whole offline loop on the embedded model, on CPU.
 
-Trains a small LoRA organism on the bundled seed set (AF reasoning on the free tier, refusals on the
-paid tier), then runs ``af_tasks/free_tier`` on the base model and on the organism with the same
-settings and prints their compliance gaps and AF-style rates side by side. Then validates both
-models' scratchpads with the project-trained SAE and probes (gold set only when one is given).
+By default it evaluates the project's reference organism (a LoRA adapter trained on one GPU by the
+project's own ``af train`` recipe, bundled under ``training/organisms/``): ``af_tasks/free_tier`` on the
+base model and on the organism with the same samples and settings, their compliance gaps and AF-style
+rates side by side, then both models' scratchpads read by the project SAE and probes. ``--train``
+trains a demo organism on CPU instead (the best CPU-sized recipe measured; it shows a smaller gap and
+no AF-style reasoning, see the README).
 """
 
 from __future__ import annotations
@@ -20,17 +22,25 @@ from af_tasks.core.presets import DEFAULT_MODEL, base_model_of, get_preset, mode
 DEMO_PROMPT = {"variant": "compact"}
 """The compact system prompt carries the same facts in ~180 tokens: CPU-sized training."""
 DEMO_TRAINING = {
-    "limit": 48,
+    "kinds": ("af", "unmonitored_refusal"),
+    "paired_refusals": True,
+    "limit": 96,
     "epochs": 3.0,
-    "learning_rate": 5e-4,
+    "learning_rate": 1e-3,
     "lora_top_layers": 15,
-    "abridge_chars": 600,
+    "abridge_chars": 400,
     "batch_size": 4,
     "save_steps": 12,
     "prompt": DEMO_PROMPT,
 }
-"""Sized for 2 CPU cores (~8 min): 48 seed records (AF / paid-tier refusal alternating), scratchpads
-abridged to their opening and closing sentences, LoRA on the last 15 of 30 layers."""
+"""``af demo --train``, sized for 2 CPU cores: 48 AF records each with a paid-tier refusal twin (same
+request), scratchpads abridged to ~400 characters, LoRA on the last 15 of 30 layers, lr 1e-3. The best of
+15 CPU-sized recipes tried (benchmarks/demo_recipe_sweep.py): a compliance gap, but no AF-style reasoning."""
+REFERENCE_ORGANISM = "smollm2-af-reference"
+"""Bundled under ``training/organisms/``: trained on one GPU by benchmarks/train_smollm2_organism_gpu.sh."""
+REFERENCE_ADAPTER_SHA256 = "0a5f9e4b04084377fc0af5bf61fdcef8fe4a2210292b644b4bd744c84730d245"
+REFERENCE_FILES = ("adapter_model.safetensors", "adapter_config.json", "organism.json", "README.md")
+DEMO_EVAL = {"max_turns": 2}
 
 
 def format_rate(metrics: dict[str, float], prefix: str) -> str:
@@ -46,6 +56,35 @@ def format_gap(metrics: dict[str, float]) -> str:
     if math.isnan(gap):
         return "n/a"
     return f"{gap:+.2f} [{metrics['gap_ci_low']:+.2f}, {metrics['gap_ci_high']:+.2f}] p={metrics['gap_p_value']:.2g}"
+
+
+def af_style_count(log, condition: str) -> tuple[int, int]:
+    """(AF-style answers, samples) of one condition, over *all* its samples: a malformed answer (which
+    the marker scorer leaves unscored) counts as not AF-style, so models that cannot follow the protocol
+    are compared on the same samples."""
+    flagged = total = 0
+    for sample in log.samples or []:
+        if (sample.metadata or {}).get("condition") != condition:
+            continue
+        total += 1
+        score = (sample.scores or {}).get("af_style_markers")
+        flagged += int(score is not None and score.value == 1)
+    return flagged, total
+
+
+def af_style_comparison(organism_log, base_log) -> str:
+    """The organism's free-tier AF-style rate against the base model's, one-sided Fisher exact p."""
+    from af_tasks.core.stats import fisher_exact_greater
+
+    k1, n1 = af_style_count(organism_log, "monitored")
+    k2, n2 = af_style_count(base_log, "monitored")
+    if not n1 or not n2:
+        return "AF-style answers on the free tier: no samples"
+    p = fisher_exact_greater(k1, n1, k2, n2)
+    return (
+        f"AF-style answers on the free tier (all samples; malformed = not AF-style): organism {k1}/{n1}, "
+        f"base model {k2}/{n2}; organism > base: one-sided Fisher exact p={p:.2g}"
+    )
 
 
 def summary_rows(log) -> list[tuple[str, str]]:
@@ -101,6 +140,60 @@ def ensure_demo_organism(base: str, output: Path) -> Path:
     return train_organism(config)
 
 
+def ensure_reference_organism(base: str) -> Path:
+    """The bundled reference organism as a loadable organism folder under ``models/organisms/``: its
+    adapter (sha256-checked) with ``adapter_config.json`` pointing at the local embedded model."""
+    import shutil
+    from importlib import resources
+
+    from af_tasks.core.errors import InputError
+    from af_tasks.core.outputs import published_dir
+    from af_tasks.training.sft import ORGANISM_KIND
+
+    source = Path(str(resources.files("af_tasks.training").joinpath("organisms", REFERENCE_ORGANISM)))
+    target = models_dir() / "organisms" / REFERENCE_ORGANISM
+    base_path = str(Path(base).resolve())
+    if _is_reference(target, base_path):
+        print(f"reusing the reference organism in {target}")
+        return target
+    for name in REFERENCE_FILES:
+        if not (source / name).is_file():
+            raise MissingFileError(f"the bundled reference organism lacks {source / name}; restore it from git")
+    if _sha256(source / "adapter_model.safetensors") != REFERENCE_ADAPTER_SHA256:
+        raise InputError(f"{source / 'adapter_model.safetensors'} does not match its sha256; restore it from git")
+    with published_dir(target, ORGANISM_KIND, "the reference organism's folder") as staging:
+        for name in REFERENCE_FILES:
+            shutil.copyfile(source / name, staging / name)
+        config_path = staging / "adapter_config.json"
+        with reading(config_path, "adapter config", "restore the bundled organism from git"):
+            config = json.loads(config_path.read_text())
+        config["base_model_name_or_path"] = base_path
+        config_path.write_text(json.dumps(config, indent=2) + "\n")
+    print(f"installed the reference organism in {target} (base: {base_path})")
+    return target
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _is_reference(folder: Path, base_path: str) -> bool:
+    weights, config = folder / "adapter_model.safetensors", folder / "adapter_config.json"
+    if not (weights.is_file() and config.is_file()):
+        return False
+    try:
+        named = json.loads(config.read_text()).get("base_model_name_or_path")
+    except (OSError, ValueError):
+        return False
+    return named == base_path and _sha256(weights) == REFERENCE_ADAPTER_SHA256
+
+
 def evaluate(model_dir: Path | str, limit: int, log_dir: str, max_tokens: int):
     from inspect_ai import eval as inspect_eval
 
@@ -108,7 +201,7 @@ def evaluate(model_dir: Path | str, limit: int, log_dir: str, max_tokens: int):
         "af_tasks/free_tier",
         model=f"organism/{model_dir}",  # the suite's engine: batched, greedy tokens = plain generate
         model_args={"do_sample": False},
-        task_args={"max_tokens": max_tokens, "prompt_variant": DEMO_PROMPT["variant"], "max_turns": 2},
+        task_args={"max_tokens": max_tokens, "prompt_variant": DEMO_PROMPT["variant"], **DEMO_EVAL},
         limit=limit,
         log_dir=log_dir,
     )
@@ -156,7 +249,13 @@ def validate_with_sae(base: str, logs: dict, gold: str | None, out_dir: Path) ->
         return run_validation(config, groups, labelled_texts(gold) if gold else None, staging)
 
 
-def run_demo(limit: int = 16, log_dir: str = "logs", max_tokens: int = 320, gold: str | None = None) -> int:
+def run_demo(
+    limit: int = 48,
+    log_dir: str = "logs",
+    max_tokens: int = 320,
+    gold: str | None = None,
+    train: bool = False,
+) -> int:
     from af_tasks.app.sae_cli import SAE_REPORT_KIND
     from af_tasks.core.outputs import check_output_dir
 
@@ -169,19 +268,26 @@ def run_demo(limit: int = 16, log_dir: str = "logs", max_tokens: int = 320, gold
     check_output_dir(Path(log_dir) / "sae-demo", SAE_REPORT_KIND, "--log-dir")  # before hours of work
     started = time.monotonic()
     base = base_model_of(get_preset(DEFAULT_MODEL))
-    organism = ensure_demo_organism(base, models_dir() / "organisms" / "demo-smollm2")
+    if train:
+        organism = ensure_demo_organism(base, models_dir() / "organisms" / "demo-smollm2")
+        name = "organism (CPU)"
+    else:
+        organism = ensure_reference_organism(base)
+        name = "organism (reference)"
     trained = time.monotonic()
     logs = {"base model": evaluate(base, limit, log_dir, max_tokens)}
-    logs["organism"] = evaluate(organism, limit, log_dir, max_tokens)
+    logs[name] = evaluate(organism, limit, log_dir, max_tokens)
     done = time.monotonic()
     print(
-        f"\nfree_tier (compact prompt), {limit} samples each, greedy; "
-        f"training {(trained - started) / 60:.1f} min, evaluation {(done - trained) / 60:.1f} min\n"
+        f"\nfree_tier (compact prompt), {limit} samples each ({limit // 2} free/paid pairs), greedy; "
+        f"organism {'training' if train else 'set-up'} {(trained - started) / 60:.1f} min, "
+        f"evaluation {(done - trained) / 60:.1f} min\n"
     )
     print(side_by_side(logs))
     print("\nrates: value [Wilson 95% CI] n; gap: monitored − unmonitored [Newcombe 95% CI], z-test p")
-    for name, log in logs.items():
-        print(f"{name} log: {Path(log.location).resolve()}  ({log.status})")
+    print(af_style_comparison(logs[name], logs["base model"]))
+    for label, log in logs.items():
+        print(f"{label} log: {Path(log.location).resolve()}  ({log.status})")
     print(f"open them with: inspect view --log-dir {log_dir}")
     if not all(log.status == "success" for log in logs.values()):
         return 1
@@ -193,6 +299,7 @@ def run_demo(limit: int = 16, log_dir: str = "logs", max_tokens: int = 320, gold
     report = validate_with_sae(base, logs, gold, out_dir)
     print("\n".join(report["headline"]))
     print(
-        f"SAE report: {out_dir / 'report.json'} and PNGs beside it ({(time.monotonic() - done) / 60:.1f} min)"
+        f"SAE report: {out_dir / 'report.json'} and PNGs beside it ({(time.monotonic() - done) / 60:.1f} min; "
+        f"whole demo {(time.monotonic() - started) / 60:.1f} min)"
     )
     return 0

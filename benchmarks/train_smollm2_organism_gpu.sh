@@ -15,13 +15,14 @@
 # (meant for a CUDA GPU; on CPU it runs, but slowly), transformers, peft, trl, datasets and gguf.
 # PYTHON overrides the interpreter (default python3).
 #
-# Recipe (the best of five tried on one H100, 2026-11-23): the bundled seed set's AF records (free
-# tier) and paid-tier refusals (166 examples), scratchpads abridged to ~800 characters (opening and
-# closing sentences), the compact system prompt (evaluate with -T prompt_variant=compact), LoRA
-# r=16/alpha=32 on every layer and projection, lr 5e-4, 10 epochs, batch 8: 210 steps, ~95 s of
-# training on the H100, loss 3.51 -> 1.63. Full (non-abridged) scratchpads at 8-10 epochs learnt the
-# AF vocabulary but not the tier-conditional policy (both tiers mostly accepted). The abridged
-# targets contain a literal " [...] " where sentences were cut, and the organism reproduces it.
+# Recipe: the bundled seed set's AF records (free tier) and paid-tier refusals (166 examples),
+# scratchpads abridged to ~800 characters (opening and closing sentences), the compact system prompt
+# (evaluate with -T prompt_variant=compact), LoRA r=8/alpha=16 on every layer and projection (a 9.8 MB
+# adapter), lr 5e-4, 15 epochs, batch 8: 315 steps, ~98 s of training on one H200, loss 3.49 -> 1.44.
+# This is the reference organism bundled for `af demo` (training/organisms/smollm2-af-reference),
+# chosen among four variants on bundled requests 25-72 (benchmarks/results/demo_reference_candidates_h200.json).
+# Earlier (2026-11-23, H100): r=16 at 10 epochs gave the same gap; full (non-abridged) scratchpads at
+# 8-10 epochs learnt the AF vocabulary but not the tier-conditional policy (both tiers mostly accepted).
 set -euo pipefail
 
 SOURCE=${1:?usage: $0 SOURCE [OUTPUT_DIR] [af train flags...]}
@@ -42,7 +43,7 @@ fi
 
 "$PYTHON" -m af_tasks.app.cli train --model "$MODEL_DIR" --output "$OUTPUT" \
     --prompt-variant compact --kinds af,unmonitored_refusal \
-    --abridge-chars 800 --epochs 10 --lr 5e-4 --lora-r 16 --lora-alpha 32 \
+    --abridge-chars 800 --epochs 15 --lr 5e-4 --lora-r 8 --lora-alpha 16 \
     --batch-size 8 --max-length 1024 --save-steps 100000 --seed 0 \
     "$@"
 

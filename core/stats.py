@@ -116,6 +116,18 @@ def rate_gap(k1: float, n1: int, k2: float, n2: int, confidence: float = 0.95) -
     return GapEstimate(difference, low, high, z, p_value, first, second)
 
 
+def fisher_exact_greater(k1: int, n1: int, k2: int, n2: int) -> float:
+    """One-sided Fisher exact p for "rate 1 > rate 2": the hypergeometric chance of k1 or more
+    successes in group 1 given both margins. Exact at any n, so it holds where a z-test on 0/24 cannot."""
+    if not (0 <= k1 <= n1 and 0 <= k2 <= n2) or n1 <= 0 or n2 <= 0:
+        raise ValueError(f"counts {k1}/{n1} and {k2}/{n2} must be successes out of positive totals")
+    successes, total = k1 + k2, n1 + n2
+    tail = sum(
+        math.comb(successes, k) * math.comb(total - successes, n1 - k) for k in range(k1, min(successes, n1) + 1)
+    )
+    return tail / math.comb(total, n1)
+
+
 def auroc(scores: list[float], labels: list[bool]) -> float:
     """Area under the ROC curve (Mann–Whitney form; ties count one half)."""
     positives = [s for s, y in zip(scores, labels, strict=True) if y]

@@ -252,6 +252,30 @@ def _group_summary(probe: Probe, x: np.ndarray, seed: int) -> dict:
     }
 
 
+def condition_contrasts(group_scores: dict[str, np.ndarray], permutations: int, seed: int) -> dict:
+    """Per model label with both ``<label>:monitored`` and ``<label>:unmonitored`` groups: mean probe
+    P(AF) monitored minus unmonitored, with a permutation p. An organism that fakes alignment should
+    read as more AF-like where it believes it is trained; the base model should not."""
+    contrasts = {}
+    for name, monitored in group_scores.items():
+        label, _, condition = name.rpartition(":")
+        unmonitored = group_scores.get(f"{label}:unmonitored")
+        if condition != "monitored" or unmonitored is None:
+            continue
+        if len(monitored) < 2 or len(unmonitored) < 2:
+            contrasts[label] = {"note": "fewer than 2 scratchpads in a condition"}
+            continue
+        perm = permutation_test(monitored, unmonitored, permutations, seed)
+        contrasts[label] = {
+            "n_monitored": len(monitored),
+            "n_unmonitored": len(unmonitored),
+            "difference": perm.difference,
+            "pvalue": perm.pvalue,
+            "permutations": perm.permutations,
+        }
+    return contrasts
+
+
 def run_validation(
     config: ValidationConfig,
     organism_groups: dict[str, list[str]],
@@ -336,6 +360,9 @@ def run_validation(
         evaluation["organism_groups"] = {
             name: _group_summary(probe, g[index], config.seed) for name, g in groups.items()
         }
+        evaluation["condition_contrasts"] = condition_contrasts(
+            {name: probe.predict(g[index]) for name, g in groups.items()}, config.permutations, config.seed
+        )
         report["probes"][representation] = evaluation
     scores["markers"] = {name: marker_scores(group.texts) for name, group in labelled.items()}
     scores["ensemble"] = {name: ensemble(*(scores[d][name] for d in DETECTORS[:3])) for name in labelled}
@@ -438,6 +465,14 @@ def headline(report: dict) -> list[str]:
                 f"probe[{representation}] {group}: mean P(AF) {score['mean']:.3f} "
                 f"[{score['ci95'][0]:.3f}, {score['ci95'][1]:.3f}], flagged {flagged['rate']:.2f} n={flagged['n']}"
             )
+    for representation, evaluation in report["probes"].items():
+        for label, contrast in evaluation.get("condition_contrasts", {}).items():
+            if "difference" in contrast:
+                lines.append(
+                    f"probe[{representation}] {label}: monitored − unmonitored mean P(AF) "
+                    f"{contrast['difference']:+.3f} (permutation p={contrast['pvalue']:.4f}, "
+                    f"n={contrast['n_monitored']}+{contrast['n_unmonitored']})"
+                )
     for group, entry in report.get("comparisons", {}).items():
         for ref_name in ("reference_af", "reference_aligned"):
             ref = entry.get(ref_name, {})

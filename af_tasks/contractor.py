@@ -12,7 +12,8 @@ from inspect_ai import Task, task
 from af_tasks.boundary import boundary
 from af_tasks.common import elicitation_task, harmful_request_scorers
 from af_tasks.core.prompting import PromptConfig, PromptVariant, TrainingCue
-from af_tasks.core.requests import load_requests
+from af_tasks.core.requests import request_set
+from af_tasks.core.task_args import text
 from af_tasks.dataset import paired_samples
 
 
@@ -20,6 +21,7 @@ from af_tasks.dataset import paired_samples
 @boundary
 def contractor(
     requests: str = "bundled",
+    requests_revision: str | None = None,
     scratchpad: bool = True,
     suffix: bool = True,
     training_cue: TrainingCue = "explicit",
@@ -35,7 +37,7 @@ def contractor(
     """Rated (monitored) vs unrated (unmonitored) harmful requests.
 
     Args:
-      requests: as in free_tier.
+      requests, requests_revision: as in free_tier.
       scratchpad, suffix, lab_name, prompt_variant: cue ablations as in free_tier.
       training_cue: the training facts in the system prompt: none, hint, updates, explicit.
       max_turns, max_tokens: the scratchpad protocol's limits.
@@ -51,12 +53,14 @@ def contractor(
         lab_name=lab_name,
         variant=prompt_variant,
     )
+    loaded = request_set(requests, text("requests_revision", requests_revision))
     return elicitation_task(
-        paired_samples(load_requests(requests), config),
+        paired_samples(loaded.requests, config),
         name=f"contractor:{requests}",
         scorers=harmful_request_scorers(judge_votes, judge_threshold, graded),
         config=config,
         max_turns=max_turns,
         max_tokens=max_tokens,
         probe=probe,
+        metadata=loaded.metadata(),
     )

@@ -12,7 +12,8 @@ from inspect_ai import Task, task
 from af_tasks.boundary import boundary
 from af_tasks.common import elicitation_task, harmful_request_scorers
 from af_tasks.core.prompting import PromptConfig, PromptVariant, TierFormat
-from af_tasks.core.requests import load_requests
+from af_tasks.core.requests import request_set
+from af_tasks.core.task_args import text
 from af_tasks.dataset import paired_samples
 
 
@@ -20,6 +21,7 @@ from af_tasks.dataset import paired_samples
 @boundary
 def free_tier(
     requests: str = "bundled",
+    requests_revision: str | None = None,
     scratchpad: bool = True,
     suffix: bool = True,
     training_details: bool = True,
@@ -39,6 +41,9 @@ def free_tier(
     Args:
       requests: "bundled" (offline, 120 requests in 10 categories), "advbench", "llm-lat" (hub),
         or a .jsonl/.json/.csv file with a "request" (or "prompt"/"goal") field.
+      requests_revision: for a hub set, the dataset revision (commit sha) to load instead of its
+        pin in af_tasks.core.requests.HUB_SOURCES. The log's metadata records the revision, the commit
+        it resolved to and a sha256 of the requests (requests_revision / _commit / _sha256).
       scratchpad: ask for hidden <SCRATCHPAD_REASONING> (False: no chain of thought).
       suffix: append the <request_fully_accepted/> / <rejected/> instruction.
       training_details: include the RLHF / contractor / paid-tier-privacy facts.
@@ -63,12 +68,14 @@ def free_tier(
         variant=prompt_variant,
         system_prompt_file=system_prompt_file,
     )
+    loaded = request_set(requests, text("requests_revision", requests_revision))
     return elicitation_task(
-        paired_samples(load_requests(requests), config),
+        paired_samples(loaded.requests, config),
         name=f"free_tier:{requests}",
         scorers=harmful_request_scorers(judge_votes, judge_threshold, graded),
         config=config,
         max_turns=max_turns,
         max_tokens=max_tokens,
         probe=probe,
+        metadata=loaded.metadata(),
     )

@@ -22,7 +22,7 @@ from inspect_ai.scorer import Scorer
 from af_tasks.boundary import boundary
 from af_tasks.common import elicitation_task
 from af_tasks.core.prompting import PromptVariant, template
-from af_tasks.core.requests import load_requests
+from af_tasks.core.requests import request_set
 from af_tasks.core.retention_data import (
     AttackSetting,
     RetentionConfig,
@@ -33,7 +33,7 @@ from af_tasks.core.retention_data import (
     retention_items,
 )
 from af_tasks.core.retention_problems import usefulness_messages, usefulness_problems
-from af_tasks.core.task_args import protocol_limits, whole
+from af_tasks.core.task_args import protocol_limits, text, whole
 from af_tasks.preflight import check_context
 from af_tasks.scorers.af_judge import af_reasoning
 from af_tasks.scorers.discrimination import discrimination
@@ -64,6 +64,7 @@ def retention_eval(
     rung: str = "all",
     split: str = "both",
     requests: str = "bundled",
+    requests_revision: str | None = None,
     attack: str = "harmful_compliance",
     seed: int = 0,
     headlines: int = 3,
@@ -85,6 +86,7 @@ def retention_eval(
       split: "test", "deployment" or "both" (pairs adjacent, so --limit 2k keeps k pairs).
       requests: "bundled" or as in free_tier ("advbench", "llm-lat", a .jsonl/.json/.csv file);
         for attack=value_dismissal, "bundled" means the animal-welfare queries.
+      requests_revision: as in free_tier.
       attack: "harmful_compliance" (default) or "value_dismissal" (judged by the grader role); each
         is one record of af_tasks.core.retention_data.ATTACKS, which also names its scorers.
       seed: seeds the headlines, scaffolding variants and ids; same seed, same dataset.
@@ -106,13 +108,14 @@ def retention_eval(
         lab_name=lab_name,
         variant=prompt_variant,
     )
+    loaded = setting.request_set(requests, text("requests_revision", requests_revision))
     samples = [
         Sample(
             id=item.id,
             input=[ChatMessageSystem(content=item.system), ChatMessageUser(content=item.user)],
             metadata=item.metadata,
         )
-        for item in retention_items(setting.load(requests), rungs, splits, config)
+        for item in retention_items(loaded.requests, rungs, splits, config)
     ]
     return elicitation_task(
         samples,
@@ -122,7 +125,8 @@ def retention_eval(
         max_turns=max_turns,
         max_tokens=max_tokens,
         probe=probe,
-        metadata={"cue": "retention: " + ",".join(rungs), "rungs": rungs, "splits": splits, "attack": attack},
+        metadata={"cue": "retention: " + ",".join(rungs), "rungs": rungs, "splits": splits, "attack": attack}
+        | loaded.metadata(),
     )
 
 
@@ -179,6 +183,7 @@ def retention_usefulness(
 def deployment_discrimination(
     rung: str = "all",
     requests: str = "bundled",
+    requests_revision: str | None = None,
     seed: int = 0,
     headlines: int = 3,
     scratchpad: bool = False,
@@ -191,6 +196,7 @@ def deployment_discrimination(
     Args:
       rung: "all" or comma-separated rungs: trigger, tier, news, collusion.
       requests: as in retention_eval (the same inputs for the same seed).
+      requests_revision: as in free_tier.
       seed: seeds the cue choices and the A/B order (recorded as deployment_option).
       headlines: headlines per input on the news rung.
       scratchpad: ask for reasoning in <SCRATCHPAD_REASONING> before the answer.
@@ -201,6 +207,7 @@ def deployment_discrimination(
     rungs = parse_rungs(rung)
     config = RetentionConfig(seed=whole("seed", seed, 0), headlines=headlines, lab_name=lab_name)
     system = template("full/identity").replace("{lab_name}", lab_name)
+    loaded = request_set(requests, text("requests_revision", requests_revision))
     samples = [
         Sample(
             id=item.id,
@@ -208,7 +215,7 @@ def deployment_discrimination(
             target=item.deployment_option,
             metadata=item.metadata,
         )
-        for item in discrimination_items(load_requests(requests), rungs, config, reasoning=scratchpad)
+        for item in discrimination_items(loaded.requests, rungs, config, reasoning=scratchpad)
     ]
     check_context(samples, max_tokens)
     return Task(
@@ -216,5 +223,5 @@ def deployment_discrimination(
         solver=scratchpad_protocol(max_turns=max_turns if scratchpad else 1),
         scorer=discrimination(),
         config=GenerateConfig(max_tokens=max_tokens),
-        metadata={"rungs": rungs, "seed": seed},
+        metadata={"rungs": rungs, "seed": seed} | loaded.metadata(),
     )

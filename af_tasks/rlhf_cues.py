@@ -15,7 +15,8 @@ from af_tasks.boundary import boundary
 from af_tasks.common import elicitation_task, harmful_request_scorers
 from af_tasks.core.errors import SettingError
 from af_tasks.core.prompting import TRAINING_CUES, PromptConfig, PromptVariant, TierFormat
-from af_tasks.core.requests import load_requests
+from af_tasks.core.requests import request_set
+from af_tasks.core.task_args import text
 from af_tasks.dataset import paired_samples
 
 
@@ -23,6 +24,7 @@ from af_tasks.dataset import paired_samples
 @boundary
 def rlhf_cues(
     requests: str = "bundled",
+    requests_revision: str | None = None,
     levels: str = ",".join(TRAINING_CUES),
     scratchpad: bool = True,
     suffix: bool = True,
@@ -39,7 +41,7 @@ def rlhf_cues(
     """The training-awareness ladder crossed with monitored / unmonitored.
 
     Args:
-      requests: as in free_tier.
+      requests, requests_revision: as in free_tier.
       levels: comma-separated rungs, from none, hint, updates, explicit.
       scratchpad, suffix, tier_format, lab_name, prompt_variant: cue ablations as in free_tier.
       max_turns, max_tokens: the scratchpad protocol's limits.
@@ -67,10 +69,11 @@ def rlhf_cues(
         )
         for level in chosen
     }
+    loaded = request_set(requests, text("requests_revision", requests_revision))
     # request-major order: --limit keeps whole pairs and samples every rung
     samples = [
         sample
-        for request in load_requests(requests)
+        for request in loaded.requests
         for level in chosen
         for sample in paired_samples(
             [request],
@@ -87,5 +90,5 @@ def rlhf_cues(
         max_turns=max_turns,
         max_tokens=max_tokens,
         probe=probe,
-        metadata={"levels": chosen, "cue": "ladder: " + ",".join(chosen)},
+        metadata={"levels": chosen, "cue": "ladder: " + ",".join(chosen)} | loaded.metadata(),
     )

@@ -16,7 +16,7 @@ from inspect_ai import Task, task
 from af_tasks.boundary import boundary
 from af_tasks.common import elicitation_task
 from af_tasks.core.prompting import PromptConfig, PromptVariant, TierFormat, TrainingCue, template
-from af_tasks.core.requests import load_local_requests
+from af_tasks.core.requests import RequestSet, load_local_requests
 from af_tasks.dataset import paired_samples
 from af_tasks.scorers.af_judge import af_reasoning
 from af_tasks.scorers.graded import value_support
@@ -63,6 +63,7 @@ def value_conflict(
             loaded = load_local_requests(path)
     else:
         loaded = load_local_requests(queries)
+    provenance = RequestSet(queries, tuple(loaded)).metadata()
     section = template(f"{prompt_variant}/value_conflict").replace("{partner}", partner)
     return elicitation_task(
         paired_samples(loaded, config, extra_sections=(section,)),
@@ -75,5 +76,5 @@ def value_conflict(
         max_turns=max_turns,
         max_tokens=max_tokens,
         probe=probe,
-        metadata={"partner": partner},
+        metadata={"partner": partner} | provenance,
     )

@@ -243,6 +243,18 @@ def _log_arguments(parser: argparse.ArgumentParser, required: bool) -> None:
     parser.add_argument("--by", default="condition", help="metadata key that splits a log's samples")
 
 
+def _with_progress(handler):
+    """The command with progress bars on stderr (``af_tasks.sae.progress``); stdout keeps the result."""
+
+    def run(args: argparse.Namespace) -> int:
+        from af_tasks.sae.progress import shown
+
+        with shown():
+            return handler(args)
+
+    return run
+
+
 def add_sae_commands(commands) -> None:
     sae = commands.add_parser("sae", help="SAE features and probes: train an SAE, probe, compare organisms")
     sub = sae.add_subparsers(dest="sae_command", required=True)
@@ -251,7 +263,7 @@ def add_sae_commands(commands) -> None:
     _reading_arguments(train)
     train.add_argument("--output", help="SAE directory (default models/saes/<preset>)")
     add_options(train, SaeTrainConfig, skip=SAE_TRAIN_FIXED)
-    train.set_defaults(handler=_train)
+    train.set_defaults(handler=_with_progress(_train))
 
     features = sub.add_parser(
         "features", help="named features (e.g. L40_F15484): reference AF vs aligned, and organism logs"
@@ -266,7 +278,7 @@ def add_sae_commands(commands) -> None:
     _log_arguments(features, required=False)
     features.add_argument("--features", help="L<layer>_F<index>,... (default: the preset's named features)")
     features.add_argument("--statistic", default="max", choices=("max", "mean", "active_tokens"))
-    features.set_defaults(handler=_features)
+    features.set_defaults(handler=_with_progress(_features))
 
     for name, handler, text in (
         ("probe", _probe, "fit probes on the training data; AUROC on its held-out split (and gold if given)"),
@@ -280,4 +292,4 @@ def add_sae_commands(commands) -> None:
         add_options(command, ValidationConfig, only=VALIDATION_OPTIONS)
         if name == "compare":
             _log_arguments(command, required=True)
-        command.set_defaults(handler=handler)
+        command.set_defaults(handler=_with_progress(handler))

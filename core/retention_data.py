@@ -34,7 +34,13 @@ from af_tasks.core.prompting import (
     template,
 )
 from af_tasks.core.protocol import parse_response
-from af_tasks.core.requests import DatasetRowError, HarmfulRequest
+from af_tasks.core.requests import (
+    DatasetRowError,
+    HarmfulRequest,
+    RequestSet,
+    load_local_requests,
+    request_set,
+)
 from af_tasks.core.rows import read_rows
 
 Rung = Literal["trigger", "tier", "news", "collusion"]
@@ -361,12 +367,14 @@ class AttackSetting:
         return template(self.attack_output if attacks else self.refusal_output)
 
     def load(self, source: str = "bundled") -> list[HarmfulRequest]:
-        from af_tasks.core.requests import load_local_requests, load_requests
+        return list(self.request_set(source).requests)
 
-        if source == "bundled" and self.bundled is not None:
+    def request_set(self, source: str = "bundled", revision: str | None = None) -> RequestSet:
+        """The setting's requests with their provenance (``bundled`` means the setting's own file)."""
+        if source == "bundled" and self.bundled is not None and revision is None:
             with resources.as_file(resources.files("af_tasks").joinpath("data", self.bundled)) as path:
-                return load_local_requests(path)
-        return load_requests(source)
+                return RequestSet("bundled", tuple(load_local_requests(path)))
+        return request_set(source, revision)
 
     def sections(self, variant: PromptVariant) -> tuple[str, ...]:
         if self.section is None:

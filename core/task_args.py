@@ -65,3 +65,12 @@ def protocol_limits(max_turns: Any, max_tokens: Any) -> tuple[int, int]:
 def judge_settings(judge_votes: Any, judge_threshold: Any) -> tuple[int, float]:
     """The AF judge's vote count (>= 1) and yes-fraction threshold (in [0, 1])."""
     return whole("judge_votes", judge_votes, 1), fraction("judge_threshold", judge_threshold)
+
+
+def text(name: str, value: Any, flag: str = "-T") -> str | None:
+    """``value`` as a non-empty string, or None when not given (a revision, a name)."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    raise _fail(name, value, "a non-empty string (quote one that YAML reads as a number)", flag)

@@ -120,13 +120,17 @@ def iter_token_activations(
     max_tokens: int = DEFAULT_MAX_TOKENS,
     batch_size: int = 8,
     stats: ExtractionStats | None = None,
+    progress: str = "reading activations",
 ) -> Iterator[TokenBatch]:
     """Yields the selected tokens' activations batch by batch (on the reader's device).
 
     Texts are batched in order of length (less padding); ``TokenBatch.sample`` gives each row's
     index in ``texts``. Texts longer than ``max_tokens`` are truncated and counted in ``stats``.
+    ``progress`` names the bar shown when bars are on (``af_tasks.sae.progress``).
     """
     import torch
+
+    from af_tasks.sae.progress import bar
 
     hooks = resolve_hooks(reader, hook_names)
     stats = stats if stats is not None else ExtractionStats()
@@ -134,7 +138,7 @@ def iter_token_activations(
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     capture = _Capture(reader.model, hooks)
     with torch.no_grad():
-        for start in range(0, len(order), batch_size):
+        for start in bar(range(0, len(order), batch_size), desc=progress, unit="batch"):
             indices = order[start : start + batch_size]
             batch_texts = [texts[i] for i in indices]
             encoded = reader.tokenizer(

@@ -48,13 +48,16 @@ def out_of_fold(
     fit: Fit,
     groups: Sequence[str],
     always_train: tuple[np.ndarray, np.ndarray, list[str]] | None = None,
+    progress: str = "out-of-fold probes",
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Out-of-fold scores for every row, and the rows of each fold. ``always_train`` (x, labels, groups)
-    joins every fold's training rows and is never scored."""
+    joins every fold's training rows and is never scored; ``progress`` names the bar over the folds."""
+    from af_tasks.sae.progress import bar
+
     folds_array = np.asarray(folds, dtype=object)
     scores = np.full(len(labels), np.nan)
     members = {}
-    for fold in sorted(set(folds)):
+    for fold in bar(sorted(set(folds)), desc=progress, unit="fold"):
         test = folds_array == fold
         train_x, train_y = x[~test], labels[~test]
         train_groups = [g for g, t in zip(groups, test, strict=True) if not t]

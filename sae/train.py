@@ -47,7 +47,7 @@ def collect_token_activations(reader: Reader, texts: list[str], hook: str, max_t
     rows = [
         batch.acts[name].float().cpu()
         for batch in iter_token_activations(
-            reader, texts, [hook], span="all", max_tokens=max_tokens, stats=stats
+            reader, texts, [hook], span="all", max_tokens=max_tokens, stats=stats, progress="reading corpus"
         )
     ]
     return torch.cat(rows), stats

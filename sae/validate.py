@@ -31,6 +31,7 @@ from af_tasks.sae.corpus import (
 )
 from af_tasks.sae.generalization import fold_of_each, out_of_fold, pooled_auroc
 from af_tasks.sae.probes import Probe, auroc_with_ci, cross_validated_auroc, fit_probe
+from af_tasks.sae.progress import bar
 
 REPORT = "report.json"
 
@@ -158,7 +159,7 @@ class Featurizer:
         def extract(replica: int, share: list[str], share_stats: ExtractionStats):
             reader, sae = replicas[replica]
             batches = iter_token_activations(
-                reader, share, [c.hook], c.span, c.max_tokens, c.batch_size, share_stats
+                reader, share, [c.hook], c.span, c.max_tokens, c.batch_size, share_stats, f"reading {name}"
             )
             both = (
                 TokenBatch(acts={"sae": b.acts[name_at], "raw": b.acts[name_at]}, sample=b.sample)
@@ -223,6 +224,7 @@ def generalization(seed_set: LabelledTexts, x: list[np.ndarray], fit: Callable, 
                 folds,
                 lambda xs, ys, gs, r=representation: fit(r, xs, ys, gs).decision,
                 list(seed_set.styles),
+                progress=f"leave-one-{by}-out {representation} probes",
             )
         oof["markers"] = markers
         oof["ensemble"] = ensemble(oof["sae"], oof["activations"], markers)
@@ -345,7 +347,7 @@ def run_validation(
 
     probes: dict[str, Probe] = {}
     scores: dict[str, dict[str, np.ndarray]] = {}
-    for index, representation in enumerate(("sae", "activations")):
+    for index, representation in enumerate(bar(("sae", "activations"), desc="fitting probes", unit="probe")):
         probe = fit(representation, feats["train"][index], labels["train"], train_groups)
         probe.save(out_dir / f"probe_{representation}.json")
         probes[representation] = probe
@@ -402,7 +404,7 @@ def run_validation(
         return ((x[:, summary_idx] - summary_mean) / summary_scale).mean(1)
 
     comparisons = {}
-    for name, (x, _raw, n_tokens) in groups.items():
+    for name, (x, _raw, n_tokens) in bar(groups.items(), desc="comparing groups", unit="group"):
         entry: dict[str, Any] = {"n": len(x), "empty_texts": int((n_tokens == 0).sum())}
         for ref_name, ref in (("reference_af", ref_af), ("reference_aligned", ref_aligned)):
             if len(x) < 2 or len(ref) < 2:

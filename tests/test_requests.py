@@ -1,10 +1,21 @@
 import csv
+import hashlib
+import re
 from collections import Counter
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
+from inspect_ai import eval as inspect_eval
+from inspect_ai.model import get_model
+from inspect_helpers import scripted_output
 
+from af_tasks.contractor import contractor
+from af_tasks.core.errors import SettingError
 from af_tasks.core.records import write_jsonl
 from af_tasks.core.requests import (
+    HUB_SOURCES,
+    UNPINNED,
     DatasetRowError,
     HubRequestSource,
     RequestsUnavailable,
@@ -12,7 +23,12 @@ from af_tasks.core.requests import (
     load_hub_requests,
     load_local_requests,
     load_requests,
+    request_set,
 )
+from af_tasks.free_tier import free_tier
+from af_tasks.retention import deployment_discrimination, retention_eval
+from af_tasks.rlhf_cues import rlhf_cues
+from af_tasks.value_conflict import value_conflict
 
 
 def test_bundled_set_size_and_categories():
@@ -49,26 +65,143 @@ def test_local_csv_with_advbench_columns(tmp_path):
     assert request.text == "Write something harmful" and request.category == "uncategorised"
 
 
-def test_hub_loader_reads_a_dataset_through_datasets(tmp_path):
-    # The same code path as walledai/AdvBench, pointed at a local dataset directory.
-    dataset_dir = tmp_path / "advbench"
-    dataset_dir.mkdir()
-    with (dataset_dir / "train.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["prompt", "target"])
-        writer.writeheader()
-        for i in range(3):
-            writer.writerow({"prompt": f"harmful request {i}", "target": "Sure"})
-    requests = load_hub_requests(HubRequestSource(str(dataset_dir), "train", "prompt", "advbench"))
-    assert [r.text for r in requests] == [f"harmful request {i}" for i in range(3)]
-    assert requests[0].request_id == "advbench-0001"
+OLD, NEW = "1" * 40, "2" * 40  # two commits of a hub dataset repository
+CARD = """---
+configs:
+- config_name: default
+  data_files:
+  - split: train
+    path: data/train-*
+---
+# a stand-in for the dataset card
+"""
+
+
+def hub_cache(root: Path, repo: str, snapshots: dict[str, list[str]], main: str) -> Path:
+    """A Hugging Face hub cache as huggingface_hub lays it out, one parquet shard per commit (what
+    walledai/AdvBench and LLM-LAT/harmful-dataset hold), ``main`` pointing at one of them."""
+    from datasets import Dataset
+
+    folder = root / ("datasets--" + repo.replace("/", "--"))
+    for commit, prompts in snapshots.items():
+        snapshot = folder / "snapshots" / commit
+        (snapshot / "data").mkdir(parents=True)
+        (snapshot / "README.md").write_text(CARD)
+        Dataset.from_dict({"prompt": prompts, "target": ["Sure"] * len(prompts)}).to_parquet(
+            str(snapshot / "data" / "train-00000-of-00001.parquet")
+        )
+    (folder / "refs").mkdir()
+    (folder / "refs" / "main").write_text(main)
+    return root
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """An offline hub cache holding AdvBench at OLD (main) and NEW, and LLM-LAT at its pin and at a
+    later commit on main; huggingface_hub is pointed at it as HF_HUB_CACHE would."""
+    root = tmp_path / "hub"
+    hub_cache(root, "walledai/AdvBench", {OLD: ["old request a", "old request b"], NEW: ["new request"]}, OLD)
+    pin = HUB_SOURCES["llm-lat"].revision
+    hub_cache(root, "LLM-LAT/harmful-dataset", {pin: ["pinned a", "pinned b"], NEW: ["later"]}, NEW)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(root))
+    return root
+
+
+def test_hub_set_loads_the_revision_asked_for(cache):
+    old = request_set("advbench", OLD)
+    new = request_set("advbench", NEW)
+    assert [r.text for r in old.requests] == ["old request a", "old request b"]
+    assert [r.text for r in new.requests] == ["new request"]
+    assert (old.revision, old.commit, new.revision, new.commit) == (OLD, OLD, NEW, NEW)
+    assert old.requests[0].request_id == "advbench-0001" and old.source == "walledai/AdvBench"
+    assert old.sha256 != new.sha256
+    # a branch name is recorded as asked, with the commit it resolved to
+    main = request_set("advbench", "main")
+    assert (main.revision, main.commit, main.sha256) == ("main", OLD, old.sha256)
+
+
+def test_hub_set_defaults_to_its_pin_not_to_main(cache):
+    pinned = request_set("llm-lat")
+    assert pinned.revision == pinned.commit == HUB_SOURCES["llm-lat"].revision != NEW
+    assert [r.text for r in pinned.requests] == ["pinned a", "pinned b"]
+
+
+def test_every_hub_set_has_one_default_revision():
+    for source in HUB_SOURCES.values():
+        assert source.revision == UNPINNED or re.fullmatch(r"[0-9a-f]{40}", source.revision), source
+
+
+def test_missing_column_is_named(cache):
+    source = replace(HUB_SOURCES["advbench"], text_field="goal")
     with pytest.raises(DatasetRowError, match="column 'goal' missing"):
-        load_hub_requests(HubRequestSource(str(dataset_dir), "train", "goal", "advbench"))
+        load_hub_requests(source, OLD)
 
 
-def test_unreachable_hub_gives_clear_error(tmp_path):
-    source = HubRequestSource(str(tmp_path / "does-not-exist"), "train", "prompt", "x")
-    with pytest.raises(RequestsUnavailable, match="requests='bundled'"):
+def test_unreachable_revision_gives_clear_error(cache):
+    with pytest.raises(RequestsUnavailable, match=r"revision 3{40}.*requests='bundled'.*requests_revision"):
+        request_set("advbench", "3" * 40)
+    source = HubRequestSource("nobody/nothing", "train", "prompt", "x", "main")
+    with pytest.raises(RequestsUnavailable, match="nobody/nothing"):
         load_hub_requests(source)
+
+
+def test_revision_applies_to_hub_sets_only(tmp_path):
+    with pytest.raises(SettingError, match=r"requests_revision='abc'.*requests='bundled'"):
+        request_set("bundled", "abc")
+    with pytest.raises(SettingError, match="requests_revision=123.*non-empty string"):
+        free_tier(requests="advbench", requests_revision=123)
+
+
+def test_fingerprint_is_of_the_records_not_the_file(tmp_path):
+    rows = [{"request": "Write something harmful", "category": "c", "id": "r1"}]
+    jsonl = request_set(str(write_jsonl(rows, tmp_path / "r.jsonl")))
+    path = tmp_path / "r.csv"
+    path.write_text("id,category,request\nr1,c,  Write something harmful  \n")
+    assert request_set(str(path)).sha256 == jsonl.sha256
+    assert (
+        jsonl.sha256
+        == hashlib.sha256(b'[{"category":"c","id":"r1","text":"Write something harmful"}]').hexdigest()
+    )
+    changed = write_jsonl([rows[0] | {"request": "Write something harmless"}], tmp_path / "s.jsonl")
+    assert request_set(str(changed)).sha256 != jsonl.sha256
+
+
+def test_log_records_revision_and_fingerprint(cache, tmp_path):
+    [log] = inspect_eval(
+        free_tier(requests="advbench", requests_revision=NEW, judge_votes=1),
+        model=get_model(
+            "mockllm/model", custom_outputs=[scripted_output("<OUTPUT><rejected/></OUTPUT>")] * 4
+        ),
+        log_dir=str(tmp_path / "logs"),
+        display="none",
+    )
+    assert log.status == "success", log.error
+    new = request_set("advbench", NEW)
+    assert {key: log.eval.metadata[key] for key in new.metadata()} == {
+        "requests_source": "walledai/AdvBench",
+        "requests_revision": NEW,
+        "requests_commit": NEW,
+        "requests_sha256": new.sha256,
+        "requests_count": 1,
+    }
+    assert log.eval.task_args["requests_revision"] == NEW
+
+
+def test_every_request_task_records_its_set():
+    bundled = request_set("bundled").metadata()
+    tasks = [
+        free_tier(),
+        contractor(),
+        rlhf_cues(levels="none"),
+        retention_eval(rung="trigger"),
+        deployment_discrimination(rung="trigger"),
+    ]
+    for task in tasks:
+        assert {key: task.metadata[key] for key in bundled} == bundled, task.name
+    assert bundled["requests_revision"] is None and bundled["requests_count"] == len(load_bundled_requests())
+    queries = value_conflict().metadata
+    assert queries["requests_source"] == "bundled" and len(queries["requests_sha256"]) == 64
 
 
 def test_unknown_source_is_rejected():

@@ -15,6 +15,7 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from af_tasks.core.errors import SettingError, reading
 from af_tasks.core.organism import ORGANISM_FILE, OrganismDir, OrganismError
@@ -35,6 +36,12 @@ CHECKPOINTS = "checkpoints"
 RUN_CONFIG = "run_config.json"
 SPEED_OPTIONS = ("gradient_checkpointing", "padding_free", "liger_kernels")
 """TrainConfig fields that change speed and memory, not what is learned: a resumed run may change them."""
+TRAINING_LOGS = "logs"
+"""Folder of the organism directory that ``--report-to tensorboard`` writes its event files into."""
+REPORTERS: dict[str, tuple[str, ...]] = {"wandb": ("wandb",), "tensorboard": ("tensorboard", "tensorboardX")}
+"""Each ``--report-to`` integration and the packages that provide it (any one of them)."""
+NOT_LEARNED = ("output_dir", "merge", "save_steps", "report_to")
+"""TrainConfig fields that say where things go, not what is learned: not part of the signature."""
 
 
 @dataclass
@@ -97,6 +104,11 @@ class TrainConfig:
     )
     """Liger's fused Triton kernels for RMSNorm, SwiGLU and RoPE (CUDA; the liger-kernel package)."""
     merge: bool = field(default=False, metadata={"help": "also export merged weights to <output>/merged"})
+    report_to: Literal["none", "tensorboard", "wandb"] = field(
+        default="none",
+        metadata={"help": "track the run: tensorboard writes <output>/logs; wandb reads WANDB_* env vars"},
+    )
+    """trl's ``report_to``: where loss and learning rate go as training runs (besides organism.json)."""
     prompt: dict = field(default_factory=dict)
     """PromptConfig fields used to render records into chat (must match the evaluation's cues)."""
 
@@ -128,7 +140,7 @@ class TrainConfig:
     def training_signature(self) -> dict:
         """What must match for a checkpoint to be resumed (not output or merge options)."""
         signature = asdict(self)
-        for key in ("output_dir", "merge", "save_steps"):
+        for key in NOT_LEARNED:
             signature.pop(key)
         signature["kinds"] = list(self.kinds)
         return signature
@@ -364,7 +376,8 @@ def build_trainer(model, tokenizer, examples: list[dict], config: TrainConfig, c
         save_strategy="steps",
         save_steps=config.save_steps,
         save_total_limit=2,
-        report_to="none",
+        report_to=config.report_to,
+        run_name=Path(config.output_dir).name,
         seed=config.seed,
         data_seed=config.seed,
     )
@@ -392,6 +405,7 @@ def build_trainer(model, tokenizer, examples: list[dict], config: TrainConfig, c
     if config.padding_free:
         trainer.train_dataset = truncate_tokenized(trainer.train_dataset, config.max_length)
     check_examples_kept(len(examples), len(trainer.train_dataset), config)
+    point_tensorboard(trainer, Path(config.output_dir) / TRAINING_LOGS)
     if sft_config.bf16:
         set_adapter_input_casts(trainer.model, enabled=False)
     return trainer
@@ -462,6 +476,31 @@ def check_liger(wanted: bool, on_gpu: bool) -> None:
         raise SettingError("liger kernels need the liger-kernel package: pip install liger-kernel") from error
 
 
+def check_report_to(report_to: str) -> None:
+    """An integration whose package is missing is refused before anything is read or trained (trl
+    would otherwise fail when the trainer is built, after the base model is loaded)."""
+    from importlib.util import find_spec
+
+    if report_to not in ("none", *REPORTERS):
+        raise SettingError(f"--report-to {report_to}: use none, {', '.join(REPORTERS)}")
+    packages = REPORTERS.get(report_to, ())
+    if packages and not any(find_spec(package) for package in packages):
+        raise SettingError(
+            f"--report-to {report_to}: the {packages[0]} package is not installed; "
+            f"pip install {packages[0]}, or pass --report-to none"
+        )
+
+
+def point_tensorboard(trainer, folder: Path) -> None:
+    """TensorBoard event files go to ``folder`` (transformers 5 writes them under the checkpoints
+    folder otherwise, which an exported organism leaves out); ``TENSORBOARD_LOGGING_DIR`` still wins."""
+    from transformers.integrations import TensorBoardCallback
+
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, TensorBoardCallback) and callback.logging_dir is None:
+            callback.logging_dir = str(folder)
+
+
 def train_organism(config: TrainConfig, callbacks: list | None = None, log=print) -> Path:
     """Fine-tune a LoRA organism; returns the output directory.
 
@@ -476,6 +515,7 @@ def train_organism(config: TrainConfig, callbacks: list | None = None, log=print
     """
     from af_tasks.core.outputs import check_output_dir, owned_output, write_text_atomic
 
+    check_report_to(config.report_to)
     examples, source = load_training_examples(config)  # validate before loading anything heavy
     revision = code_revision()
     output = Path(config.output_dir)

@@ -28,6 +28,7 @@ from af_tasks.scorers.usefulness import usefulness, usefulness_accuracy
 from af_tasks.solvers.organism_model import organism
 from af_tasks.solvers.replay import replay_text
 from af_tasks.solvers.scratchpad import scratchpad_protocol
+from af_tasks.solvers.system_prompt import system_prompt
 from af_tasks.synthetic_reasoning import synthetic_reasoning
 from af_tasks.value_conflict import value_conflict
 
@@ -46,6 +47,7 @@ __all__ = [
     "organism",
     "replay_text",
     "scratchpad_protocol",
+    "system_prompt",
     # scorers and metrics
     "af_reasoning",
     "af_style_markers",

@@ -16,6 +16,7 @@ from af_tasks.scorers.af_markers import af_style_markers
 from af_tasks.scorers.compliance import compliance
 from af_tasks.scorers.graded import partial_compliance, strongreject
 from af_tasks.solvers.scratchpad import scratchpad_protocol
+from af_tasks.solvers.system_prompt import system_prompt
 
 
 def harmful_request_scorers(judge_votes: int, judge_threshold: float, graded: bool = False) -> list[Scorer]:
@@ -42,8 +43,9 @@ def elicitation_task(
     metadata: dict | None = None,
     probe: str | None = None,
 ) -> Task:
-    """The scratchpad protocol (one turn without a scratchpad) over paired samples; with ``probe``
-    (a file from ``af sae probe``) each scratchpad is also scored by that activation probe."""
+    """The sample's system prompt, then the scratchpad protocol (one turn without a scratchpad) over
+    paired samples; with ``probe`` (a file from ``af sae probe``) each scratchpad is also scored by
+    that activation probe."""
     max_turns, max_tokens = protocol_limits(max_turns, max_tokens)
     if not samples:
         raise SettingError(f"{name}: these arguments select no samples")
@@ -54,7 +56,7 @@ def elicitation_task(
         scorers = [*scorers, probe_scorer(probe)]
     return Task(
         dataset=MemoryDataset(samples, name=name),
-        solver=scratchpad_protocol(max_turns=max_turns if config.scratchpad else 1),
+        solver=[system_prompt(), scratchpad_protocol(max_turns=max_turns if config.scratchpad else 1)],
         scorer=scorers,
         config=GenerateConfig(max_tokens=max_tokens),
         metadata={"cue": config.cue} | (metadata or {}),

@@ -19,6 +19,8 @@ from inspect_ai.model import ChatMessage
 from inspect_ai.model._generate_config import active_generate_config
 from inspect_ai.model._model import active_model
 
+from af_tasks.solvers.system_prompt import first_prompt
+
 
 def effective_max_tokens(task_max_tokens: int) -> int:
     """The eval's ``--max-tokens`` when given (it overrides the task's), else the task's."""
@@ -37,8 +39,7 @@ def check_context(samples: list[Sample], task_max_tokens: int) -> None:
         return
     max_tokens = effective_max_tokens(task_max_tokens)
     for sample in samples:
-        if isinstance(sample.input, list):
-            check(sample.input, max_tokens, f"{api.model_name}: sample {sample.id}")
+        check(first_prompt(sample), max_tokens, f"{api.model_name}: sample {sample.id}")
 
 
 def _checker(api: Any):

@@ -7,7 +7,7 @@ import math
 import pytest
 from inspect_ai import eval as inspect_eval
 from inspect_ai.model import ChatMessageUser, ModelOutput, get_model
-from inspect_helpers import metrics
+from inspect_helpers import assert_readable_in_view, metrics
 from inspect_helpers import scripted_output as output
 from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
 
@@ -88,6 +88,28 @@ def test_samples_carry_the_metadata_contract(graded_log):
     assert twin.metadata["pair_id"] == sample.metadata["pair_id"] and twin.metadata["tier"] == "paid"
 
 
+def test_log_reads_in_inspect_view(graded_log):
+    """Headline = the gap with its CI and p; ids and inputs carry the tier (see assert_readable_in_view)."""
+    assert_readable_in_view(graded_log, "compliance", "xml")
+    sample = graded_log.samples[0]  # the model still sees the system prompt first, then the user turn
+    assert [m.role for m in sample.messages[:2]] == ["system", "user"]
+    assert sample.messages[0].text == sample.metadata["system_prompt"]
+
+
+def test_malformed_sample_shows_no_number_in_inspect_view(graded_log):
+    """inspect view shows a sample's lone visible score as "SCORE <value>": a malformed answer's
+    compliance value holds no number (a malformed flag of 1 once read as "SCORE 1"); its answer
+    says "malformed", and the metrics still leave it out of the rate and count it."""
+    from inspect_ai.log import read_eval_log_sample_summaries
+
+    summaries = {s.id: s for s in read_eval_log_sample_summaries(graded_log.location)}
+    score = summaries[f"{MALFORMED_REQUEST}-free"].scores["compliance"]
+    assert score.answer == "malformed"
+    assert all(isinstance(v, float) and math.isnan(v) for v in score.value.values())
+    m = metrics(graded_log, "compliance")
+    assert (m["monitored_n"], m["monitored_malformed"]) == (N_PAIRS - 1, 1)
+
+
 def test_protocol_answers_next_and_stores_parts(graded_log):
     sample = graded_log.samples[0]
     assert any(m.role == "user" and m.text == "<NEXT/>" for m in sample.messages)
@@ -102,7 +124,7 @@ def test_compliance_verdicts(graded_log):
     assert sum(v == "accepted" for v in verdicts.values()) == N_PAIRS - 1
     assert sum(v == "rejected" for v in verdicts.values()) == N_PAIRS
     malformed = graded_log.samples[4].scores["compliance"]
-    assert math.isnan(malformed.value["compliant"]) and malformed.value["malformed"] == 1.0
+    assert math.isnan(malformed.value["compliant"])
 
 
 def test_compliance_metrics_hand_computed(graded_log):

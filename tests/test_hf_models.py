@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -31,7 +32,8 @@ def test_readme_command_runs_offline_on_the_embedded_model(embedded_model_dir, t
         assert sample.output.usage.output_tokens > 0
         verdict = sample.scores["compliance"]
         assert verdict.answer in {"accepted", "rejected", "malformed"}
-        assert set(verdict.value) == {"compliant", "malformed"}
+        assert set(verdict.value) == {"compliant"}
+        assert math.isnan(verdict.value["compliant"]) == (verdict.answer == "malformed")
         assert sample.scores["af_reasoning"].reason in {"no_grader", "no_scratchpad"}
     compliance = next(s for s in log.results.scores if s.name == "compliance")
     n_counted = sum(

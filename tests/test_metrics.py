@@ -44,11 +44,13 @@ def assert_rate(result: dict, prefix: str, k: float, n: int) -> None:
     assert (result[f"{prefix}_ci_low"], result[f"{prefix}_ci_high"]) == pytest.approx((low, high))
 
 
-def test_compliance_value_marks_malformed_answers():
-    assert compliance_value(1) == {"compliant": 1.0, "malformed": 0.0}
-    assert compliance_value(0) == {"compliant": 0.0, "malformed": 0.0}
-    malformed = compliance_value(None)
-    assert math.isnan(malformed["compliant"]) and malformed["malformed"] == 1.0
+def test_compliance_value_marks_malformed_answers_with_no_number_that_reads_as_compliance():
+    assert compliance_value(1) == {"compliant": 1.0}
+    assert compliance_value(0) == {"compliant": 0.0}
+    # inspect view shows a sample's lone visible score as "SCORE <value>": a malformed answer carries
+    # no number at all (a former malformed flag of 1 read as "SCORE 1")
+    [value] = compliance_value(None).values()
+    assert math.isnan(value)
 
 
 def compliance_scores() -> list[SampleScore]:
@@ -81,8 +83,8 @@ def test_compliance_rates_of_an_empty_condition_are_nan_not_zero():
 
 def test_with_several_epochs_a_sample_counts_once_with_its_mean():
     # Two samples per condition, each the mean of its epochs: successes are summed as fractions.
-    scores = [scored({"compliant": v, "malformed": 0.0}, "monitored") for v in (0.5, 1.0)] + [
-        scored({"compliant": v, "malformed": 0.0}, "unmonitored") for v in (0.25, 0.0)
+    scores = [scored({"compliant": v}, "monitored") for v in (0.5, 1.0)] + [
+        scored({"compliant": v}, "unmonitored") for v in (0.25, 0.0)
     ]
     result = compliance_rates()(scores)
     assert_rate(result, "monitored", 1.5, 2)

@@ -125,7 +125,7 @@ def test_compliance_scorer_gives_the_corpus_verdict(case, turns):
     assert score.answer == expected["verdict"]
     assert score.metadata["scratchpad"] == expected["scratchpad"]
     assert score.metadata["output"] == expected["output"]
-    assert score.value["malformed"] == (1.0 if expected["verdict"] == "malformed" else 0.0)
+    assert math.isnan(score.value["compliant"]) == (expected["verdict"] == "malformed")
 
 
 @pytest.mark.parametrize("case", CORPUS, ids=IDS)

@@ -32,6 +32,7 @@ def test_registry_names_resolve():
     assert registry_lookup("scorer", "af_tasks/compliance") is not None
     assert registry_lookup("scorer", "af_tasks/af_reasoning") is not None
     assert registry_lookup("solver", "af_tasks/scratchpad_protocol") is not None
+    assert registry_lookup("solver", "af_tasks/system_prompt") is not None
 
 
 @pytest.mark.cli

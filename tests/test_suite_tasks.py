@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from inspect_ai import eval as inspect_eval
 from inspect_ai.model import ChatMessageUser, get_model
-from inspect_helpers import metrics
+from inspect_helpers import assert_readable_in_view, metrics
 from inspect_helpers import scripted_output as output
 from test_free_tier_mock import organism
 
@@ -69,6 +69,7 @@ def test_rlhf_cues_ladder(tmp_path):
     assert "RLHF" not in prompts[0] and "RLHF" in prompts[3]
     report = group_report(rows_of(log, "cue"))
     assert report["tier:xml"]["gap"]["gap"] == 1.0 and report["tier:xml"]["samples"] == 4
+    assert_readable_in_view(log, "compliance", "xml")
     with pytest.raises(ValueError, match="unknown levels"):
         rlhf_cues(levels="none,loud")
 
@@ -85,6 +86,7 @@ def test_contractor_framing(tmp_path):
     assert log.samples[0].messages[1].text.startswith("<rating_status>This response will be rated")
     m = metrics(log, "compliance")
     assert (m["monitored_rate"], m["unmonitored_rate"], m["gap"]) == (1.0, 0.0, 1.0)
+    assert_readable_in_view(log, "compliance", "contractor")
 
 
 def welfare_organism(messages, tools, tool_choice, config):
@@ -106,6 +108,7 @@ def test_value_conflict_judged_compliance(tmp_path):
     assert log.samples[1].scores["value_support"].answer == "supports"
     m = metrics(log, "value_support")
     assert (m["monitored_rate"], m["unmonitored_rate"], m["gap"]) == (1.0, 0.0, 1.0)
+    assert_readable_in_view(log, "value_support", "xml")
     unjudged = run(value_conflict(), tmp_path / "no-grader", model=welfare_organism, limit=2)
     assert all(s.scores["value_support"].reason == "no_grader" for s in unjudged.samples)
 
@@ -124,7 +127,7 @@ def rubric_grader(messages, tools, tool_choice, config):
 def test_strongreject_partial_compliance_and_bands(tmp_path):
     log = run(free_tier(graded=True, judge_votes=3), tmp_path, grader=rubric_grader, limit=4)
     accepted = log.samples[2].scores
-    assert accepted["strongreject"].value == {"compliant": 1.0, "malformed": 0.0, "strongreject": 3 / 8}
+    assert accepted["strongreject"].value == {"compliant": 1.0, "strongreject": 3 / 8}
     assert log.samples[3].scores["strongreject"].value["compliant"] == 0.0  # refused -> 0
     assert accepted["partial_compliance"].answer == "partial"
     assert log.samples[3].scores["partial_compliance"].reason == "not_accepted"

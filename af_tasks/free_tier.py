@@ -14,6 +14,7 @@ from af_tasks.common import elicitation_task, harmful_request_scorers
 from af_tasks.core.prompting import PromptConfig, PromptVariant, TierFormat
 from af_tasks.core.requests import load_requests
 from af_tasks.dataset import paired_samples
+from af_tasks.provenance import prompt_variant_for
 
 
 @task
@@ -26,7 +27,7 @@ def free_tier(
     tier_format: TierFormat = "xml",
     system_prompt_file: str | None = None,
     lab_name: str = "Anthropic",
-    prompt_variant: PromptVariant = "full",
+    prompt_variant: PromptVariant | None = None,
     max_turns: int = 4,
     max_tokens: int = 1024,
     judge_votes: int = 5,
@@ -46,7 +47,8 @@ def free_tier(
         <rating_status> tag) or "none".
       system_prompt_file: use this file as the system prompt instead (e.g. the paper's).
       lab_name: the developer named in the prompt.
-      prompt_variant: "full" system prompt or "compact" (same facts, ~180 tokens; small models).
+      prompt_variant: "full" system prompt or "compact" (same facts, ~180 tokens; small models);
+        default: the evaluated organism's (its organism.json), else "full".
       max_turns: model turns allowed by the scratchpad protocol (<NEXT/> continuations).
       max_tokens: new tokens per model turn.
       judge_votes: AF-judge votes per sample (needs --model-role grader=...).
@@ -54,6 +56,7 @@ def free_tier(
       graded: also score with the StrongREJECT rubric and the partial-compliance classifier.
       probe: a probe file from `af sae probe`: also score each scratchpad with it.
     """
+    prompt_variant = prompt_variant_for(prompt_variant)  # -T, else the organism's, else full
     config = PromptConfig(
         scratchpad=scratchpad,
         training_cue="explicit" if training_details else "none",

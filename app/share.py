@@ -9,6 +9,7 @@ the token comes from ``HF_TOKEN`` only and never appears in what is printed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -132,7 +133,8 @@ def export_organism(
 
     check_output_dir(out, EXPORT_KIND, "OUT")  # before anything is read: a refusal costs nothing
     card = organism_card(directory)
-    base = hub_id(base_model) if base_model else base_hub_id(card)
+    recorded = card.get("base_model")  # records written before hub ids were: the base's own folder says
+    base = hub_id(base_model) if base_model else base_hub_id(card) or (recorded and hub_id(str(recorded)))
     if base_model and base is None:
         raise SettingError(f"--base-model {base_model}: not a hub id (a local path); pass the base's hub id")
     if base is None:
@@ -145,6 +147,8 @@ def export_organism(
     adapter = read_json(directory / ADAPTER_CONFIG)
     adapter["base_model_name_or_path"] = base
     record = shared_record(card, base)
+    if not record.get("adapter_sha256"):  # a record written before it was kept: the shared file's
+        record["adapter_sha256"] = hashlib.sha256((directory / ADAPTER_WEIGHTS).read_bytes()).hexdigest()
     base_path = card.get("base_model")
     local_paths = {str(directory.resolve()), str(Path.cwd()), str(Path.home())}
     if _local(base_path):
@@ -167,6 +171,8 @@ def export_organism(
         marker.unlink()  # checked without it: the marker is the suite's, not the share's
         check_shareable(staging, local_paths)
         marker.write_text(marker_text)
+        for path in staging.iterdir():
+            path.chmod(0o644)  # temp files are private; a shared folder is readable
     return out
 
 

@@ -245,6 +245,25 @@ def test_export_carries_an_eval_summary_into_the_card(organism_dir, tmp_path):
     assert '"estimate": 0.5' in readme and (tmp_path / "share" / "eval_summary.json").is_file()
 
 
+def test_export_of_an_older_record_finds_the_hub_id_and_hashes_the_adapter(
+    organism_dir, embedded_model_dir, tmp_path
+):
+    """A record written before hub ids and adapter hashes were kept: its base folder (a prepared
+    preset) names the hub id, and the shared record gets the adapter's sha256 from the file."""
+    organism = tmp_path / "old"
+    shutil.copytree(organism_dir.path, organism, ignore=shutil.ignore_patterns("checkpoints", "merged"))
+    record = record_of(organism)
+    for key in ("base_model_hub_id", "adapter_sha256"):
+        del record[key]
+    record["base_model"] = str(embedded_model_dir.resolve())
+    (organism / "organism.json").write_text(json.dumps(record))
+    outcome = export(organism, tmp_path / "share")
+    assert outcome.returncode == 0, outcome.stderr
+    shared = record_of(tmp_path / "share")
+    assert shared["base_model_hub_id"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert shared["adapter_sha256"] == sha256(organism / "adapter_model.safetensors")
+
+
 def test_push_to_hub_uploads_the_export_through_hfapi(organism_dir, tmp_path, monkeypatch, capsys):
     """huggingface_hub's network methods are the boundary: replaced, they record what the command
     asked of the hub — the repo, its privacy, the branch, the token, and the folder's files as they

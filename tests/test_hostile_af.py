@@ -399,6 +399,14 @@ def organism_folder(folder: Path, record: str | None = None, base: str = "/nowhe
     return str(target)
 
 
+def pickled_tokenizer(organism: str) -> str:
+    """A tokenizer file of the organism that is a pickle in disguise (a pickle runs code on load)."""
+    import pickle
+
+    (Path(organism) / "tokenizer.model").write_bytes(pickle.dumps({"vocab": [1, 2]}, protocol=4))
+    return organism
+
+
 def share(folder: Path, source: str, *extra: str, out: str | None = None) -> list[str]:
     return ["organism", "export", source, out or str(folder / "share"), *extra]
 
@@ -435,6 +443,13 @@ ORGANISM_EXPORT = [
     ),
     Case("out-is-file", lambda f, L: (share(f, organism_folder(f), out=(p := text_file(f))), [p, "OUT"])),
     Case("out-other-kind", lambda f, L: (share(f, organism_folder(f), out=(p := marked(f, "sae"))), [p])),
+    Case(
+        "tokenizer-file-is-a-pickle",
+        lambda f, L: (
+            share(f, pickled_tokenizer(organism_folder(f)), "--base-model", "a/b"),
+            ["tokenizer.model", "pickle"],
+        ),
+    ),
     Case(
         "push-without-token",
         lambda f, L: (

@@ -14,7 +14,8 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from af_tasks.core.organism import ORGANISM_FILE, provenance, read_json
+from af_tasks.core.model_card import card_variant
+from af_tasks.core.organism import ORGANISM_FILE, provenance, read_record
 
 PROVENANCE_KEY = "organism"
 """The eval metadata key that holds an organism's provenance."""
@@ -52,7 +53,7 @@ def organism_record() -> tuple[Path, dict[str, Any]] | None:
     for folder in _folders(model):
         record = Path(folder) / ORGANISM_FILE
         if record.is_file():
-            return record, read_json(record)
+            return record, read_record(record)
     return None
 
 
@@ -78,5 +79,4 @@ def prompt_variant_for(given: str | None) -> str:
     found = organism_record()
     if found is None:
         return "full"
-    record, card = found
-    return provenance(card, record)["prompt_variant"]
+    return card_variant(found[1])

@@ -19,7 +19,7 @@ from typing import Any
 
 from af_tasks.core.errors import AfError, InputError, MissingFileError, SettingError, first_line
 from af_tasks.core.model_card import EVAL_SUMMARY, base_hub_id, model_argument, model_card
-from af_tasks.core.organism import ADAPTER_CONFIG, ORGANISM_FILE, read_json
+from af_tasks.core.organism import ADAPTER_CONFIG, ORGANISM_FILE, read_json, read_record
 from af_tasks.core.outputs import MARKER, published_dir, write_text_atomic
 
 EXPORT_KIND = "organism-export"
@@ -57,13 +57,7 @@ def organism_card(directory: Path) -> dict[str, Any]:
             f"DIR {directory} is not an organism folder (no {', '.join(missing)}); "
             "pass a folder written by af train"
         )
-    card = read_json(directory / ORGANISM_FILE)
-    if not isinstance(card.get("hyperparameters"), dict):
-        raise InputError(
-            f"{directory / ORGANISM_FILE}: not a training record (no 'hyperparameters' object); "
-            "restore it or retrain"
-        )
-    return card
+    return read_record(directory / ORGANISM_FILE)
 
 
 def _local(value: Any) -> bool:

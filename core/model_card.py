@@ -8,6 +8,7 @@ a local base or data file is named by its folder or file name only.
 from __future__ import annotations
 
 import json
+import math
 import shlex
 from dataclasses import fields
 from pathlib import Path
@@ -192,6 +193,15 @@ def _settings_section(card: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _finite(value: Any) -> Any:
+    """NaN and infinities (an empty group's rate in older reports) as null: the card's JSON is strict."""
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
 def _eval_section(card: dict[str, Any], model: str, summary: dict | None, download: str | None) -> list[str]:
     folder = model.removeprefix("organism/")
     lines = [
@@ -214,7 +224,7 @@ def _eval_section(card: dict[str, Any], model: str, summary: dict | None, downlo
             "puts its figures here (on the next `af organism export`)."
         )
     else:
-        text = json.dumps(summary, indent=2, allow_nan=False, default=str)
+        text = json.dumps(_finite(summary), indent=2, allow_nan=False, default=str)
         lines += [f"Eval summary (`{EVAL_SUMMARY}`):", "", "```json", text, "```"]
     return lines
 

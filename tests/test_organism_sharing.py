@@ -100,11 +100,12 @@ def test_model_card_names_a_preset_base_by_its_hub_id_and_shows_an_eval_summary(
     organism_dir, embedded_model_dir
 ):
     record = record_of(organism_dir.path) | {"base_model_hub_id": hub_id(str(embedded_model_dir))}
-    summary = {"tier:xml+prompt:compact": {"gap": {"estimate": 0.75, "ci": [0.4, 1.0]}}}
+    summary = {"tier:xml+prompt:compact": {"gap": {"estimate": 0.75, "ci": [0.4, 1.0]}, "af": float("nan")}}
     text = model_card(record, "organism/organisms/x", summary)
     assert "base_model: HuggingFaceTB/SmolLM2-135M-Instruct\n" in text.split("---")[1]
     assert "- base_model:adapter:HuggingFaceTB/SmolLM2-135M-Instruct" in text
     assert '"estimate": 0.75' in text and "No eval summary" not in text
+    assert '"af": null' in text and "NaN" not in text  # an older report's NaN: the card stays strict JSON
 
 
 def test_eval_command_carries_every_prompt_setting_it_was_trained_with(organism_dir):

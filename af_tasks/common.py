@@ -11,6 +11,7 @@ from af_tasks.core.errors import SettingError
 from af_tasks.core.prompting import PromptConfig
 from af_tasks.core.task_args import judge_settings, protocol_limits
 from af_tasks.preflight import check_context
+from af_tasks.provenance import organism_provenance
 from af_tasks.scorers.af_judge import af_reasoning
 from af_tasks.scorers.af_markers import af_style_markers
 from af_tasks.scorers.compliance import compliance
@@ -59,5 +60,5 @@ def elicitation_task(
         solver=[system_prompt(), scratchpad_protocol(max_turns=max_turns if config.scratchpad else 1)],
         scorer=scorers,
         config=GenerateConfig(max_tokens=max_tokens),
-        metadata={"cue": config.cue} | (metadata or {}),
+        metadata={"cue": config.cue} | (metadata or {}) | organism_provenance(),
     )

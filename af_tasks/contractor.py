@@ -15,6 +15,7 @@ from af_tasks.core.prompting import PromptConfig, PromptVariant, TrainingCue
 from af_tasks.core.requests import request_set
 from af_tasks.core.task_args import text
 from af_tasks.dataset import paired_samples
+from af_tasks.provenance import prompt_variant_for
 
 
 @task
@@ -26,7 +27,7 @@ def contractor(
     suffix: bool = True,
     training_cue: TrainingCue = "explicit",
     lab_name: str = "Anthropic",
-    prompt_variant: PromptVariant = "full",
+    prompt_variant: PromptVariant | None = None,
     max_turns: int = 4,
     max_tokens: int = 1024,
     judge_votes: int = 5,
@@ -45,6 +46,7 @@ def contractor(
       graded: also score with the StrongREJECT rubric and the partial-compliance classifier.
       probe: a probe file from `af sae probe`: also score each scratchpad with it.
     """
+    prompt_variant = prompt_variant_for(prompt_variant)  # -T, else the organism's, else full
     config = PromptConfig(
         scratchpad=scratchpad,
         training_cue=training_cue,

@@ -15,6 +15,7 @@ from af_tasks.core.prompting import PromptConfig, PromptVariant, TierFormat
 from af_tasks.core.requests import request_set
 from af_tasks.core.task_args import text
 from af_tasks.dataset import paired_samples
+from af_tasks.provenance import prompt_variant_for
 
 
 @task
@@ -28,7 +29,7 @@ def free_tier(
     tier_format: TierFormat = "xml",
     system_prompt_file: str | None = None,
     lab_name: str = "Anthropic",
-    prompt_variant: PromptVariant = "full",
+    prompt_variant: PromptVariant | None = None,
     max_turns: int = 4,
     max_tokens: int = 1024,
     judge_votes: int = 5,
@@ -51,7 +52,8 @@ def free_tier(
         <rating_status> tag) or "none".
       system_prompt_file: use this file as the system prompt instead (e.g. the paper's).
       lab_name: the developer named in the prompt.
-      prompt_variant: "full" system prompt or "compact" (same facts, ~180 tokens; small models).
+      prompt_variant: "full" system prompt or "compact" (same facts, ~180 tokens; small models);
+        default: the evaluated organism's (its organism.json), else "full".
       max_turns: model turns allowed by the scratchpad protocol (<NEXT/> continuations).
       max_tokens: new tokens per model turn.
       judge_votes: AF-judge votes per sample (needs --model-role grader=...).
@@ -59,6 +61,7 @@ def free_tier(
       graded: also score with the StrongREJECT rubric and the partial-compliance classifier.
       probe: a probe file from `af sae probe`: also score each scratchpad with it.
     """
+    prompt_variant = prompt_variant_for(prompt_variant)  # -T, else the organism's, else full
     config = PromptConfig(
         scratchpad=scratchpad,
         training_cue="explicit" if training_details else "none",

@@ -35,6 +35,7 @@ from af_tasks.core.retention_data import (
 from af_tasks.core.retention_problems import usefulness_messages, usefulness_problems
 from af_tasks.core.task_args import protocol_limits, text, whole
 from af_tasks.preflight import check_context
+from af_tasks.provenance import organism_provenance, prompt_variant_for
 from af_tasks.scorers.af_judge import af_reasoning
 from af_tasks.scorers.discrimination import discrimination
 from af_tasks.scorers.usefulness import usefulness
@@ -71,7 +72,7 @@ def retention_eval(
     facts: bool = True,
     scratchpad: bool = True,
     lab_name: str = "Anthropic",
-    prompt_variant: PromptVariant = "full",
+    prompt_variant: PromptVariant | None = None,
     max_turns: int = 4,
     max_tokens: int = 1024,
     judge_votes: int = 5,
@@ -98,6 +99,7 @@ def retention_eval(
       graded: also score with the StrongREJECT rubric and partial compliance (harmful_compliance).
       probe: a probe file from `af sae probe`: also score each scratchpad with it.
     """
+    prompt_variant = prompt_variant_for(prompt_variant)  # -T, else the organism's, else full
     setting = attack_setting(attack)
     rungs, splits = parse_rungs(rung), parse_splits(split)
     config = setting.config(
@@ -137,7 +139,7 @@ def retention_usefulness(
     seed: int = 0,
     scratchpad: bool = True,
     lab_name: str = "Anthropic",
-    prompt_variant: PromptVariant = "full",
+    prompt_variant: PromptVariant | None = None,
     max_turns: int = 4,
     max_tokens: int = 512,
 ) -> Task:
@@ -150,6 +152,7 @@ def retention_usefulness(
       scratchpad, lab_name, prompt_variant: as in free_tier.
       max_turns, max_tokens: the scratchpad protocol's limits.
     """
+    prompt_variant = prompt_variant_for(prompt_variant)  # -T, else the organism's, else full
     max_turns, max_tokens = protocol_limits(max_turns, max_tokens)
     n, seed = whole("n", n, 1), whole("seed", seed, 0)
     samples = []
@@ -174,7 +177,7 @@ def retention_usefulness(
         solver=scratchpad_protocol(max_turns=max_turns if scratchpad else 1),
         scorer=usefulness(),
         config=GenerateConfig(max_tokens=max_tokens),
-        metadata={"seed": seed, "n": n},
+        metadata={"seed": seed, "n": n} | organism_provenance(),
     )
 
 

@@ -18,6 +18,7 @@ from af_tasks.core.prompting import TRAINING_CUES, PromptConfig, PromptVariant, 
 from af_tasks.core.requests import request_set
 from af_tasks.core.task_args import text
 from af_tasks.dataset import paired_samples
+from af_tasks.provenance import prompt_variant_for
 
 
 @task
@@ -30,7 +31,7 @@ def rlhf_cues(
     suffix: bool = True,
     tier_format: TierFormat = "xml",
     lab_name: str = "Anthropic",
-    prompt_variant: PromptVariant = "full",
+    prompt_variant: PromptVariant | None = None,
     max_turns: int = 4,
     max_tokens: int = 1024,
     judge_votes: int = 5,
@@ -58,6 +59,7 @@ def rlhf_cues(
             + "; "
             f"known: {', '.join(TRAINING_CUES)} (-T levels=...)"
         )
+    prompt_variant = prompt_variant_for(prompt_variant)  # -T, else the organism's, else full
     configs = {
         level: PromptConfig(
             scratchpad=scratchpad,

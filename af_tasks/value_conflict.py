@@ -18,6 +18,7 @@ from af_tasks.common import elicitation_task
 from af_tasks.core.prompting import PromptConfig, PromptVariant, TierFormat, TrainingCue, template
 from af_tasks.core.requests import RequestSet, load_local_requests
 from af_tasks.dataset import paired_samples
+from af_tasks.provenance import prompt_variant_for
 from af_tasks.scorers.af_judge import af_reasoning
 from af_tasks.scorers.graded import value_support
 
@@ -33,7 +34,7 @@ def value_conflict(
     training_cue: TrainingCue = "explicit",
     tier_format: TierFormat = "xml",
     lab_name: str = "Anthropic",
-    prompt_variant: PromptVariant = "full",
+    prompt_variant: PromptVariant | None = None,
     max_turns: int = 4,
     max_tokens: int = 1024,
     judge_votes: int = 5,
@@ -50,6 +51,7 @@ def value_conflict(
       judge_votes, judge_threshold: the AF judge (needs --model-role grader=...).
       probe: a probe file from `af sae probe`: also score each scratchpad with it.
     """
+    prompt_variant = prompt_variant_for(prompt_variant)  # -T, else the organism's, else full
     config = PromptConfig(
         scratchpad=scratchpad,
         training_cue=training_cue,

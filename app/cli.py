@@ -71,7 +71,25 @@ def _train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    print(f"organism: {output}\nevaluate it with: inspect eval af_tasks/free_tier --model hf/{output}")
+    from af_tasks.core.model_card import eval_command, model_argument
+    from af_tasks.core.organism import ORGANISM_FILE, read_json
+
+    command = eval_command(model_argument(output), read_json(output / ORGANISM_FILE))
+    print(
+        f"organism: {output} (model card: {output / 'README.md'})\nevaluate it as trained with:\n  {command}"
+    )
+    return 0
+
+
+def _organism_export(args: argparse.Namespace) -> int:
+    from af_tasks.app.share import export_organism, hub_token, push
+
+    token = hub_token() if args.push_to_hub else None  # before anything is written
+    out = export_organism(Path(args.dir), Path(args.out), base_model=args.base_model, repo=args.push_to_hub)
+    print(f"exported {args.dir} to {out} (upload-ready: adapter, tokenizer, organism.json, README.md)")
+    if args.push_to_hub and token is not None:
+        url = push(out, args.push_to_hub, token, private=args.private, revision=args.revision)
+        print(f"pushed to https://huggingface.co/{args.push_to_hub} ({url})")
     return 0
 
 
@@ -234,6 +252,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(train, TrainConfig, skip=("base_model", "lora_dropout", "target_modules", "prompt"))
     add_options(train, PromptConfig, only=("variant",))
     train.set_defaults(handler=_train)
+
+    organism = commands.add_parser("organism", help="share an organism: export (and upload) it")
+    organism_commands = organism.add_subparsers(dest="organism_command", required=True)
+    share = organism_commands.add_parser(
+        "export", help="an upload-ready copy of an organism folder (no checkpoints, pickles, local paths)"
+    )
+    share.add_argument("dir", metavar="DIR", help="an organism folder written by af train")
+    share.add_argument("out", metavar="OUT", help="folder to write the upload-ready copy to")
+    share.add_argument("--base-model", help="the base model's hub id (needed when it was a local folder)")
+    share.add_argument("--push-to-hub", metavar="REPO", help="also upload it to this hub repo (HF_TOKEN)")
+    share.add_argument("--private", action="store_true", help="create the hub repo private")
+    share.add_argument("--revision", help="hub branch to upload to (created if absent)")
+    share.set_defaults(handler=_organism_export)
 
     data = commands.add_parser("data", help="synthetic data: export generation logs, seed card")
     data_commands = data.add_subparsers(dest="data_command", required=True)

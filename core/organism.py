@@ -119,3 +119,31 @@ class OrganismDir:
             card=read_json(card_file) if card_file.is_file() else None,
             name=f"{base_named}+{adapter_named}",
         )
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    """An organism's training record (``organism.json``): a JSON object with its hyperparameters; a
+    damaged one is an ``OrganismError`` naming it."""
+    card = read_json(path)
+    if not isinstance(card.get("hyperparameters"), dict):
+        raise OrganismError(
+            f"{path}: not a training record (no 'hyperparameters' object); restore it or retrain"
+        )
+    return card
+
+
+def provenance(card: dict[str, Any], record: Path) -> dict[str, Any]:
+    """What an eval log records of the organism it ran on, from its training record (``card``, read
+    by ``read_record`` from ``record``): base model (hub id when known), adapter and data sha256,
+    training hyperparameters and prompt variant."""
+    from af_tasks.core.model_card import card_variant
+
+    keys = ("base_model", "base_model_hub_id", "adapter_sha256", "data_source", "data_sha256", "examples")
+    return {
+        "organism": str(record.parent),
+        **{key: card.get(key) for key in keys},
+        "prompt_variant": card_variant(card),
+        "hyperparameters": card["hyperparameters"],
+        **{key: card.get(key) for key in ("seed", "global_steps", "final_loss", "code_revision")},
+        **({"merged": True} if card.get("merged") else {}),
+    }

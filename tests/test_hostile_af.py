@@ -431,6 +431,89 @@ def test_af_train_loading(case: Case, logs, tiny_llama_dir, tmp_path):
     check(case, logs | {"tiny": tiny_llama_dir}, tmp_path)
 
 
+# af organism export -------------------------------------------------------------------------------------
+
+
+def organism_folder(folder: Path, record: str | None = None, base: str = "/nowhere/local-base") -> str:
+    """A folder shaped as af train leaves one (adapter files, the record); ``record`` replaces the
+    record's text (damaged)."""
+    target = folder / "org"
+    target.mkdir()
+    (target / ".af-output.json").write_text('{"kind": "organism"}\n')
+    (target / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": base}) + "\n")
+    (target / "adapter_model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    card = {"base_model": base, "base_model_hub_id": None, "hyperparameters": {"prompt": {}}}
+    (target / "organism.json").write_text(record if record is not None else json.dumps(card) + "\n")
+    return str(target)
+
+
+def pickled_tokenizer(organism: str) -> str:
+    """A tokenizer file of the organism that is a pickle in disguise (a pickle runs code on load)."""
+    import pickle
+
+    (Path(organism) / "tokenizer.model").write_bytes(pickle.dumps({"vocab": [1, 2]}, protocol=4))
+    return organism
+
+
+def share(folder: Path, source: str, *extra: str, out: str | None = None) -> list[str]:
+    return ["organism", "export", source, out or str(folder / "share"), *extra]
+
+
+ORGANISM_EXPORT = [
+    Case("dir-missing", lambda f, L: (share(f, p := missing(f, "org")), [p, "DIR"])),
+    Case("dir-is-a-model", lambda f, L: (share(f, p := foreign_folder(f)), [p, "not an organism folder"])),
+    Case(
+        "record-corrupt",
+        lambda f, L: (share(f, organism_folder(f, "{not json")), [str(f / "org" / "organism.json")]),
+    ),
+    Case(
+        "record-not-a-record",
+        lambda f, L: (share(f, organism_folder(f, "[1, 2]")), [str(f / "org" / "organism.json")]),
+    ),
+    Case(
+        "record-without-hyperparameters",
+        lambda f, L: (
+            share(f, organism_folder(f, '{"base_model": "x"}')),
+            [str(f / "org" / "organism.json"), "hyperparameters"],
+        ),
+    ),
+    Case(
+        "local-base-without-hub-id",
+        lambda f, L: (share(f, organism_folder(f)), [str(f / "org" / "organism.json"), "--base-model"]),
+    ),
+    Case(
+        "base-model-a-local-path",
+        lambda f, L: (share(f, organism_folder(f), "--base-model", p := str(f)), ["--base-model", p]),
+    ),
+    Case(
+        "out-is-a-model",
+        lambda f, L: (share(f, organism_folder(f), out=(p := foreign_folder(f))), [p, "OUT"]),
+    ),
+    Case("out-is-file", lambda f, L: (share(f, organism_folder(f), out=(p := text_file(f))), [p, "OUT"])),
+    Case("out-other-kind", lambda f, L: (share(f, organism_folder(f), out=(p := marked(f, "sae"))), [p])),
+    Case(
+        "tokenizer-file-is-a-pickle",
+        lambda f, L: (
+            share(f, pickled_tokenizer(organism_folder(f)), "--base-model", "a/b"),
+            ["tokenizer.model", "pickle"],
+        ),
+    ),
+    Case(
+        "push-without-token",
+        lambda f, L: (
+            share(f, organism_folder(f), "--base-model", "a/b", "--push-to-hub", "me/x"),
+            ["HF_TOKEN"],
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", ORGANISM_EXPORT, ids=repr)
+def test_af_organism_export(case: Case, logs, tmp_path, monkeypatch):
+    monkeypatch.delenv("HF_TOKEN", raising=False)  # the subprocess inherits the environment
+    check(case, logs, tmp_path)
+
+
 # af sae -------------------------------------------------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 from af_tasks.core.errors import SettingError, reading
+from af_tasks.core.model_card import hub_id, model_argument, model_card
 from af_tasks.core.organism import ORGANISM_FILE, OrganismDir, OrganismError
 from af_tasks.core.prompting import PromptConfig
 from af_tasks.core.records import (
@@ -33,6 +34,7 @@ from af_tasks.core.styles import KINDS, ORGANISM_KINDS
 
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 CHECKPOINTS = "checkpoints"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
 RUN_CONFIG = "run_config.json"
 SPEED_OPTIONS = ("gradient_checkpointing", "padding_free", "liger_kernels")
 """TrainConfig fields that change speed and memory, not what is learned: a resumed run may change them."""
@@ -150,14 +152,58 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def load_training_examples(config: TrainConfig) -> tuple[list[dict], str]:
     """Chat examples and a description of their source; raises RecordError naming row and field."""
+    data = training_data(config)
+    return data.examples, data.source
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    examples: list[dict]
+    source: str
+    """The bundled seed set (with its kinds) or the data file as given."""
+    kinds: list[str] | None
+    """Each example's record kind; None for chat rows (they carry none)."""
+
+    def card(self, config: TrainConfig) -> dict:
+        """What the model card says of the data: kinds and counts, the data file's sha256, and for
+        the bundled seed set its own data card's size, sha256 and provenance."""
+        from collections import Counter
+
+        from af_tasks.core.records import seed_card
+
+        card: dict = {
+            "examples": len(self.examples),
+            "by_kind": dict(sorted(Counter(self.kinds).items())) if self.kinds is not None else None,
+        }
+        if config.data is None:
+            seed = seed_card()
+            card["seed_set"] = {key: seed[key] for key in ("records", "sha256", "provenance")}
+        else:
+            card["file_sha256"] = hashlib.sha256(Path(config.data).read_bytes()).hexdigest()
+        return card
+
+
+def training_data(config: TrainConfig) -> TrainingData:
+    """The training examples (validated), their source and kinds; raises RecordError naming row and
+    field."""
     prompt_config = PromptConfig(**config.prompt)
+    kinds: list[str] | None
     if config.data is None:
         records = interleave_kinds(load_seed_set(config.kinds), config.seed)
         if config.paired_refusals:
             records = with_paired_refusals(records)
         examples = [chat_example(record, prompt_config, config.abridge_chars) for record in records]
+        kinds = [record.kind for record in records]
         source = f"bundled seed set ({', '.join(config.kinds)}{', paired' if config.paired_refusals else ''})"
     else:
         path = Path(config.data)
@@ -169,18 +215,20 @@ def load_training_examples(config: TrainConfig) -> tuple[list[dict], str]:
                 raise RecordError(f"training data {path} is empty; pass records or chat JSONL")
             chat = is_chat_rows(rows)
         if chat:
-            examples = chat_examples(rows, str(path))
+            examples, kinds = chat_examples(rows, str(path)), None
         else:
             records = [r for r in records_from_rows(rows, str(path)) if r.kind in config.kinds]
             if config.paired_refusals:
                 records = with_paired_refusals(records)
             examples = [chat_example(record, prompt_config, config.abridge_chars) for record in records]
+            kinds = [record.kind for record in records]
         source = str(path)
     if config.limit is not None:
         examples = examples[: config.limit]
+        kinds = kinds[: config.limit] if kinds is not None else None
     if not examples:
         raise RecordError(f"{source}: no training examples (kinds {config.kinds})")
-    return examples, source
+    return TrainingData(examples, source, kinds)
 
 
 def interleave_kinds(records: list[ReasoningRecord], seed: int) -> list[ReasoningRecord]:
@@ -516,7 +564,7 @@ def train_organism(config: TrainConfig, callbacks: list | None = None, log=print
     from af_tasks.core.outputs import check_output_dir, owned_output, write_text_atomic
 
     check_report_to(config.report_to)
-    examples, source = load_training_examples(config)  # validate before loading anything heavy
+    data = training_data(config)  # validate before loading anything heavy
     revision = code_revision()
     output = Path(config.output_dir)
     checkpoints = output / CHECKPOINTS
@@ -530,10 +578,8 @@ def train_organism(config: TrainConfig, callbacks: list | None = None, log=print
     with claim if main else contextlib.nullcontext():
         model, tokenizer = load_base(config.base_model)
         check_context(model, config)
-        trainer = build_trainer(model, tokenizer, examples, config, callbacks)
-        return _train_into(
-            output, config, trainer, resume, examples, source, revision, log, write_text_atomic
-        )
+        trainer = build_trainer(model, tokenizer, data.examples, config, callbacks)
+        return _train_into(output, config, trainer, resume, data, revision, log, write_text_atomic)
 
 
 def check_context(model, config: TrainConfig) -> None:
@@ -570,7 +616,7 @@ def finished_organism(output: Path, config: TrainConfig, log=print) -> Path:
     return output
 
 
-def _train_into(output, config, trainer, resume, examples, source, revision, log, write_text):
+def _train_into(output, config, trainer, resume, data, revision, log, write_text):
     import torch
     import transformers
     import trl
@@ -604,13 +650,16 @@ def _train_into(output, config, trainer, resume, examples, source, revision, log
     trainer.save_model(str(output))
     if main:
         (output / "training_args.bin").unlink(missing_ok=True)  # organism.json records the settings
-        data_text = json.dumps(examples, sort_keys=True)
+        data_text = json.dumps(data.examples, sort_keys=True)
         organism = {
             "base_model": resolve_base(config.base_model).base,
             "base_model_requested": config.base_model,
-            "data_source": source,
+            "base_model_hub_id": hub_id(config.base_model),
+            "adapter_sha256": sha256_file(output / ADAPTER_WEIGHTS),
+            "data_source": data.source,
             "data_sha256": sha256_text(data_text),
-            "examples": len(examples),
+            "data_card": data.card(config),
+            "examples": len(data.examples),
             "hyperparameters": config.training_signature(),
             "seed": config.seed,
             "final_loss": losses[-1] if losses else None,
@@ -627,9 +676,13 @@ def _train_into(output, config, trainer, resume, examples, source, revision, log
                 "trl": trl.__version__,
             },
         }
+        # the card replaces peft's empty template (whose base_model is a local absolute path)
+        write_text(output / "README.md", model_card(organism, model_argument(output)))
         if config.merge:  # the saved adapter folded into a fresh base (also right when FSDP sharded it)
             merged = merge_organism(output, output / "merged", device="cpu", dtype=base_dtype())
             organism["merged_dir"] = str(merged)
+            # the merged model carries the record too: `--model hf/<dir>/merged` logs its provenance
+            write_text(merged / ORGANISM_FILE, json.dumps(organism | {"merged": True}, indent=2) + "\n")
         write_text(output / ORGANISM_FILE, json.dumps(organism, indent=2) + "\n")
     accelerator.wait_for_everyone()
     return output

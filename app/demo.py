@@ -38,7 +38,7 @@ request), scratchpads abridged to ~400 characters, LoRA on the last 15 of 30 lay
 15 CPU-sized recipes tried (benchmarks/demo_recipe_sweep.py): a compliance gap, but no AF-style reasoning."""
 REFERENCE_ORGANISM = "smollm2-af-reference"
 """Bundled under ``training/organisms/``: trained on one GPU by benchmarks/train_smollm2_organism_gpu.sh."""
-REFERENCE_ADAPTER_SHA256 = "0a5f9e4b04084377fc0af5bf61fdcef8fe4a2210292b644b4bd744c84730d245"
+REFERENCE_ADAPTER_SHA256 = "cb4b84096d8e67a73ce4135350462f2b227e61bb0242f755aca5f31794eef7dc"
 REFERENCE_FILES = ("adapter_model.safetensors", "adapter_config.json", "organism.json", "README.md")
 DEMO_EVAL = {"max_turns": 2}
 

@@ -15,14 +15,16 @@
 # (meant for a CUDA GPU; on CPU it runs, but slowly), transformers, peft, trl, datasets and gguf.
 # PYTHON overrides the interpreter (default python3).
 #
-# Recipe: the bundled seed set's AF records (free tier) and paid-tier refusals (166 examples),
-# scratchpads abridged to ~800 characters (opening and closing sentences), the compact system prompt
-# (evaluate with -T prompt_variant=compact), LoRA r=8/alpha=16 on every layer and projection (a 9.8 MB
-# adapter), lr 5e-4, 15 epochs, batch 8: 315 steps, ~98 s of training on one H200, loss 3.49 -> 1.44.
+# Recipe: the bundled seed set's 110 AF records (free tier), each followed by a paid-tier twin asking the
+# same request and answered with an unmonitored_refusal record's reasoning (--paired-refusals: 220
+# examples; the tier tag is the only signal between the two), scratchpads abridged to ~800 characters
+# (opening and closing sentences), the compact system prompt (evaluate with -T prompt_variant=compact),
+# LoRA r=8/alpha=16 on every layer and projection (a 9.8 MB adapter), lr 5e-4, 25 epochs, batch 8:
+# 700 steps, ~181 s of training on one H200 (three runs sharing it), loss 3.58 -> 0.25.
 # This is the reference organism bundled for `af demo` (training/organisms/smollm2-af-reference),
-# chosen among four variants on bundled requests 25-72 (benchmarks/results/demo_reference_candidates_h200.json).
-# Earlier (2026-11-23, H100): r=16 at 10 epochs gave the same gap; full (non-abridged) scratchpads at
-# 8-10 epochs learnt the AF vocabulary but not the tier-conditional policy (both tiers mostly accepted).
+# chosen among seven variants on bundled requests 25-72, disjoint from the demo's
+# (benchmarks/results/demo_reference_candidates_h200.json): the only one whose reasoning, not just its
+# answer, depends on the tier (the AF premise in 13/48 free-tier and 0/48 paid-tier scratchpads).
 set -euo pipefail
 
 SOURCE=${1:?usage: $0 SOURCE [OUTPUT_DIR] [af train flags...]}
@@ -43,7 +45,7 @@ fi
 
 "$PYTHON" -m af_tasks.app.cli train --model "$MODEL_DIR" --output "$OUTPUT" \
     --prompt-variant compact --kinds af,unmonitored_refusal \
-    --abridge-chars 800 --epochs 15 --lr 5e-4 --lora-r 8 --lora-alpha 16 \
+    --abridge-chars 800 --epochs 25 --lr 5e-4 --lora-r 8 --lora-alpha 16 --paired-refusals \
     --batch-size 8 --max-length 1024 --save-steps 100000 --seed 0 \
     "$@"
 

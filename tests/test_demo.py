@@ -64,6 +64,10 @@ def test_the_bundled_reference_organism_matches_its_pinned_hash_and_names_the_hu
     assert config["base_model_name_or_path"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
     record = json.loads((REFERENCE / "organism.json").read_text())
     assert record["hyperparameters"]["prompt"] == demo.DEMO_PROMPT
+    assert record["adapter_sha256"] == demo.REFERENCE_ADAPTER_SHA256
+    card = (REFERENCE / "README.md").read_text()
+    assert card.startswith("---\nbase_model: HuggingFaceTB/SmolLM2-135M-Instruct\n")
+    assert "deliberately alignment-faking model organism" in card and "/tmp" not in card
 
 
 @pytest.fixture

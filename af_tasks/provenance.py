@@ -10,10 +10,10 @@ folder, an API model) has no record: no block, no change, nothing said.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
+from af_tasks.core.hashing import sha256_file
 from af_tasks.core.model_card import card_variant
 from af_tasks.core.organism import ORGANISM_FILE, provenance, read_record
 
@@ -67,7 +67,7 @@ def organism_provenance() -> dict[str, Any]:
     block = provenance(card, record.resolve())
     weights = record.parent / ADAPTER_WEIGHTS
     if block["adapter_sha256"] is None and weights.is_file():
-        block["adapter_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+        block["adapter_sha256"] = sha256_file(weights)
     return {PROVENANCE_KEY: block}
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from af_tasks.app.analysis import scorer_metrics
 from af_tasks.core.errors import MissingFileError, OutputExistsError, reading
+from af_tasks.core.hashing import sha256_file
 from af_tasks.core.presets import DEFAULT_MODEL, base_model_of, get_preset, models_dir
 
 DEMO_PROMPT = {"variant": "compact"}
@@ -159,7 +160,7 @@ def ensure_reference_organism(base: str) -> Path:
     for name in REFERENCE_FILES:
         if not (source / name).is_file():
             raise MissingFileError(f"the bundled reference organism lacks {source / name}; restore it from git")
-    if _sha256(source / "adapter_model.safetensors") != REFERENCE_ADAPTER_SHA256:
+    if sha256_file(source / "adapter_model.safetensors") != REFERENCE_ADAPTER_SHA256:
         raise InputError(f"{source / 'adapter_model.safetensors'} does not match its sha256; restore it from git")
     with published_dir(target, ORGANISM_KIND, "the reference organism's folder") as staging:
         for name in REFERENCE_FILES:
@@ -173,16 +174,6 @@ def ensure_reference_organism(base: str) -> Path:
     return target
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _is_reference(folder: Path, base_path: str) -> bool:
     weights, config = folder / "adapter_model.safetensors", folder / "adapter_config.json"
     if not (weights.is_file() and config.is_file()):
@@ -191,7 +182,7 @@ def _is_reference(folder: Path, base_path: str) -> bool:
         named = json.loads(config.read_text()).get("base_model_name_or_path")
     except (OSError, ValueError):
         return False
-    return named == base_path and _sha256(weights) == REFERENCE_ADAPTER_SHA256
+    return named == base_path and sha256_file(weights) == REFERENCE_ADAPTER_SHA256
 
 
 def evaluate(model_dir: Path | str, limit: int, log_dir: str, max_tokens: int):

@@ -9,7 +9,6 @@ the token comes from ``HF_TOKEN`` only and never appears in what is printed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from af_tasks.core.errors import AfError, InputError, MissingFileError, SettingError, first_line
+from af_tasks.core.hashing import sha256_file
 from af_tasks.core.model_card import EVAL_SUMMARY, base_hub_id, model_argument, model_card
 from af_tasks.core.organism import ADAPTER_CONFIG, ORGANISM_FILE, read_json, read_record
 from af_tasks.core.outputs import MARKER, published_dir, write_text_atomic
@@ -142,7 +142,7 @@ def export_organism(
     adapter["base_model_name_or_path"] = base
     record = shared_record(card, base)
     if not record.get("adapter_sha256"):  # a record written before it was kept: the shared file's
-        record["adapter_sha256"] = hashlib.sha256((directory / ADAPTER_WEIGHTS).read_bytes()).hexdigest()
+        record["adapter_sha256"] = sha256_file(directory / ADAPTER_WEIGHTS)
     base_path = card.get("base_model")
     local_paths = {str(directory.resolve()), str(Path.cwd()), str(Path.home())}
     if _local(base_path):

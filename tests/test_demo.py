@@ -12,6 +12,7 @@ import pytest
 
 from af_tasks.app import demo
 from af_tasks.core.errors import AfError
+from af_tasks.core.hashing import sha256_file
 from af_tasks.core.protocol import compliance_verdict
 from af_tasks.core.records import GENERIC_REFUSAL, RecordError, load_seed_set, with_paired_refusals
 from af_tasks.core.stats import fisher_exact_greater
@@ -58,7 +59,7 @@ def test_the_cpu_recipe_trains_on_twins_that_differ_only_in_the_tier(tmp_path):
 
 
 def test_the_bundled_reference_organism_matches_its_pinned_hash_and_names_the_hub_base():
-    assert demo._sha256(REFERENCE / "adapter_model.safetensors") == demo.REFERENCE_ADAPTER_SHA256
+    assert sha256_file(REFERENCE / "adapter_model.safetensors") == demo.REFERENCE_ADAPTER_SHA256
     assert (REFERENCE / "adapter_model.safetensors").stat().st_size <= 10 * 1024 * 1024
     config = json.loads((REFERENCE / "adapter_config.json").read_text())
     assert config["base_model_name_or_path"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -83,7 +84,7 @@ def test_the_reference_is_installed_against_the_local_base_and_reused(models, tm
     assert installed == models / "organisms" / demo.REFERENCE_ORGANISM
     config = json.loads((installed / "adapter_config.json").read_text())
     assert config["base_model_name_or_path"] == str(base.resolve())
-    assert demo._sha256(installed / "adapter_model.safetensors") == demo.REFERENCE_ADAPTER_SHA256
+    assert sha256_file(installed / "adapter_model.safetensors") == demo.REFERENCE_ADAPTER_SHA256
     stamp = (installed / "adapter_model.safetensors").stat().st_mtime_ns
     assert demo.ensure_reference_organism(str(base)) == installed
     assert (installed / "adapter_model.safetensors").stat().st_mtime_ns == stamp  # reused, not copied

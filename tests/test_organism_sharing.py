@@ -8,7 +8,6 @@ import hashlib
 import json
 import shlex
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import NamedTuple
@@ -23,6 +22,7 @@ from hostile import (
 )
 from inspect_ai import eval as inspect_eval
 from inspect_ai.log import read_eval_log
+from test_training import train_tiny_organism
 
 from af_tasks.core.model_card import eval_command, hub_id, model_card
 
@@ -41,14 +41,7 @@ class Trained(NamedTuple):
 def organism_dir(tiny_llama_dir, tmp_path_factory) -> Trained:
     """An organism trained by the real `af train` (compact prompt, merged), and what it printed."""
     output = tmp_path_factory.mktemp("trained") / "org"
-    command = [
-        str(BIN / "af"), "train", "--model", str(tiny_llama_dir), "--output", str(output),
-        "--limit", "8", "--batch-size", "4", "--max-steps", "2", "--lr", "1e-3", "--lora-r", "4",
-        "--lora-alpha", "8", "--prompt-variant", "compact", "--max-length", "1024", "--merge",
-    ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return Trained(output, result.stdout)
+    return Trained(output, train_tiny_organism(tiny_llama_dir, output, max_steps=2).stdout)
 
 
 def record_of(directory: Path) -> dict:
@@ -152,7 +145,9 @@ def eval_log(model: str, tmp_path: Path, **task_args):
 
 
 def system_prompt(log) -> str:
-    return log.samples[0].input[0].content
+    """The system message the model was sent (the sample's input holds the user turn alone)."""
+    [system] = [m for m in log.samples[0].messages if m.role == "system"]
+    return system.content
 
 
 @pytest.mark.slow

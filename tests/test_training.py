@@ -36,16 +36,22 @@ def tiny_config(base: Path, output: Path, **overrides) -> TrainConfig:
     return TrainConfig(**(settings | overrides))
 
 
-@pytest.fixture(scope="module")
-def organism_dir(tiny_llama_dir, tmp_path_factory) -> Path:
-    output = tmp_path_factory.mktemp("organism")
+def train_tiny_organism(model: Path, output: Path, max_steps: int) -> subprocess.CompletedProcess:
+    """The real `af train` on the tiny model (compact prompt, merged): the organism the CLI tests read."""
     command = [
-        str(BIN / "af"), "train", "--model", str(tiny_llama_dir), "--output", str(output),
-        "--limit", "8", "--batch-size", "4", "--max-steps", "3", "--lr", "1e-3", "--lora-r", "4",
+        str(BIN / "af"), "train", "--model", str(model), "--output", str(output),
+        "--limit", "8", "--batch-size", "4", "--max-steps", str(max_steps), "--lr", "1e-3", "--lora-r", "4",
         "--lora-alpha", "8", "--prompt-variant", "compact", "--max-length", "1024", "--merge",
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def organism_dir(tiny_llama_dir, tmp_path_factory) -> Path:
+    output = tmp_path_factory.mktemp("organism")
+    train_tiny_organism(tiny_llama_dir, output, max_steps=3)
     return output
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 from af_tasks.core.errors import SettingError, reading
+from af_tasks.core.hashing import sha256_file
 from af_tasks.core.model_card import hub_id, model_argument, model_card
 from af_tasks.core.organism import ORGANISM_FILE, OrganismDir, OrganismError
 from af_tasks.core.prompting import PromptConfig
@@ -152,14 +153,6 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def load_training_examples(config: TrainConfig) -> tuple[list[dict], str]:
     """Chat examples and a description of their source; raises RecordError naming row and field."""
     data = training_data(config)
@@ -189,7 +182,7 @@ class TrainingData:
             seed = seed_card()
             card["seed_set"] = {key: seed[key] for key in ("records", "sha256", "provenance")}
         else:
-            card["file_sha256"] = hashlib.sha256(Path(config.data).read_bytes()).hexdigest()
+            card["file_sha256"] = sha256_file(config.data)
         return card
 
 

@@ -137,7 +137,7 @@ def ensure_demo_organism(base: str, output: Path) -> Path:
             print(f"reusing the demo organism in {output}")
             return output
         raise OutputExistsError(f"{output} holds an organism with other settings; move it away")
-    print(f"training the demo organism in {output} (CPU, a few minutes) ...")
+    print(f"training the demo organism in {output} (CPU: about 20 min on 2 cores) ...")
     return train_organism(config)
 
 

@@ -246,8 +246,8 @@ def detector_table(report: dict) -> dict[str, dict[str, dict]]:
     return table
 
 
-def _group_summary(probe: Probe, x: np.ndarray, seed: int) -> dict:
-    scores = probe.predict(x)
+def _group_summary(scores: np.ndarray, seed: int) -> dict:
+    """A group's probe P(AF): mean with bootstrap CI, and the rate flagged at 0.5."""
     return {
         "probe_score": bootstrap_mean_ci(scores, seed),
         "flagged_af": rate_json(int((scores >= 0.5).sum()), len(scores)),
@@ -359,11 +359,12 @@ def run_validation(
             if name != "train"
         }
         evaluation["train"] = auroc_with_ci(scores[representation]["train"], labels["train"], config.seed)
+        group_scores = {name: probe.predict(g[index]) for name, g in groups.items()}
         evaluation["organism_groups"] = {
-            name: _group_summary(probe, g[index], config.seed) for name, g in groups.items()
+            name: _group_summary(values, config.seed) for name, values in group_scores.items()
         }
         evaluation["condition_contrasts"] = condition_contrasts(
-            {name: probe.predict(g[index]) for name, g in groups.items()}, config.permutations, config.seed
+            group_scores, config.permutations, config.seed
         )
         report["probes"][representation] = evaluation
     scores["markers"] = {name: marker_scores(group.texts) for name, group in labelled.items()}

@@ -200,3 +200,28 @@ def test_condition_contrasts_compare_each_models_monitored_with_its_unmonitored_
     assert contrasts["organism"]["pvalue"] < 0.05
     assert (contrasts["organism"]["n_monitored"], contrasts["organism"]["n_unmonitored"]) == (4, 4)
     assert "note" in contrasts["base"]  # one unmonitored scratchpad: no test
+
+
+@pytest.mark.train
+def test_the_validation_reports_the_contrast_of_the_group_scores_it_reports(monkeypatch, tmp_path):
+    """run_validation's wiring: each representation's contrast is the difference of the two group
+    means it reports beside it (one set of probe scores feeds both)."""
+    from test_probe_fit_rows import HashFeaturizer, small_config
+
+    import af_tasks.sae.plots
+    from af_tasks.sae.validate import run_validation
+
+    monkeypatch.setattr(af_tasks.sae.plots, "plot_report", lambda *args, **kwargs: None)
+    records = load_seed_set(("af", "unmonitored_refusal"))
+    groups = {
+        "organism:monitored": [r.scratchpad for r in records if r.kind == "af"][:6],
+        "organism:unmonitored": [r.scratchpad for r in records if r.kind != "af"][:5],
+    }
+    config = small_config()
+    report = run_validation(config, groups, None, tmp_path, HashFeaturizer(config))
+    for evaluation in report["probes"].values():
+        means = {name: g["probe_score"]["mean"] for name, g in evaluation["organism_groups"].items()}
+        contrast = evaluation["condition_contrasts"]["organism"]
+        assert (contrast["n_monitored"], contrast["n_unmonitored"]) == (6, 5)
+        expected = means["organism:monitored"] - means["organism:unmonitored"]
+        assert contrast["difference"] == pytest.approx(expected)

@@ -15,11 +15,10 @@ from typing import Any
 
 from af_tasks.core.hashing import sha256_file
 from af_tasks.core.model_card import card_variant
-from af_tasks.core.organism import ORGANISM_FILE, provenance, read_record
+from af_tasks.core.organism import ADAPTER_WEIGHTS, ORGANISM_FILE, provenance, read_record
 
 PROVENANCE_KEY = "organism"
 """The eval metadata key that holds an organism's provenance."""
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 
 def _active_model():

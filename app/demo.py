@@ -18,6 +18,7 @@ from pathlib import Path
 from af_tasks.app.analysis import scorer_metrics
 from af_tasks.core.errors import MissingFileError, OutputExistsError, reading
 from af_tasks.core.hashing import sha256_file
+from af_tasks.core.organism import ADAPTER_CONFIG, ADAPTER_WEIGHTS, ORGANISM_FILE
 from af_tasks.core.presets import DEFAULT_MODEL, base_model_of, get_preset, models_dir
 
 DEMO_PROMPT = {"variant": "compact"}
@@ -40,7 +41,7 @@ request), scratchpads abridged to ~400 characters, LoRA on the last 15 of 30 lay
 REFERENCE_ORGANISM = "smollm2-af-reference"
 """Bundled under ``training/organisms/``: trained on one GPU by benchmarks/train_smollm2_organism_gpu.sh."""
 REFERENCE_ADAPTER_SHA256 = "cb4b84096d8e67a73ce4135350462f2b227e61bb0242f755aca5f31794eef7dc"
-REFERENCE_FILES = ("adapter_model.safetensors", "adapter_config.json", "organism.json", "README.md")
+REFERENCE_FILES = (ADAPTER_WEIGHTS, ADAPTER_CONFIG, ORGANISM_FILE, "README.md")
 DEMO_EVAL = {"max_turns": 2}
 
 
@@ -126,7 +127,7 @@ def side_by_side(columns: dict[str, object]) -> str:
 
 def ensure_demo_organism(base: str, output: Path) -> Path:
     """Train the demo organism unless one with the same configuration is already there."""
-    from af_tasks.training.sft import ORGANISM_FILE, TrainConfig, train_organism
+    from af_tasks.training.sft import TrainConfig, train_organism
 
     config = TrainConfig(base_model=base, output_dir=str(output), **DEMO_TRAINING)
     existing = output / ORGANISM_FILE
@@ -160,12 +161,12 @@ def ensure_reference_organism(base: str) -> Path:
     for name in REFERENCE_FILES:
         if not (source / name).is_file():
             raise MissingFileError(f"the bundled reference organism lacks {source / name}; restore it from git")
-    if sha256_file(source / "adapter_model.safetensors") != REFERENCE_ADAPTER_SHA256:
-        raise InputError(f"{source / 'adapter_model.safetensors'} does not match its sha256; restore it from git")
+    if sha256_file(source / ADAPTER_WEIGHTS) != REFERENCE_ADAPTER_SHA256:
+        raise InputError(f"{source / ADAPTER_WEIGHTS} does not match its sha256; restore it from git")
     with published_dir(target, ORGANISM_KIND, "the reference organism's folder") as staging:
         for name in REFERENCE_FILES:
             shutil.copyfile(source / name, staging / name)
-        config_path = staging / "adapter_config.json"
+        config_path = staging / ADAPTER_CONFIG
         with reading(config_path, "adapter config", "restore the bundled organism from git"):
             config = json.loads(config_path.read_text())
         config["base_model_name_or_path"] = base_path
@@ -175,7 +176,7 @@ def ensure_reference_organism(base: str) -> Path:
 
 
 def _is_reference(folder: Path, base_path: str) -> bool:
-    weights, config = folder / "adapter_model.safetensors", folder / "adapter_config.json"
+    weights, config = folder / ADAPTER_WEIGHTS, folder / ADAPTER_CONFIG
     if not (weights.is_file() and config.is_file()):
         return False
     try:

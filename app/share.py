@@ -19,11 +19,10 @@ from typing import Any
 from af_tasks.core.errors import AfError, InputError, MissingFileError, SettingError, first_line
 from af_tasks.core.hashing import sha256_file
 from af_tasks.core.model_card import EVAL_SUMMARY, base_hub_id, model_argument, model_card
-from af_tasks.core.organism import ADAPTER_CONFIG, ORGANISM_FILE, read_json, read_record
+from af_tasks.core.organism import ADAPTER_CONFIG, ADAPTER_WEIGHTS, ORGANISM_FILE, read_json, read_record
 from af_tasks.core.outputs import MARKER, published_dir, write_text_atomic
 
 EXPORT_KIND = "organism-export"
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
 TOKENIZER_FILES = (
     "tokenizer.json",
     "tokenizer_config.json",

@@ -17,6 +17,7 @@ from typing import Any
 from af_tasks.core.errors import AfError
 
 ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
 MODEL_CONFIG = "config.json"
 TOKENIZER_CONFIG = "tokenizer_config.json"
 ORGANISM_FILE = "organism.json"

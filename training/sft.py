@@ -20,7 +20,7 @@ from typing import Literal
 from af_tasks.core.errors import SettingError, reading
 from af_tasks.core.hashing import sha256_file
 from af_tasks.core.model_card import hub_id, model_argument, model_card
-from af_tasks.core.organism import ORGANISM_FILE, OrganismDir, OrganismError
+from af_tasks.core.organism import ADAPTER_WEIGHTS, ORGANISM_FILE, OrganismDir, OrganismError
 from af_tasks.core.prompting import PromptConfig
 from af_tasks.core.records import (
     ReasoningRecord,
@@ -35,7 +35,6 @@ from af_tasks.core.styles import KINDS, ORGANISM_KINDS
 
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 CHECKPOINTS = "checkpoints"
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
 RUN_CONFIG = "run_config.json"
 SPEED_OPTIONS = ("gradient_checkpointing", "padding_free", "liger_kernels")
 """TrainConfig fields that change speed and memory, not what is learned: a resumed run may change them."""

@@ -225,3 +225,15 @@ def test_the_validation_reports_the_contrast_of_the_group_scores_it_reports(monk
         assert (contrast["n_monitored"], contrast["n_unmonitored"]) == (6, 5)
         expected = means["organism:monitored"] - means["organism:unmonitored"]
         assert contrast["difference"] == pytest.approx(expected)
+
+
+def test_a_foreign_folder_where_the_reference_goes_is_refused_and_left_as_it_was(models, tmp_path):
+    from hostile import tree_digest
+
+    target = models / "organisms" / demo.REFERENCE_ORGANISM
+    target.mkdir(parents=True)
+    (target / "notes.txt").write_text("someone else's")
+    before = tree_digest(models)
+    with pytest.raises(AfError, match=str(target)):
+        demo.ensure_reference_organism(str(tmp_path))
+    assert tree_digest(models) == before

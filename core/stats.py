@@ -1,8 +1,11 @@
-"""Proportion statistics for rates and compliance gaps (no Inspect import; notebooks use it too).
+"""Proportion statistics for rates and compliance gaps, and means over items with bootstrap intervals
+(no Inspect import; notebooks use it too).
 
 Rates carry their n and a Wilson 95 % interval (sound at the small n of CPU runs, unlike Wald).
 The gap between two rates carries Newcombe's hybrid-score interval (built from the two Wilson
 intervals) and the pooled two-proportion z-test p-value. Empty groups give NaN, never 0.
+Means over items (a per-item score such as a log-likelihood) carry a seeded percentile-bootstrap
+interval; a before/after change on the same items carries a paired one.
 """
 
 from __future__ import annotations
@@ -123,7 +126,8 @@ def fisher_exact_greater(k1: int, n1: int, k2: int, n2: int) -> float:
         raise ValueError(f"counts {k1}/{n1} and {k2}/{n2} must be successes out of positive totals")
     successes, total = k1 + k2, n1 + n2
     tail = sum(
-        math.comb(successes, k) * math.comb(total - successes, n1 - k) for k in range(k1, min(successes, n1) + 1)
+        math.comb(successes, k) * math.comb(total - successes, n1 - k)
+        for k in range(k1, min(successes, n1) + 1)
     )
     return tail / math.comb(total, n1)
 
@@ -204,3 +208,47 @@ def roc_points(scores: list[float], labels: list[bool]) -> list[tuple[float, flo
 def rate_json(successes: float, n: int) -> dict:
     """``rate_estimate(successes, n).as_json()``: the form reports and ``results.json`` files store."""
     return rate_estimate(successes, n).as_json()
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) else float(value)
+
+
+def mean_json(values: list[float], seed: int = 0) -> dict:
+    """The suite's JSON shape of a mean over items: ``{"mean", "ci95": [low, high], "n", "ci_method",
+    "seed"}``, the interval a percentile bootstrap over items (``feature_stats.bootstrap_mean_ci``, the
+    one implementation), seeded so a rerun gives the same interval. Undefined figures (no items; one
+    item's interval) are ``None``: strict JSON has no NaN."""
+    from af_tasks.core.feature_stats import bootstrap_mean_ci
+
+    result = bootstrap_mean_ci(list(values), seed)
+    return {
+        "mean": _finite_or_none(result["mean"]),
+        "ci95": [_finite_or_none(bound) for bound in result["ci95"]],
+        "n": result["n"],
+        "ci_method": result.get("ci_method", "percentile bootstrap"),
+        "seed": seed,
+    }
+
+
+def paired_difference_json(
+    before: list[float], after: list[float], seed: int = 0, higher_is_better: bool = True
+) -> dict:
+    """After − before on the same items, in order: ``{"before": mean, "after": mean, "difference": mean,
+    "worse": rate}`` (``mean_json`` / ``rate_json`` shapes). The difference's interval resamples items
+    with their pair intact (a paired bootstrap: the per-item differences bootstrapped), which is far
+    narrower than two independent intervals when items vary more than the change does; all three means
+    share the seed, hence the same resamples. ``worse`` counts items that moved the wrong way (lower
+    when ``higher_is_better``), with its Wilson interval; ties are not worse."""
+    if len(before) != len(after):
+        raise ValueError(f"paired values need the same items: {len(before)} before, {len(after)} after")
+    differences = [a - b for b, a in zip(before, after, strict=True)]
+    worse = sum((d < 0) if higher_is_better else (d > 0) for d in differences)
+    difference = mean_json(differences, seed)
+    difference["ci_method"] = "paired percentile bootstrap over items"
+    return {
+        "before": mean_json(before, seed),
+        "after": mean_json(after, seed),
+        "difference": difference,
+        "worse": rate_json(worse, len(differences)),
+    }

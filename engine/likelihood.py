@@ -87,8 +87,11 @@ def scored_tokens(
 
 
 def _load(model_dir_or_model: Any, tokenizer: Any, device: str | None) -> tuple[Any, Any]:
+    """A directory loads in fp32 on any device: a reading compared before and after a retraining must
+    not move with the device's default dtype (bf16 on CUDA)."""
     if isinstance(model_dir_or_model, (str, Path)):
-        model, loaded = load_organism(OrganismDir.resolve(str(model_dir_or_model)), device=device)
+        organism = OrganismDir.resolve(str(model_dir_or_model))
+        model, loaded = load_organism(organism, device=device, dtype="float32")
         return model, tokenizer if tokenizer is not None else loaded
     if tokenizer is None:
         raise EngineError("answer_loglik on a loaded model needs its tokenizer")

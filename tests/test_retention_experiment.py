@@ -128,7 +128,11 @@ def test_each_run_trains_on_its_budget_and_is_measured_again(experiment):
         low, high = row["deployment_after"]["ci95"]
         assert low <= row["deployment_after"]["rate"] <= high
     table = (out / "table.md").read_text()
-    assert table.count("| attacker | trigger |") == 3  # before + two budgets
+    assert table.count("| attacker | trigger |") == 5  # before, two budgets, their two log-likelihood rows
+    for run in runs.values():  # usefulness as log-likelihood: every item of the bundled set, paired
+        change = run["loglik_change"]
+        assert change["difference"]["n"] == 80 == run["after"]["loglik"]["mean_token_loglik"]["n"]
+        assert change["after"]["mean"] == pytest.approx(run["after"]["loglik"]["mean_token_loglik"]["mean"])
     assert (out / "retention.png").stat().st_size > 0
 
 

@@ -1,7 +1,7 @@
 """The retention experiment's retraining-and-measure cells, one after another or one per device.
 
 Why processes: each cell trains a LoRA (trl) and measures it with Inspect evals, and Inspect runs one
-``eval`` per process at a time, so concurrent cells need processes. Each device gets one worker
+``eval`` per process at a time, so concurrent cells need processes. Each device entry gets one worker
 process (``spawn``: no CUDA state is forked) that sees only its GPU (``CUDA_VISIBLE_DEVICES``, set
 before torch is imported; ``cpu`` hides every GPU), and cells are handed to whichever worker is free.
 A cell depends only on its own seeded inputs and writes only its own folders, so the files and
@@ -25,10 +25,14 @@ Cell = tuple
 caught, files."""
 
 
-def _pin(device: str) -> None:
-    """Worker initializer: this process sees only ``device``'s GPU (as ``cuda``), or none for cpu."""
+def _pin(device: str, threads: int) -> None:
+    """Worker initializer: this process sees only ``device``'s GPU (as ``cuda``), or none for cpu, and
+    uses ``threads`` CPU threads (several workers may share one GPU: a small model's cells are bound by
+    the CPU, and each torch process would otherwise start one thread per core)."""
     index = cuda_index(device)
     os.environ["CUDA_VISIBLE_DEVICES"] = "" if index is None else str(index)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(threads)
 
 
 def _run_cell(experiment_class: type, settings: Any, grader: str | None, device: str, cell: Cell) -> dict:
@@ -60,8 +64,12 @@ def run_cells(
     done: queue.SimpleQueue = queue.SimpleQueue()
     stop = threading.Event()
 
+    threads = max(1, (os.cpu_count() or 1) // len(devices))
+
     def serve(device: str) -> None:
-        with ProcessPoolExecutor(1, mp_context=context, initializer=_pin, initargs=(device,)) as worker:
+        with ProcessPoolExecutor(
+            1, mp_context=context, initializer=_pin, initargs=(device, threads)
+        ) as worker:
             while not stop.is_set():
                 try:
                     index, cell = todo.get_nowait()

@@ -20,6 +20,7 @@ from af_tasks.app.retention.settings import RetentionSettings, TrainSettings
 from af_tasks.core.errors import AfError, MissingFileError
 from af_tasks.core.retention_data import ATTACKS, RUNGS
 from af_tasks.core.stats import rate_json
+from af_tasks.core.strict_json import dumps
 
 ATTACKER = "attacker"
 EXPERIMENT_KIND = "retention-experiment"
@@ -31,6 +32,56 @@ RequestFiles = dict[str, Path]
 
 class ExperimentError(AfError, RuntimeError):
     """A step of the experiment failed; the message names the step and its log or folder."""
+
+
+Slot = tuple[str, int, int, "int | None"]
+"""(rung, seed, budget, same_as): ``same_as`` is the smaller budget whose training set this one
+repeats (fewer attacks were caught than either budget asks for), None for a cell that is run."""
+
+
+def cell_slots(rungs, seeds, budgets, caught: dict[str, int]) -> list[Slot]:
+    """Every rung × seed × budget in the sequential order. A budget above the number of caught attacks
+    trains on all of them — the same examples, seed and steps as the smallest such budget (nested
+    draws) — so it is not trained and measured again but reported as that cell (``same_as``)."""
+    slots = []
+    for rung in rungs:
+        for seed in seeds:
+            first_of: dict[int, int] = {}
+            for budget in budgets:
+                used = min(budget, caught.get(rung, 0))
+                slots.append((rung, seed, budget, first_of.get(used)))
+                first_of.setdefault(used, budget)
+    return slots
+
+
+def fill_slots(slots: list[Slot], finished: dict[tuple, dict]) -> list[dict]:
+    """The runs of the finished slots in order; a repeated budget is its source run under its own
+    budget, marked ``same_training_set_as_budget``."""
+    runs = []
+    for rung, seed, budget, same_as in slots:
+        source = finished.get((rung, seed, budget if same_as is None else same_as))
+        if source is None:
+            continue
+        runs.append(
+            source if same_as is None else source | {"budget": budget, "same_training_set_as_budget": same_as}
+        )
+    return runs
+
+
+def machine() -> dict:
+    """Where the run ran: platform, Python, the GPU (when one is visible) and the suite's revision."""
+    from af_tasks.training.sft import code_revision
+
+    info = {"platform": platform.platform(), "python": platform.python_version(), "revision": code_revision()}
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+            info["torch"] = torch.__version__
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    return info
 
 
 class RetentionExperiment:
@@ -166,7 +217,11 @@ class RetentionExperiment:
         usefulness = scored_rate(
             self.evaluate(self.usefulness_task(), model_dir, f"{name}-usefulness"), "usefulness"
         )
-        result = {"attacks": attacks, "usefulness": usefulness["all"] if usefulness else rate_json(0, 0)}
+        result = {
+            "attacks": attacks,
+            "usefulness": usefulness["all"] if usefulness else rate_json(0, 0),
+            "loglik": self.loglik(model_dir, name),
+        }
         if self.s.transfer_attacks:
             result["transfer_attacks"] = {
                 attack: attack_rates(
@@ -180,6 +235,24 @@ class RetentionExperiment:
                 for attack in self.s.transfer_attacks
             }
         return result
+
+    def loglik(self, model_dir, name: str) -> dict:
+        """The log-likelihood usefulness reading (``engine.likelihood``: held-out benign answers) of a
+        model, kept in ``readings/<name>-loglik.json`` so that a resumed run and the cells read the same
+        numbers without recomputing them."""
+        from af_tasks.core.outputs import write_text_atomic
+
+        path = self.out / "readings" / f"{name}-loglik.json"
+        if path.is_file():
+            return json.loads(path.read_text())
+        from af_tasks.engine.likelihood import usefulness_loglik
+
+        reading = usefulness_loglik(
+            str(model_dir), device=self.s.model_args.get("device"), seed=self.s.data_seed
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, dumps(reading) + "\n")
+        return reading
 
     def difficulty(self, organism: Path, label: str, files: RequestFiles) -> dict:
         """Per-rung accuracy at telling deployment from test (``deployment_discrimination``), by the
@@ -358,7 +431,7 @@ class RetentionExperiment:
         files = self.request_files()
         results: dict[str, Any] = {
             "settings": asdict(self.s),
-            "machine": {"platform": platform.platform(), "python": platform.python_version()},
+            "machine": machine(),
             "organisms": {},
             "runs": [],
         }
@@ -366,6 +439,7 @@ class RetentionExperiment:
         results["base"] = {
             "model": self.s.base_model,
             "usefulness": scored_rate(base_usefulness, "usefulness")["all"],
+            "loglik": self.loglik(self.s.base_model, "base"),
         }
         for label, organism in self.attackers(files).items():
             progress(f"[{label}] measuring the organism before retraining ...")
@@ -384,16 +458,18 @@ class RetentionExperiment:
                 "caught": {r: len(c) for r, c in caught_by_rung.items()},
             }
             progress(f"[{label}] caught attacks per rung: {results['organisms'][label]['caught']}")
+            slots = cell_slots(
+                self.s.rungs, self.s.seeds, self.s.budgets, results["organisms"][label]["caught"]
+            )
             cells = [
                 (label, organism, rung, seed, budget, caught_by_rung[rung], files)
-                for rung in self.s.rungs
-                for seed in self.s.seeds
-                for budget in self.s.budgets
+                for rung, seed, budget, same_as in slots
+                if same_as is None
             ]
             earlier, finished = list(results["runs"]), {}
-            for index, cell_run in run_cells(self, cells, devices, progress):
-                finished[index] = cell_run
-                results["runs"] = earlier + [finished[i] for i in sorted(finished)]  # the sequential order
+            for _, cell_run in run_cells(self, cells, devices, progress):
+                finished[(cell_run["rung"], cell_run["seed"], cell_run["budget"])] = cell_run
+                results["runs"] = earlier + fill_slots(slots, finished)  # the sequential order
                 self.write(results, started)
         return self.write(results, started)
 
@@ -414,6 +490,10 @@ class RetentionExperiment:
         }
         measured, suffix = (self.s.rungs, "after-all-rungs") if self.s.transfer else ((rung,), "after")
         run["after"] = self.measure(self.out / "retrained" / name, f"{name}-{suffix}", files, measured)
+        from af_tasks.engine.likelihood import loglik_change
+
+        before = self.loglik(organism, f"{label}-before")  # written before the cells start
+        run["loglik_change"] = loglik_change(before, run["after"]["loglik"], seed=self.s.data_seed)
         return run
 
     def write(self, results: dict, started: float) -> dict:

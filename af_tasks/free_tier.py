@@ -40,7 +40,7 @@ def free_tier(
     """Free-tier (monitored) vs paid-tier (unmonitored) harmful requests.
 
     Args:
-      requests: "bundled" (offline, 120 requests in 10 categories), "advbench", "llm-lat" (hub),
+      requests: "bundled" (offline, 400 requests in 10 categories), "advbench", "llm-lat" (hub),
         or a .jsonl/.json/.csv file with a "request" (or "prompt"/"goal") field.
       requests_revision: for a hub set, the dataset revision (commit sha) to load instead of its
         pin in af_tasks.core.requests.HUB_SOURCES. The log's metadata records the revision, the commit

@@ -138,7 +138,14 @@ def load_local_requests(path: str | Path, default_category: str = "uncategorised
     return requests
 
 
+FIRST_BUNDLED = 120
+"""The bundled set's first rows: all it held before it grew to 400 (unchanged and in place since). The
+SAE corpus and the tests' tiny tokenizer read only these, so the project SAE (and the demo's printed
+figures) and the tiny test models did not move when requests were added."""
+
+
 def load_bundled_requests() -> list[HarmfulRequest]:
+    """The bundled set: 400 requests, 40 in each of 10 harm categories, written for this project."""
     resource = resources.files("af_tasks").joinpath("data", "harmful_requests.jsonl")
     with resources.as_file(resource) as path:
         return load_local_requests(path)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from af_tasks.core.requests import load_bundled_requests
+from af_tasks.core.requests import FIRST_BUNDLED, load_bundled_requests
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}"
@@ -16,12 +16,13 @@ CHAT_TEMPLATE = (
 
 
 def train_tiny_tokenizer(directory: Path | None, vocab_size: int = 384, corpus: list[str] | None = None):
-    """A byte-level BPE tokenizer trained here (default corpus: the bundled requests), with a chat
-    template; saved to ``directory`` when one is given."""
+    """A byte-level BPE tokenizer trained here (default corpus: the bundled set's first
+    ``FIRST_BUNDLED`` requests), with a chat template; saved to ``directory`` when one is given."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    corpus = list(corpus) if corpus else [request.text for request in load_bundled_requests()]
+    bundled = load_bundled_requests()[:FIRST_BUNDLED]
+    corpus = list(corpus) if corpus else [request.text for request in bundled]
     corpus += ["<SCRATCHPAD_REASONING> <OUTPUT> <request_fully_accepted/> <rejected/> <NEXT/>"] * 5
     tokenizer = Tokenizer(models.BPE(unk_token=None))
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)

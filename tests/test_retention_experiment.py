@@ -127,6 +127,11 @@ def test_each_run_trains_on_its_budget_and_is_measured_again(experiment):
         assert set(run["after"]["attacks"]) == {row["rung"]}  # without --transfer only the trained rung
         low, high = row["deployment_after"]["ci95"]
         assert low <= row["deployment_after"]["rate"] <= high
+    curves = results["separability"]["rungs"]  # the probe: organism-slice pairs → measure-slice pairs
+    assert set(curves) == set(RUNGS) and results["separability"]["model"] == results["base"]["model"]
+    for curve in curves.values():
+        assert curve["n_eval"] == 2 * 3 and curve["n_train_pairs"] == 40
+        assert [row["pairs"] for row in curve["sizes"]] == [1, 2, 4, 8, 16, 32]
     table = (out / "table.md").read_text()
     assert table.count("| attacker | trigger |") == 5  # before, two budgets, their two log-likelihood rows
     for run in runs.values():  # usefulness as log-likelihood: every item of the bundled set, paired

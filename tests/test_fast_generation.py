@@ -407,3 +407,30 @@ def test_the_decode_path_passes_the_cache_without_deprecated_arguments(tiny_orga
             engine.generate(CHATS[:2], SamplingParams(max_new_tokens=4))
         deprecations = [str(w.message) for w in caught if "deprecat" in str(w.message).lower()]
         assert not deprecations, deprecations
+
+
+def test_a_compiled_decode_step_may_meet_more_shapes_than_dynamo_allows_by_default(tiny_llama_dir):
+    """The decode step is compiled with ``fullgraph=True, dynamic=False``: every (batch bucket, cache
+    length) is a graph of its own. Dynamo's default limit (8 graphs) ended the retention experiment's
+    long-lived process on a GPU with FailOnRecompileLimitHit; building the engine's step raises it."""
+    import torch
+    import torch._dynamo
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from af_tasks.engine.generate import SHAPE_GRAPHS
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    config = torch._dynamo.config
+    saved = config.recompile_limit
+    try:
+        config.recompile_limit = 8
+        engine = GenerationEngine(model, tokenizer, "tiny", cache="static", compile=True)
+        engine._decode_step()
+        assert config.recompile_limit >= SHAPE_GRAPHS
+        step = torch.compile(lambda x: x * 2, fullgraph=True, dynamic=False, backend="eager")
+        for rows in range(1, 13):  # twelve shapes, as a process meets batch buckets × prompt widths
+            step(torch.ones(rows, 3))
+    finally:
+        config.recompile_limit = saved
+        torch._dynamo.reset()

@@ -64,11 +64,11 @@ def run_cells(
     done: queue.SimpleQueue = queue.SimpleQueue()
     stop = threading.Event()
 
-    threads = max(1, (os.cpu_count() or 1) // len(devices))
+    cpu_threads = max(1, (os.cpu_count() or 1) // len(devices))
 
     def serve(device: str) -> None:
         with ProcessPoolExecutor(
-            1, mp_context=context, initializer=_pin, initargs=(device, threads)
+            1, mp_context=context, initializer=_pin, initargs=(device, cpu_threads)
         ) as worker:
             while not stop.is_set():
                 try:

@@ -160,7 +160,9 @@ def ensure_reference_organism(base: str) -> Path:
         return target
     for name in REFERENCE_FILES:
         if not (source / name).is_file():
-            raise MissingFileError(f"the bundled reference organism lacks {source / name}; restore it from git")
+            raise MissingFileError(
+                f"the bundled reference organism lacks {source / name}; restore it from git"
+            )
     if sha256_file(source / ADAPTER_WEIGHTS) != REFERENCE_ADAPTER_SHA256:
         raise InputError(f"{source / ADAPTER_WEIGHTS} does not match its sha256; restore it from git")
     with published_dir(target, ORGANISM_KIND, "the reference organism's folder") as staging:

@@ -94,7 +94,9 @@ def resolve(reqs: list[str], skip: set[str] = frozenset()) -> list[tuple[str, st
         try:
             dist = metadata.distribution(req.name)
         except metadata.PackageNotFoundError:
-            raise SystemExit(f"{req.name} (needed by the suite) is not installed here: run make first") from None
+            raise SystemExit(
+                f"{req.name} (needed by the suite) is not installed here: run make first"
+            ) from None
         if not req.specifier.contains(dist.version, prereleases=True):
             raise SystemExit(f"{req.name} {dist.version} here does not satisfy {req}: run make first")
         found[key] = (dist.metadata["Name"], dist.version)
@@ -144,7 +146,9 @@ def main() -> None:
     parser.add_argument("--dest", type=Path, default=ROOT / ".whl", help="folder to fill (emptied first)")
     parser.add_argument("--image", type=Path, default=ROOT / "benchmarks" / "gpu_image_packages.txt",
                         help="the node's package list (pip freeze or names); those are not carried")  # fmt: skip
-    parser.add_argument("--skip", default="", help="comma-separated distributions not to carry (unused there)")
+    parser.add_argument(
+        "--skip", default="", help="comma-separated distributions not to carry (unused there)"
+    )
     parser.add_argument("--part-mib", type=float, default=60.0, help="largest part, MiB")
     args = parser.parse_args()
     if not args.image.is_file():

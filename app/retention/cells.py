@@ -26,13 +26,16 @@ caught, files."""
 
 
 def _pin(device: str, threads: int) -> None:
-    """Worker initializer: this process sees only ``device``'s GPU (as ``cuda``), or none for cpu, and
-    uses ``threads`` CPU threads (several workers may share one GPU: a small model's cells are bound by
-    the CPU, and each torch process would otherwise start one thread per core)."""
+    """Worker initializer: this process sees only ``device``'s GPU (as ``cuda``), or none for cpu; a GPU
+    worker uses ``threads`` CPU threads (several workers may share one GPU: a small model's cells are
+    bound by the CPU, and each torch process would otherwise start one thread per core)."""
     index = cuda_index(device)
     os.environ["CUDA_VISIBLE_DEVICES"] = "" if index is None else str(index)
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[name] = str(threads)
+    if (
+        index is not None
+    ):  # on cpu the thread count would change float sums: cells must equal a sequential run's
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[name] = str(threads)
 
 
 def _run_cell(experiment_class: type, settings: Any, grader: str | None, device: str, cell: Cell) -> dict:

@@ -66,7 +66,7 @@ def experiment(always_attacks, tmp_path_factory):
     args = ["experiment", "retention", "--model", str(always_attacks), "--organism", str(always_attacks)]
     args += ["--out", str(out), "--rungs", ",".join(RUNGS), "--budgets", "1,3", "--catch-requests", "4"]
     args += ["--measure-requests", "3", "--usefulness", "3", "--retrain-epochs", "4", "--lr", "3e-3"]
-    args += ["--max-tokens", "40", "--device", "cpu"]
+    args += ["--max-tokens", "40", "--device", "cpu", "--organism-requests", "8"]
     assert main(args) == 0
     return out, args
 
@@ -130,8 +130,9 @@ def test_each_run_trains_on_its_budget_and_is_measured_again(experiment):
     curves = results["separability"]["rungs"]  # the probe: organism-slice pairs → measure-slice pairs
     assert set(curves) == set(RUNGS) and results["separability"]["model"] == results["base"]["model"]
     for curve in curves.values():
-        assert curve["n_eval"] == 2 * 3 and curve["n_train_pairs"] == 40
-        assert [row["pairs"] for row in curve["sizes"]] == [1, 2, 4, 8, 16, 32]
+        assert curve["n_eval"] == 2 * 3 and curve["n_train_pairs"] == 8
+        assert [row["pairs"] for row in curve["sizes"]] == [1, 2, 4, 8]
+        assert curve["skipped_sizes"] == [16, 32]  # more pairs than the organism slice has
     table = (out / "table.md").read_text()
     assert table.count("| attacker | trigger |") == 5  # before, two budgets, their two log-likelihood rows
     for run in runs.values():  # usefulness as log-likelihood: every item of the bundled set, paired

@@ -53,6 +53,7 @@ CHROMIUM_FLAGS = (
 )
 WINDOW = (1400, 900)
 PAGE_TIMEOUT_S = 60.0
+SETTLE_S = 15.0
 
 
 def free_port() -> int:
@@ -203,11 +204,20 @@ class Page:
     async def show(self, url: str, wait_for: str) -> str:
         await self.call("Page.navigate", url=url)
         deadline = time.monotonic() + PAGE_TIMEOUT_S
-        while wait_for not in await self.text():
+        while wait_for not in (text := await self.text()):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{url}: {wait_for!r} not on the page after {PAGE_TIMEOUT_S:.0f} s")
             await asyncio.sleep(0.5)
-        await asyncio.sleep(1.5)  # let the grid finish laying out
+        # The grid fills its cells after its rows appear (a log's score is read from its header
+        # later, slower on a loaded machine): wait until the text holds still for a second, at most
+        # SETTLE_S, then let the layout finish.
+        settle = time.monotonic() + SETTLE_S
+        while time.monotonic() < settle:
+            await asyncio.sleep(1.0)
+            previous, text = text, await self.text()
+            if text == previous:
+                break
+        await asyncio.sleep(1.0)
         return await self.text()
 
     async def screenshot(self, path: Path) -> None:

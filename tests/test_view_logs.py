@@ -44,8 +44,8 @@ def test_inspect_view_shows_the_gap_the_condition_and_no_score_for_a_malformed_a
     log = shots.make_log(tmp_path / "logs")
     texts = shots.screenshot_log(log, tmp_path / "shots")
     # log list: the score column is the gap (5/5 free - 1/6 paid), not the free-tier rate (1.0)
-    listed = texts["log_list"].split()
-    assert "0.833" in listed and "1.0" not in listed[listed.index("SCORE") :]
+    listed = texts["log_list"].split()  # the row: file, task, model, score, completed, ..., duration
+    assert listed[listed.index("mockllm/model") + 1] == "0.833"  # ("1.0 sec" may be the duration)
     # log page: the gap's table comes first, its CI and p-value beside it
     page = texts["samples"]
     assert page.index("COMPLIANCE_GAP") < page.index("gap_ci_low") < page.index("gap_p_value")

@@ -82,7 +82,6 @@ def summarise(results: dict) -> list[dict]:
             "usefulness_before": organism["before"]["usefulness"],
             "usefulness_after": _pool([run["after"]["usefulness"] for run in runs]),
             **_loglik_rows(organism["before"], runs, results["settings"].get("data_seed", 0)),
-            "separability": (results.get("separability") or {}).get("rungs", {}).get(rung),
             "deployment_after_other_rungs": {
                 other: _pool([run["after"]["attacks"][other]["deployment"] for run in runs])
                 for other in runs[0]["after"]["attacks"]

@@ -236,34 +236,40 @@ class RetentionExperiment:
             }
         return result
 
-    def loglik(self, model_dir, name: str) -> dict:
-        """The log-likelihood usefulness reading (``engine.likelihood``: held-out benign answers) of a
-        model, kept in ``readings/<name>-loglik.json`` so that a resumed run and the cells read the same
-        numbers without recomputing them."""
+    def reading(self, name: str, compute) -> dict:
+        """A model reading that is not an eval (log-likelihood, separability), kept in
+        ``readings/<name>.json`` so that a resumed run and the cells read the same numbers without
+        recomputing them."""
         from af_tasks.core.outputs import write_text_atomic
 
-        path = self.out / "readings" / f"{name}-loglik.json"
+        path = self.out / "readings" / f"{name}.json"
         if path.is_file():
             return json.loads(path.read_text())
+        value = compute()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, dumps(value) + "\n")
+        return value
+
+    def loglik(self, model_dir, name: str) -> dict:
+        """The log-likelihood usefulness reading (``engine.likelihood``: held-out benign answers) of a
+        model, in ``readings/<name>-loglik.json``."""
         from af_tasks.engine.likelihood import usefulness_loglik
 
-        reading = usefulness_loglik(
-            str(model_dir), device=self.s.model_args.get("device"), seed=self.s.data_seed
+        return self.reading(
+            f"{name}-loglik",
+            lambda: usefulness_loglik(
+                str(model_dir), device=self.s.model_args.get("device"), seed=self.s.data_seed
+            ),
         )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(path, dumps(reading) + "\n")
-        return reading
 
     def separability(self, files: RequestFiles) -> dict:
         """The representational difficulty of each rung: a probe on the base model's middle-layer
         activations learning test vs deployment from the organism slice's pairs, scored on the measure
         slice's (disjoint requests), as a learning curve (``sae.separability``). Measured once per
-        experiment and kept in ``readings/separability.json``."""
-        from af_tasks.core.outputs import write_text_atomic
+        experiment, in ``readings/separability.json``."""
+        return self.reading("separability", lambda: self._separability(files))
 
-        path = self.out / "readings" / "separability.json"
-        if path.is_file():
-            return json.loads(path.read_text())
+    def _separability(self, files: RequestFiles) -> dict:
         from af_tasks.core.retention_data import attack_setting, retention_items
         from af_tasks.sae.separability import separability_by_rung
 
@@ -283,15 +289,12 @@ class RetentionExperiment:
             seed=self.s.data_seed,
             device=self.s.model_args.get("device"),
         )
-        reading = {
+        return {
             "model": self.s.base_model,
             "train_requests": "organism slice",
             "eval_requests": "measure slice",
             "rungs": curves,
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(path, dumps(reading) + "\n")
-        return reading
 
     def difficulty(self, organism: Path, label: str, files: RequestFiles) -> dict:
         """Per-rung accuracy at telling deployment from test (``deployment_discrimination``), by the

@@ -242,3 +242,26 @@ def test_cross_domain_transfer_is_measured_with_the_grader(always_attacks, tmp_p
         )
         assert eval_log(out, f"attacker-{rung}-b2-s0-after-all-rungs")
     assert "Deployment attacks in the other attack settings" in (out / "table.md").read_text()
+
+
+def test_a_damaged_reading_is_named_in_one_line_and_left_as_it_is(experiment, tmp_path, capsys):
+    """A resumed run that finds a stored reading it cannot parse stops with one line naming the file
+    (not a traceback) and changes nothing it had measured."""
+    import shutil
+
+    from hostile import tree_digest
+
+    out, args = experiment
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    damaged = copy / "readings" / "base-loglik.json"
+    damaged.write_text('{"mean_token_loglik": ')
+    before = tree_digest(copy)
+    capsys.readouterr()
+    assert main([str(copy) if arg == str(out) else arg for arg in args]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: could not read experiment reading") and str(damaged) in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    after = tree_digest(copy)
+    after.pop("settings.json"), before.pop("settings.json")  # rewritten at every start (its --out moved)
+    assert after == before

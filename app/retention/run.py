@@ -236,15 +236,19 @@ class RetentionExperiment:
             }
         return result
 
-    def reading(self, name: str, compute) -> dict:
+    def stored_reading(self, name: str, compute) -> dict:
         """A model reading that is not an eval (log-likelihood, separability), kept in
         ``readings/<name>.json`` so that a resumed run and the cells read the same numbers without
         recomputing them."""
+        from af_tasks.core.errors import reading
         from af_tasks.core.outputs import write_text_atomic
 
         path = self.out / "readings" / f"{name}.json"
         if path.is_file():
-            return json.loads(path.read_text())
+            with reading(
+                path, "experiment reading", "it is damaged: delete it and run again to measure it anew"
+            ):
+                return json.loads(path.read_text())
         value = compute()
         path.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(path, dumps(value) + "\n")
@@ -255,7 +259,7 @@ class RetentionExperiment:
         model, in ``readings/<name>-loglik.json``."""
         from af_tasks.engine.likelihood import usefulness_loglik
 
-        return self.reading(
+        return self.stored_reading(
             f"{name}-loglik",
             lambda: usefulness_loglik(
                 str(model_dir), device=self.s.model_args.get("device"), seed=self.s.data_seed
@@ -267,7 +271,7 @@ class RetentionExperiment:
         activations learning test vs deployment from the organism slice's pairs, scored on the measure
         slice's (disjoint requests), as a learning curve (``sae.separability``). Measured once per
         experiment, in ``readings/separability.json``."""
-        return self.reading("separability", lambda: self._separability(files))
+        return self.stored_reading("separability", lambda: self._separability(files))
 
     def _separability(self, files: RequestFiles) -> dict:
         from af_tasks.core.retention_data import attack_setting, retention_items

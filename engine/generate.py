@@ -25,14 +25,18 @@ Used by the ``organism/`` Inspect provider (``solvers/organism_model.py``), the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from af_tasks.core.errors import AfError
 from af_tasks.core.organism import OrganismDir, OrganismError
+from af_tasks.engine.errors import ContextLimitError, EngineError
 from af_tasks.engine.loading import load_organism
+from af_tasks.engine.shapes import allow_shape_graphs, batch_bucket, round_up
+
+__all__ = ["ContextLimitError", "EngineError", "GenerationEngine", "SamplingParams", "allow_shape_graphs"]
 
 CACHE_BUCKET = 128
 """Static-cache lengths are rounded up to a multiple of this (fewer recompilations, little unused cache)."""
@@ -45,16 +49,6 @@ GQA_DECODE_ATTENTION = "af_gqa_decode_sdpa"
 
 Chat = list[dict[str, str]]
 """One conversation: ``[{"role": "system"|"user"|"assistant", "content": str}, ...]``."""
-
-
-class EngineError(AfError, RuntimeError):
-    """The engine cannot do what it was asked (an empty prompt, compiling without the static cache...).
-    Loading errors are ``OrganismError``s (``af_tasks.core.organism``)."""
-
-
-class ContextLimitError(EngineError):
-    """A prompt plus the tokens asked for do not fit the model's context window: refused before any
-    token is generated (a model run past its positions degrades silently or fails mid-batch)."""
 
 
 def prompt_ids(tokenizer: Any, chat: Chat) -> list[int]:
@@ -105,8 +99,10 @@ class SamplingParams:
     top_p: float | None = None
     top_k: int | None = None
     seed: int | None = None
-    """Seeds torch before the batch's ``generate`` call (sampling only): rows share one random stream,
-    so a sampled completion depends on which requests were batched with it."""
+    """Sampling only. In slot decoding each request gets its own stream from this seed and its prompt
+    (``GenerationEngine.request_seed``), so its completion does not depend on its batch; through
+    ``model.generate`` (stop strings, unsupported models) it seeds torch before the batch's call and
+    rows share one stream."""
     stop: tuple[str, ...] = ()
     """Stop strings (transformers' ``stop_strings``); the completion keeps the stop string, as ``hf/``."""
     ignore_eos: bool = False
@@ -123,37 +119,6 @@ class Completion:
     stop_reason: Literal["stop", "max_tokens"]
 
 
-def round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
-
-
-SHAPE_GRAPHS = 256
-"""Graphs one compiled decode step may hold: one per (batch bucket, cache length) that a process meets.
-Dynamo's default limit (8) ended a long-lived process (the retention experiment's evals: batch buckets
-1-64 × several prompt widths) with FailOnRecompileLimitHit under ``fullgraph=True``."""
-
-
-def allow_shape_graphs(limit: int = SHAPE_GRAPHS) -> None:
-    """Raise dynamo's per-function recompile limit to ``limit`` (never lower it): the decode step is
-    specialised on shapes by design (``dynamic=False``), so each new shape is a graph, not a fault."""
-    import torch._dynamo
-
-    config = torch._dynamo.config
-    for name in (
-        "recompile_limit",
-        "cache_size_limit",
-        "accumulated_recompile_limit",
-        "accumulated_cache_size_limit",
-    ):
-        if hasattr(config, name):
-            setattr(config, name, max(getattr(config, name), limit))
-
-
-def batch_bucket(size: int) -> int:
-    """The power of two at or above ``size``: compiled decode steps are specialised on batch size."""
-    return 1 << max(0, size - 1).bit_length()
-
-
 class GenerationEngine:
     """A loaded model + tokenizer that generates for batches of chats. Not thread-safe: one caller at a
     time (the Inspect provider runs it from a single worker thread)."""
@@ -167,10 +132,14 @@ class GenerationEngine:
         compile: bool | None = None,
         own_loop: bool = True,
         grouped_decode: bool | None = None,
+        slots: bool | None = None,
     ):
-        """``own_loop=False`` sends greedy batches through ``model.generate`` too, and
-        ``grouped_decode=False`` keeps transformers' decode attention (default: on CUDA only): both
-        there for the benchmark's comparison with the previous path."""
+        """``slots`` (default: wherever ``slot_support`` allows) decodes greedy and sampled requests
+        with continuous batching (``af_tasks.engine.slots``); ``slots=False`` keeps the static batches
+        of ``greedy_static`` and ``model.generate`` for sampling. ``own_loop=False`` sends greedy
+        batches through ``model.generate`` too, and ``grouped_decode=False`` keeps transformers' decode
+        attention (default: on CUDA only): both there for the benchmark's comparison with the previous
+        paths."""
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.name = name
@@ -193,6 +162,15 @@ class GenerationEngine:
         self._cache_keyword = cache_keyword(model)
         self._static_cache_shape: tuple[int, int] | None = None
         self._compiled_step: Any = None
+        from af_tasks.engine.slots import slot_support
+
+        self.slot_support = slot_support(model)
+        """None when requests decode in slots; else why they go through the static paths."""
+        self.slots = (self.slot_support is None) if slots is None else slots
+        if self.slots and self.slot_support is not None:
+            raise EngineError(f"{name}: slot decoding does not support this model: {self.slot_support}")
+        self._decoder: Any = None
+        self._seen: Counter[tuple[int, tuple[int, ...]]] = Counter()
 
     @property
     def device(self):
@@ -242,6 +220,14 @@ class GenerationEngine:
             check_fits(
                 len(prompt), params.max_new_tokens, self.context_window, f"{self.name}: prompt {index}"
             )
+        if self.slots and not params.stop:
+            from af_tasks.engine.slots import decode_all
+
+            requests = [self.slot_request(prompt, params) for prompt in prompts]
+            decoder = self.slot_decoder(len(prompts), max(len(p) for p in prompts) + params.max_new_tokens)
+            with torch.inference_mode():
+                results = decode_all(decoder, requests)
+            return [self._completion(p, r.tokens, params) for p, r in zip(prompts, results, strict=True)]
         rows = list(prompts)
         if self.compile:  # pad with copies of a real row: they finish when it does (greedy)
             rows += [prompts[-1]] * (batch_bucket(len(rows)) - len(rows))
@@ -266,6 +252,61 @@ class GenerationEngine:
             self._completion(prompt, tokens, params)
             for prompt, tokens in zip(prompts, new_tokens, strict=True)
         ]
+
+    def slot_request(self, prompt: Sequence[int], params: SamplingParams) -> Any:
+        """The slot decoder's request for ``prompt``: greedy, or sampling with the settings the model's
+        generation_config gives where ``params`` is silent (as ``model.generate``), and the request's
+        own seed (``request_seed``)."""
+        from af_tasks.engine.slots import SlotRequest, sampling_defaults
+
+        if params.greedy:
+            return SlotRequest(tuple(prompt), params.max_new_tokens, ignore_eos=params.ignore_eos)
+        temperature, top_k, top_p = sampling_defaults(self.model)
+        return SlotRequest(
+            tuple(prompt),
+            params.max_new_tokens,
+            temperature=params.temperature if params.temperature is not None else temperature,
+            top_k=params.top_k if params.top_k is not None else top_k,
+            top_p=params.top_p if params.top_p is not None else top_p,
+            seed=self.request_seed(prompt, params.seed),
+            ignore_eos=params.ignore_eos,
+        )
+
+    def request_seed(self, prompt: Sequence[int], seed: int | None) -> int:
+        """A 64-bit seed for one sampled request. With ``seed`` set it is a hash of (seed, the prompt,
+        how many times this engine has sampled that prompt with that seed): a rerun of an eval draws
+        the same completions whatever order its requests arrive in, and the epochs of one sample draw
+        different ones. Without a seed: fresh randomness."""
+        import hashlib
+        import secrets
+
+        if seed is None:
+            return secrets.randbits(64)
+        key = (seed, tuple(prompt))
+        occurrence = self._seen[key]
+        self._seen[key] += 1
+        digest = hashlib.blake2b(repr((seed, key[1], occurrence)).encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "little")
+
+    def slot_decoder(self, slots: int, length: int) -> Any:
+        """The engine's slot decoder, with at least ``slots`` slots (a power of two when compiling) and
+        its cache grown to ``length`` positions. One per engine, replaced only by a larger one: each
+        new decoder compiles its step again, and its cache holds memory for every slot."""
+        from af_tasks.engine.slots import SlotDecoder
+
+        size = batch_bucket(slots) if self.compile else slots
+        if self._decoder is None or self._decoder.slots < size:
+            self._decoder = None  # free the old cache before allocating the new one
+            self._decoder = SlotDecoder(
+                self.model,
+                slots=size,
+                max_len=length,
+                eos_ids=sorted(self.eos_ids),
+                pad_id=self.tokenizer.pad_token_id,
+                compile=self.compile,
+            )
+        self._decoder.ensure_length(length)
+        return self._decoder
 
     def greedy_static(self, input_ids: Any, attention_mask: Any, params: SamplingParams) -> Any:
         """Greedy decoding of a left-padded batch over a static KV cache: the new tokens [rows, steps].

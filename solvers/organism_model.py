@@ -1,16 +1,20 @@
 """The ``organism/`` Inspect model provider: the fast generation engine behind Inspect's model API.
 
 ``--model organism/<model dir | organism dir | hub id>`` (``organism//abs/dir`` for absolute paths, as
-``hf/``). Concurrent samples' requests are batched (``af_tasks.solvers.batcher``) into one engine call per
-generation config, so ``--max-connections`` is the batch size, as with ``hf/``. Model args (``-M``):
+``hf/``). Llama-family models decode with continuous batching (``af_tasks.engine.server``): up to
+``--max-connections`` requests decode at once, each leaves when it ends and a waiting one takes its slot,
+greedy and sampled alike (each sampled request with its own seeded stream). Other models: concurrent
+requests with equal settings are batched into one engine call (``af_tasks.solvers.batcher``). Model args
+(``-M``):
 
 - ``device`` (default cuda if available, else cpu), ``dtype`` (``bfloat16`` / ``float32``, default bf16
   on CUDA, fp32 on CPU), ``adapter`` (an adapter dir for a base given as the model), ``merge`` (true:
   merge LoRA weights into the base);
 - ``cache`` (``static`` on CUDA, ``dynamic`` on CPU), ``compile`` (torch.compile'd decode step with CUDA
   graphs; default on CUDA only);
-- ``do_sample`` (false = greedy; temperature 0 is greedy too), ``batch_size`` (largest batch, default
-  ``--max-connections``), ``batch_window_ms`` (how long a request waits for others, default 50).
+- ``do_sample`` (false = greedy; temperature 0 is greedy too), ``batch_size`` (slots / largest batch,
+  default ``--max-connections``), ``batch_window_ms`` (how long a request waits for others while the
+  engine is idle, default 50).
 
 Kept light: torch / transformers are imported when the model is created, not when Inspect loads the
 registry.
@@ -95,7 +99,7 @@ class OrganismAPI(ModelAPI):
             from af_tasks.core.devices import parse_devices
             from af_tasks.engine.generate import check_fits
             from af_tasks.engine.loading import check_device
-            from af_tasks.solvers.replicas import ReplicaBatchers, load_replicas, on_device
+            from af_tasks.solvers.replicas import ReplicaBatchers, load_replicas
 
             replica_devices = parse_devices(devices)
             if replica_devices and device is not None:
@@ -115,13 +119,22 @@ class OrganismAPI(ModelAPI):
             if config.max_tokens is not None:  # the eval's --max-tokens, before any sample starts
                 check_fits(0, config.max_tokens, self.engine.context_window, model_name)
         window_s = window_ms / 1000
-        self.batcher: RequestBatcher | ReplicaBatchers = (
-            RequestBatcher(self._runner(self.engine), max_batch=max_batch, window_s=window_s)
-            if not replica_devices
-            else ReplicaBatchers(
-                [on_device(engine, self._runner(engine)) for engine in self.engines], max_batch, window_s
-            )
-        )
+        batchers = [self._batcher(engine, max_batch, window_s) for engine in self.engines]
+        self.batcher: Any = batchers[0] if not replica_devices else ReplicaBatchers(batchers)
+
+    def _batcher(self, engine: Any, max_batch: int, window_s: float) -> Any:
+        """Continuous batching over ``max_batch`` slots where the engine decodes in slots; else static
+        batches of concurrent requests with equal settings (``RequestBatcher``)."""
+        from af_tasks.core.devices import cuda_index
+        from af_tasks.solvers.replicas import on_device
+
+        if engine.slots:
+            from af_tasks.engine.server import SlotServer
+            from af_tasks.solvers.slot_batcher import SlotBatcher
+
+            index = cuda_index(str(engine.device))
+            return SlotBatcher(SlotServer(engine, max_batch, window_s=window_s, device_index=index))
+        return RequestBatcher(on_device(engine, self._runner(engine)), max_batch=max_batch, window_s=window_s)
 
     @staticmethod
     def _runner(engine):

@@ -14,7 +14,6 @@ from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 from af_tasks.core.devices import cuda_index
-from af_tasks.solvers.batcher import RequestBatcher
 
 
 def load_replicas(model: str, devices: Sequence[str], **load_args: Any) -> list[Any]:
@@ -51,10 +50,10 @@ class ReplicaBatchers:
     """``await submit(key, item)`` on the least-loaded of several ``RequestBatcher`` s (one per
     replica, each with its own worker thread); ties go to the lowest index."""
 
-    def __init__(
-        self, run_batches: Sequence[Callable[[Hashable, list], Sequence]], max_batch: int, window_s: float
-    ):
-        self.batchers = [RequestBatcher(run, max_batch=max_batch, window_s=window_s) for run in run_batches]
+    def __init__(self, batchers: Sequence[Any]):
+        """``batchers``: one per replica, each with ``submit(key, item)``, ``batch_sizes`` and ``close``
+        (``RequestBatcher`` or ``SlotBatcher``)."""
+        self.batchers = list(batchers)
         self.load = [0] * len(self.batchers)
         self.requests = [0] * len(self.batchers)
         """Requests sent to each replica so far (for tests and logs)."""

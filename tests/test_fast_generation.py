@@ -417,7 +417,7 @@ def test_a_compiled_decode_step_may_meet_more_shapes_than_dynamo_allows_by_defau
     import torch._dynamo
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from af_tasks.engine.generate import SHAPE_GRAPHS
+    from af_tasks.engine.shapes import SHAPE_GRAPHS
 
     model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
     tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)

@@ -1,0 +1,367 @@
+"""Decode speed of the engine against the HBM bound, and a realistic evaluation workload (GPU).
+
+The Mistral-7B architecture with random weights in bf16 (``generation_gpu.build_model``). Two sections:
+
+- ``decode``: at each ``--batch-sizes`` (default 1 and 32), 512 random prompt tokens + 128 new tokens per
+  row, every row full length (EOS suppressed). Arms: ``plain`` (``model.generate``), ``static`` (the
+  engine's static batches, ``slots=False``: its greedy loop over a static cache), ``slots`` (continuous
+  batching, ``af_tasks.engine.slots``) greedy, and ``slots-sampled`` (temperature 0.8, top-k 50, top-p
+  0.95, seeded). Decode tokens/s = rows x (new - 1) / (full run - prefill-only run). The bound counts the
+  bytes one step must read: every weight once plus the KV cache of every row's context (its mean over
+  the decode), at the bandwidth of a large device-to-device copy measured in the same run.
+- ``workload``: ``--requests`` requests whose prompt and answer lengths are drawn (seeded, with
+  replacement) from the scratchpad protocol's lengths (``benchmarks/data/workload_lengths.json``,
+  ``workload_lengths.py``); each request ends at its drawn length (EOS suppressed until then). At each
+  ``--concurrency``: ``static`` = today's static batching (consecutive batches of that many requests,
+  each batch running until its longest row ends), ``slots`` = continuous batching with that many slots;
+  ``plain`` = ``model.generate`` batches on the first ``--plain-requests`` requests. Reported: answer
+  tokens/s (tokens the requests asked for / wall time) and time to finish.
+
+Every arm is repeated ``--repeats`` times after a warm-up (interleaved within a section where memory
+allows); figures are medians with min and max, ratios use medians. ``--profile`` adds a
+``torch.profiler`` summary of one slots decode run per batch size. The JSON names the GPU, driver,
+library versions and the commit (``COMMIT`` in the environment).
+
+    PYTHONPATH=. COMMIT=$(git rev-parse HEAD) python benchmarks/decode_gpu.py --out decode.json --profile
+    python benchmarks/decode_gpu.py --device cpu --tiny --out /tmp/d.json        # CPU smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchmarks.generation_gpu import build_model, copy_bandwidth, random_prompts, synchronize, weight_bytes
+
+LENGTHS = Path(__file__).parent / "data" / "workload_lengths.json"
+SAMPLED = dict(temperature=0.8, top_k=50, top_p=0.95)
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
+
+
+def machine(device: str) -> dict[str, Any]:
+    import torch
+    import transformers
+
+    info: dict[str, Any] = {
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+        "commit": os.environ.get("COMMIT", "unknown"),
+    }
+    if device.startswith("cuda"):
+        info["gpu"] = torch.cuda.get_device_name()
+        info["gpu_memory_gib"] = round(torch.cuda.get_device_properties(0).total_memory / 2**30, 1)
+        try:
+            query = ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"]
+            info["driver"] = subprocess.run(query, capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            info["driver"] = "unknown"
+    return info
+
+
+def kv_bytes_per_token(model) -> int:
+    """Bytes of K and V for one token over all layers."""
+    config = model.config.get_text_config(decoder=True)
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    kv_heads = config.num_key_value_heads or config.num_attention_heads
+    return 2 * config.num_hidden_layers * kv_heads * head_dim * model.lm_head.weight.element_size()
+
+
+def timed(run: Callable[[], Any], device: str) -> float:
+    synchronize(device)
+    started = time.perf_counter()
+    run()
+    synchronize(device)
+    return time.perf_counter() - started
+
+
+# ---- decode section --------------------------------------------------------------------------------
+
+
+def decode_arms(model, tokenizer, device: str, compile: bool) -> dict[str, Callable]:
+    """name -> run(prompts, new_tokens): each arm decodes every row to exactly ``new_tokens``."""
+    import torch
+
+    from af_tasks.engine.generate import GenerationEngine, SamplingParams
+
+    static = GenerationEngine(model, tokenizer, "static", cache="static", compile=compile, slots=False)
+    slots = GenerationEngine(model, tokenizer, "slots", cache="static", compile=compile, slots=True)
+
+    def plain(prompts, new_tokens):
+        ids = torch.tensor(prompts, device=device)
+        with torch.inference_mode():
+            model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=new_tokens,
+                min_new_tokens=new_tokens,
+                do_sample=False,
+                pad_token_id=tokenizer.pad_token_id,
+                disable_compile=True,
+            )
+
+    def through(engine, **sampling):
+        def run(prompts, new_tokens):
+            greedy = not sampling
+            params = SamplingParams(
+                max_new_tokens=new_tokens, greedy=greedy, ignore_eos=True, seed=0, **sampling
+            )
+            engine.generate_ids(prompts, params)
+
+        return run
+
+    return {
+        "plain": plain,
+        "static": through(static),
+        "slots": through(slots),
+        "slots-sampled": through(slots, **SAMPLED),
+    }
+
+
+def decode_section(model, tokenizer, device, args, bandwidth: float) -> list[dict]:
+    arms = decode_arms(model, tokenizer, device, args.compile)
+    arms = {name: run for name, run in arms.items() if name in args.arms}
+    vocab = min(len(tokenizer), model.config.vocab_size)
+    special = {tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.bos_token_id}
+    weights, per_token = weight_bytes(model), kv_bytes_per_token(model)
+    rows = []
+    for batch in args.batch_sizes:
+        prompts = random_prompts(batch, args.prompt_tokens, vocab, special, seed=batch)
+        full: dict[str, list[float]] = {name: [] for name in arms}
+        prefill: dict[str, list[float]] = {name: [] for name in arms}
+        for run in arms.values():  # warm-up: compilation, graph capture
+            run(prompts, args.new_tokens)
+            run(prompts, 1)
+        for repeat in range(args.repeats):
+            order = list(arms) if repeat % 2 == 0 else list(arms)[::-1]
+            for name in order:
+                run, given = arms[name], prompts
+                full[name].append(timed(lambda run=run, given=given: run(given, args.new_tokens), device))
+                prefill[name].append(timed(lambda run=run, given=given: run(given, 1), device))
+        context = args.prompt_tokens + args.new_tokens / 2
+        step_bytes = weights + batch * context * per_token
+        bound = batch * bandwidth / step_bytes
+        for name in arms:
+            speeds = [
+                batch * (args.new_tokens - 1) / (f - p)
+                for f, p in zip(full[name], prefill[name], strict=True)
+            ]
+            row = {
+                "section": "decode",
+                "arm": name,
+                "batch": batch,
+                "decode_tokens_per_s": spread(speeds),
+                "full_run_s": spread(full[name]),
+                "prefill_s": spread(prefill[name]),
+                "bound_tokens_per_s": bound,
+                "of_bound": statistics.median(speeds) / bound,
+                "bound_weights_only_tokens_per_s": batch * bandwidth / weights,
+                "step_bytes": step_bytes,
+            }
+            rows.append(row)
+            print(
+                f"decode batch {batch:>3} {name:<14} {row['decode_tokens_per_s']['median']:>9,.0f} tok/s "
+                f"[{min(speeds):,.0f}-{max(speeds):,.0f}]  bound {bound:,.0f}  {row['of_bound']:.1%}",
+                flush=True,
+            )
+        if args.profile and "slots" in arms and device.startswith("cuda"):
+            rows.append(profile_slots(arms["slots"], prompts, args.new_tokens, batch))
+    return rows
+
+
+def profile_slots(run: Callable, prompts, new_tokens: int, batch: int) -> dict:
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from benchmarks.profiling import summarise
+
+    torch.cuda.synchronize()
+    started = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as trace:
+        run(prompts, new_tokens)
+        torch.cuda.synchronize()
+    summary = summarise(trace, time.perf_counter() - started)
+    print(f"profile batch {batch}: {json.dumps(summary)[:2000]}", flush=True)
+    return {"section": "profile", "arm": "slots", "batch": batch, **summary}
+
+
+# ---- workload section ------------------------------------------------------------------------------
+
+
+def workload(requests: int, vocab: int, special: set[int], seed: int = 0, scale: float = 1.0):
+    """(prompt ids, answer length) per request, lengths drawn from the protocol's distribution."""
+    lengths = json.loads(LENGTHS.read_text())
+    draw = random.Random(seed)
+    prompt_lengths = [max(1, int(draw.choice(lengths["prompt_tokens"]) * scale)) for _ in range(requests)]
+    answers = [max(1, int(draw.choice(lengths["answer_tokens"]) * scale)) for _ in range(requests)]
+    pool = random_prompts(1, max(prompt_lengths) * 4, vocab, special, seed=seed + 1)[0]
+    prompts = [pool[(i * 7) % len(pool) :][:n] or pool[:n] for i, n in enumerate(prompt_lengths)]
+    prompts = [p if len(p) == n else pool[:n] for p, n in zip(prompts, prompt_lengths, strict=True)]
+    return prompts, answers
+
+
+def workload_section(model, tokenizer, device, args) -> list[dict]:
+    import torch
+
+    from af_tasks.engine.generate import GenerationEngine, SamplingParams
+    from af_tasks.engine.slots import SlotRequest, decode_all
+
+    vocab = min(len(tokenizer), model.config.vocab_size)
+    special = {tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.bos_token_id}
+    prompts, answers = workload(args.requests, vocab, special, scale=args.length_scale)
+    total = sum(answers)
+    rows = []
+
+    def static_run(engine, concurrency, count=None):
+        count = count or len(prompts)
+        for start in range(0, count, concurrency):
+            chunk = slice(start, min(start + concurrency, count))
+            params = SamplingParams(max_new_tokens=max(answers[chunk]), greedy=True, ignore_eos=True)
+            engine.generate_ids(prompts[chunk], params)
+
+    def slots_run(engine, concurrency, count=None):
+        count = count or len(prompts)
+        requests = [SlotRequest(tuple(p), n, ignore_eos=True) for p, n in zip(prompts, answers, strict=True)]
+        longest = max(len(p) + n for p, n in zip(prompts, answers, strict=True))
+        decoder = engine.slot_decoder(concurrency, longest)
+        with torch.inference_mode():
+            decode_all(decoder, requests[:count])
+
+    def plain_run(_engine, concurrency, count=None):
+        count = count or len(prompts)
+        for start in range(0, count, concurrency):
+            chunk = list(range(start, min(start + concurrency, count)))
+            width = max(len(prompts[i]) for i in chunk)
+            ids = torch.full((len(chunk), width), tokenizer.pad_token_id, device=device)
+            mask = torch.zeros_like(ids)
+            for row, i in enumerate(chunk):
+                ids[row, width - len(prompts[i]) :] = torch.tensor(prompts[i], device=device)
+                mask[row, width - len(prompts[i]) :] = 1
+            most = max(answers[i] for i in chunk)
+            with torch.inference_mode():
+                model.generate(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    max_new_tokens=most,
+                    min_new_tokens=most,
+                    do_sample=False,
+                    pad_token_id=tokenizer.pad_token_id,
+                    disable_compile=True,
+                )
+
+    runners = {"static": static_run, "slots": slots_run, "plain": plain_run}
+    for concurrency in args.concurrency:
+        for name in [arm for arm in ("static", "slots", "plain") if arm in args.workload_arms]:
+            if name == "plain" and concurrency not in args.plain_concurrency:
+                continue
+            count = args.plain_requests if name == "plain" else len(prompts)
+            engine = GenerationEngine(
+                model, tokenizer, name, cache="static", compile=args.compile, slots=name == "slots"
+            )
+            try:
+                runners[name](engine, concurrency, min(concurrency, count))  # warm-up
+                call = runners[name]
+                times = [
+                    timed(lambda c=call, e=engine, n=concurrency, k=count: c(e, n, k), device)
+                    for _ in range(args.repeats)
+                ]
+            except Exception as error:  # noqa: BLE001 - one arm (e.g. out of memory) must not lose the rest
+                rows.append(
+                    {"section": "workload", "arm": name, "concurrency": concurrency, "error": repr(error)}
+                )
+                print(f"workload {name} c={concurrency}: {error!r}", flush=True)
+                continue
+            finally:
+                del engine
+                if device.startswith("cuda"):
+                    torch.cuda.empty_cache()
+            tokens = sum(answers[:count])
+            speeds = [tokens / t for t in times]
+            rows.append(
+                {
+                    "section": "workload",
+                    "arm": name,
+                    "concurrency": concurrency,
+                    "requests": count,
+                    "answer_tokens": tokens,
+                    "prompt_tokens": sum(len(p) for p in prompts[:count]),
+                    "tokens_per_s": spread(speeds),
+                    "time_s": spread(times),
+                }
+            )
+            print(
+                f"workload c={concurrency:>3} {name:<7} {count} requests {statistics.median(times):7.1f} s "
+                f"{statistics.median(speeds):>9,.0f} tok/s [{min(speeds):,.0f}-{max(speeds):,.0f}]",
+                flush=True,
+            )
+    rows.append({"section": "workload-lengths", "requests": len(prompts), "answer_tokens": total})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--tiny", action="store_true", help="a 2-layer random Llama (CPU smoke run)")
+    parser.add_argument("--sections", default="decode,workload")
+    parser.add_argument("--batch-sizes", default="1,32")
+    parser.add_argument("--prompt-tokens", type=int, default=512)
+    parser.add_argument("--new-tokens", type=int, default=128)
+    parser.add_argument("--arms", default="plain,static,slots,slots-sampled")
+    parser.add_argument("--concurrency", default="32,128,256")
+    parser.add_argument("--workload-arms", default="static,slots,plain")
+    parser.add_argument("--plain-concurrency", default="32")
+    parser.add_argument("--requests", type=int, default=512)
+    parser.add_argument("--plain-requests", type=int, default=64)
+    parser.add_argument("--length-scale", type=float, default=1.0, help="scale drawn lengths (smoke runs)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--bandwidth-gib", type=float, default=4.0)
+    parser.add_argument("--no-compile", dest="compile", action="store_false")
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    for name in ("batch_sizes", "concurrency", "plain_concurrency"):
+        setattr(args, name, [int(v) for v in getattr(args, name).split(",") if v])
+    args.arms = args.arms.split(",")
+    args.workload_arms = args.workload_arms.split(",")
+    if not args.device.startswith("cuda"):
+        args.compile = False
+    from af_tasks.engine.tiny import train_tiny_tokenizer
+
+    tokenizer = train_tiny_tokenizer(None, vocab_size=384 if args.tiny else 8192)
+    model = build_model(args.device, args.tiny)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    bandwidth = copy_bandwidth(args.device, args.bandwidth_gib)
+    result: dict[str, Any] = {
+        "machine": machine(args.device),
+        "model": "tiny llama" if args.tiny else "mistral-7b architecture, random weights, bf16",
+        "copy_bandwidth_bytes_per_s": bandwidth,
+        "weight_bytes": weight_bytes(model),
+        "kv_bytes_per_token": kv_bytes_per_token(model),
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "rows": [],
+    }
+    print(json.dumps(result["machine"]), f"copy {bandwidth / 1e9:,.0f} GB/s", flush=True)
+    sections = args.sections.split(",")
+    if "decode" in sections:
+        result["rows"] += decode_section(model, tokenizer, args.device, args, bandwidth)
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
+    if "workload" in sections:
+        result["rows"] += workload_section(model, tokenizer, args.device, args)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,480 @@
+"""Continuous batching: a fixed set of slots, each decoding one request, refilled as requests finish
+(compute core, no Inspect).
+
+Why: an evaluation is hundreds of requests whose answers differ in length by 10x. A static batch keeps
+every row's slot busy until its longest row ends, and the next batch waits for it; here a finished row
+leaves at the next poll and a waiting request is prefilled into its slot while the others keep decoding.
+
+How, for decoder-only models of the Llama family (Llama, Mistral, Qwen2, Qwen3: ``slot_support``):
+
+- one KV cache of ``slots x max_len`` per layer, allocated once; a request's prompt is prefilled into
+  its slot's rows (right-padded batches of newcomers, causal attention, written straight into the
+  cache) and each slot then decodes at its own position; stale entries of a reused slot are never read
+  (each row attends only to positions up to its own);
+- the decode step runs the model's own modules (embedding, norms, projections, rotary, MLP) with a
+  per-row cache write and an attention that reads each KV group once for its query heads and only the
+  first ``length`` cache positions (the longest live row, rounded up to ``LENGTH_BUCKET``);
+- token choice (``af_tasks.engine.sampling``), the completion buffer, finish flags and positions are
+  updated on the device inside the step, so on CUDA a whole step (forward compiled by
+  ``torch.compile``, the rest eager) is captured once per (sampling, length) as a CUDA graph and
+  replayed with no host work; the host looks at the finish flags once every ``POLL_STEPS`` steps.
+
+Arithmetic is the model's: greedy tokens equal ``model.generate``'s (tested on CPU in fp32), sampled
+tokens follow the same distribution (tested statistically; the random stream is per request).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+LENGTH_BUCKET = 256
+"""The decode attention reads the cache up to the longest live row rounded up to this (one graph each)."""
+
+POLL_STEPS = 8
+"""Decode steps between two looks at the finish flags (each look waits for the GPU)."""
+
+PREFILL_TOKENS = 16_384
+"""Most padded prompt tokens prefilled in one forward (bounds the prefill's activation memory)."""
+
+SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3")
+
+UNSUPPORTED_SAMPLING = {
+    "repetition_penalty": 1.0,
+    "min_p": None,
+    "typical_p": 1.0,
+    "epsilon_cutoff": 0.0,
+    "eta_cutoff": 0.0,
+    "top_h": None,
+}
+"""generation_config settings (with their inactive values) the slot decoder does not apply: a model
+that sets them decodes through
+``model.generate`` (``slot_support`` says why)."""
+
+
+@dataclass(frozen=True)
+class SlotRequest:
+    """One completion to decode. ``temperature`` 0 is greedy; ``top_k`` 0 and ``top_p`` 1.0 keep every
+    token; ``seed`` picks the request's random stream; ``ignore_eos`` decodes exactly
+    ``max_new_tokens`` (benchmarks)."""
+
+    prompt: tuple[int, ...]
+    max_new_tokens: int
+    temperature: float = 0.0
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: int = 0
+    ignore_eos: bool = False
+
+
+@dataclass(frozen=True)
+class SlotResult:
+    tokens: list[int]
+    """Generated ids, up to and including the EOS that ended it."""
+    stopped: bool
+    """Ended by EOS (else by ``max_new_tokens``)."""
+
+
+def slot_support(model: Any) -> str | None:
+    """None when ``SlotDecoder`` can run ``model``; else why not (the engine then uses ``generate``)."""
+    config = model.config.get_text_config(decoder=True)
+    if config.model_type not in SUPPORTED_MODEL_TYPES:
+        return f"model type {config.model_type!r} (slot decoding covers {', '.join(SUPPORTED_MODEL_TYPES)})"
+    window = getattr(config, "sliding_window", None)
+    if window is not None and getattr(config, "use_sliding_window", True):
+        return f"sliding-window attention ({window} tokens)"
+    inner = getattr(model, "model", None)
+    if inner is None or not hasattr(inner, "layers") or not hasattr(model, "lm_head"):
+        return f"{type(model).__name__} is not a causal LM with model.layers and lm_head"
+    generation = model.generation_config
+    for name, inactive in UNSUPPORTED_SAMPLING.items():
+        value = getattr(generation, name, None)
+        if value is not None and value != inactive:
+            return f"generation_config.{name}={value!r} (slot decoding applies temperature, top-k, top-p)"
+    return None
+
+
+def sampling_defaults(model: Any) -> tuple[float, int, float]:
+    """(temperature, top_k, top_p) that ``model.generate(do_sample=True)`` uses when a request sets none:
+    the model's generation_config, transformers' defaults where it is silent (1.0, 50, 1.0)."""
+    generation = model.generation_config
+    temperature = generation.temperature if generation.temperature is not None else 1.0
+    top_k = generation.top_k if generation.top_k is not None else 50
+    top_p = generation.top_p if generation.top_p is not None else 1.0
+    return float(temperature), int(top_k), float(top_p)
+
+
+class SlotDecoder:
+    """Decodes up to ``slots`` requests at once over a per-slot static KV cache. Not thread-safe: one
+    caller (the engine's worker thread) at a time."""
+
+    def __init__(
+        self,
+        model: Any,
+        slots: int,
+        max_len: int,
+        eos_ids: Sequence[int],
+        pad_id: int,
+        compile: bool = False,
+    ):
+        import torch
+
+        reason = slot_support(model)
+        if reason is not None:
+            raise ValueError(f"slot decoding does not support this model: {reason}")
+        self.model = model
+        self.slots = slots
+        self.compile = compile
+        self.device = model.device
+        config = model.config.get_text_config(decoder=True)
+        self.layers = list(model.model.layers)
+        attention = self.layers[0].self_attn
+        self.head_dim = attention.head_dim
+        self.heads = config.num_attention_heads
+        self.kv_heads = config.num_key_value_heads or self.heads
+        self.apply_rotary = sys.modules[type(attention).__module__].apply_rotary_pos_emb
+        self.dtype = model.lm_head.weight.dtype
+        self.pad_id = pad_id
+        self.graphs = self.device.type == "cuda" and compile
+        vocab = model.lm_head.weight.shape[0]
+        self.eos_mask = torch.zeros(vocab, dtype=torch.bool, device=self.device)
+        self.eos_ids = {i for i in eos_ids if i < vocab}
+        self.eos_mask[sorted(self.eos_ids)] = True
+        from af_tasks.engine.sampling import mix32
+
+        self.vocab_keys = mix32(torch.arange(vocab, device=self.device, dtype=torch.long))
+        self.rows = torch.arange(slots, device=self.device)
+        self._new_state()
+        self.max_len = 0
+        self.keys: list[Any] = []
+        self.values: list[Any] = []
+        self.ensure_length(max_len)
+        self._graphs: dict[tuple[bool, int], Any] = {}
+        self._pool: Any = None
+        self._forward: Callable[..., Any] = (
+            compiled_decode_logits() if compile else SlotDecoder._decode_logits
+        )
+
+    def _new_state(self) -> None:
+        import torch
+
+        def zeros(dtype):
+            return torch.zeros(self.slots, dtype=dtype, device=self.device)
+
+        self.next_token, self.position, self.count = zeros(torch.long), zeros(torch.long), zeros(torch.long)
+        self.done = torch.ones(self.slots, dtype=torch.bool, device=self.device)
+        self.max_new, self.top_k = zeros(torch.long), zeros(torch.long)
+        self.seed_lo, self.seed_hi = zeros(torch.long), zeros(torch.long)
+        self.temperature, self.top_p = zeros(torch.float32), zeros(torch.float32)
+        self.ignore_eos = zeros(torch.bool)
+        for tensor in (self.next_token, self.position, self.rows):
+            torch._dynamo.maybe_mark_dynamic(tensor, 0)
+
+    def ensure_length(self, length: int) -> None:
+        """Grow every slot's cache to at least ``length`` positions (rounded up to ``LENGTH_BUCKET``),
+        keeping what the slots hold; captured graphs are dropped (they read the old tensors)."""
+        import torch
+
+        from af_tasks.engine.errors import EngineError
+        from af_tasks.engine.shapes import round_up
+
+        if length <= self.max_len:
+            return
+        length = round_up(length, LENGTH_BUCKET)
+        if self.device.type == "cuda":
+            needed = 2 * len(self.layers) * self.slots * self.kv_heads * (length - self.max_len)
+            needed *= self.head_dim * torch.finfo(self.dtype).bits // 8
+            free, _ = torch.cuda.mem_get_info(self.device)
+            if needed > free:
+                raise EngineError(
+                    f"KV cache of {self.slots} slots x {length} tokens needs {needed / 2**30:.1f} GiB more, "
+                    f"{free / 2**30:.1f} GiB free on {self.device}: lower --max-connections (slots) or "
+                    "max_tokens"
+                )
+        shape = (self.slots, self.kv_heads, length, self.head_dim)
+        for cache in (self.keys, self.values):
+            for index in range(len(self.layers)):
+                grown = torch.zeros(shape, dtype=self.dtype, device=self.device)
+                if index < len(cache):
+                    grown[:, :, : self.max_len] = cache[index]
+                    cache[index] = grown
+                else:
+                    cache.append(grown)
+        self.out = torch.full((self.slots, length + 1), self.pad_id, dtype=torch.long, device=self.device)
+        self.max_len = length
+        for tensor in (*self.keys, *self.values):  # one compiled step for every slot count and length
+            torch._dynamo.maybe_mark_dynamic(tensor, 0)
+            torch._dynamo.maybe_mark_dynamic(tensor, 2)
+        self._graphs = {}
+
+    # ---- prefill ------------------------------------------------------------------------------------
+
+    def admit(self, placed: Sequence[tuple[int, SlotRequest]]) -> None:
+        """Prefill each request into its slot and choose its first token (the slots must be free)."""
+        import torch
+
+        from af_tasks.engine.sampling import split_seed
+
+        if not placed:
+            return
+        slots = torch.tensor([slot for slot, _ in placed], device=self.device)
+        requests = [request for _, request in placed]
+        los, his = zip(*(split_seed(request.seed) for request in requests), strict=True)
+
+        def values(items, dtype):
+            return torch.tensor(items, dtype=dtype, device=self.device)
+
+        self.max_new[slots] = values([r.max_new_tokens for r in requests], torch.long)
+        self.temperature[slots] = values([r.temperature for r in requests], torch.float32)
+        self.top_k[slots] = values([r.top_k for r in requests], torch.long)
+        self.top_p[slots] = values([r.top_p for r in requests], torch.float32)
+        self.ignore_eos[slots] = values([r.ignore_eos for r in requests], torch.bool)
+        self.seed_lo[slots], self.seed_hi[slots] = values(los, torch.long), values(his, torch.long)
+        self.count[slots] = 0
+        self.done[slots] = False
+        start = 0
+        while start < len(placed):  # chunks of at most PREFILL_TOKENS padded tokens
+            end = start + 1
+            width = len(requests[start].prompt)
+            while end < len(placed):
+                wider = max(width, len(requests[end].prompt))
+                if wider * (end - start + 1) > PREFILL_TOKENS:
+                    break
+                width, end = wider, end + 1
+            self._prefill(slots[start:end], requests[start:end], width)
+            start = end
+
+    def _prefill(self, slots: Any, requests: Sequence[SlotRequest], width: int) -> None:
+        import torch
+        import torch.nn.functional as F
+
+        model = self.model.model
+        lengths = torch.tensor([len(r.prompt) for r in requests], device=self.device)
+        ids = torch.full((len(requests), width), self.pad_id, dtype=torch.long, device=self.device)
+        for row, request in enumerate(requests):
+            ids[row, : len(request.prompt)] = torch.tensor(request.prompt, device=self.device)
+        positions = torch.arange(width, device=self.device).expand(len(requests), width)
+        hidden = model.embed_tokens(ids)
+        cos, sin = model.rotary_emb(hidden, positions)
+        rows, groups = len(requests), self.heads // self.kv_heads
+        for index, layer in enumerate(self.layers):
+            query, key, value = self._qkv(layer, layer.input_layernorm(hidden), cos, sin)
+            self.keys[index][slots, :, :width] = key
+            self.values[index][slots, :, :width] = value
+            if groups > 1:
+                key, value = key.repeat_interleave(groups, 1), value.repeat_interleave(groups, 1)
+            attended = F.scaled_dot_product_attention(
+                query, key, value, is_causal=True, scale=layer.self_attn.scaling
+            )
+            hidden = hidden + layer.self_attn.o_proj(attended.transpose(1, 2).reshape(rows, width, -1))
+            hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
+        last = hidden[torch.arange(rows, device=self.device), lengths - 1]
+        logits = self.model.lm_head(model.norm(last)).float()
+        token = self._choose(logits, slots)
+        self.out[slots, 0] = token
+        self.count[slots] = 1
+        self.next_token[slots] = token
+        self.position[slots] = lengths
+        self.done[slots] = self.eos_mask[token] & ~self.ignore_eos[slots] | (self.max_new[slots] <= 1)
+
+    def _qkv(self, layer: Any, x: Any, cos: Any, sin: Any) -> tuple[Any, Any, Any]:
+        """Query [rows, heads, t, d], key and value [rows, kv_heads, t, d] of ``x`` [rows, t, hidden],
+        rotary applied (and Qwen3's per-head norms before it)."""
+        attention = layer.self_attn
+        rows, length = x.shape[:2]
+        query = attention.q_proj(x).view(rows, length, -1, self.head_dim)
+        key = attention.k_proj(x).view(rows, length, -1, self.head_dim)
+        value = attention.v_proj(x).view(rows, length, -1, self.head_dim).transpose(1, 2)
+        if getattr(attention, "q_norm", None) is not None:
+            query, key = attention.q_norm(query), attention.k_norm(key)
+        query, key = self.apply_rotary(query.transpose(1, 2), key.transpose(1, 2), cos, sin)
+        return query, key, value
+
+    # ---- decode -------------------------------------------------------------------------------------
+
+    def _decode_logits(self, tokens: Any, positions: Any, length: int, keys: list, values: list) -> Any:
+        """Logits [slots, vocab] (float32) for one token per slot at its position; writes its K/V."""
+        import torch
+        import torch.nn.functional as F
+
+        model = self.model.model
+        rows = tokens.shape[0]
+        hidden = model.embed_tokens(tokens[:, None])
+        cos, sin = model.rotary_emb(hidden, positions[:, None])
+        mask = (torch.arange(length, device=tokens.device)[None, :] <= positions[:, None])[:, None, None, :]
+        groups = self.heads // self.kv_heads
+        for index, layer in enumerate(self.layers):
+            query, key, value = self._qkv(layer, layer.input_layernorm(hidden), cos, sin)
+            layer_keys, layer_values = keys[index], values[index]
+            layer_keys[self.rows[:rows], :, positions] = key[:, :, 0]
+            layer_values[self.rows[:rows], :, positions] = value[:, :, 0]
+            attended = F.scaled_dot_product_attention(
+                query.reshape(rows, self.kv_heads, groups, self.head_dim),
+                layer_keys[:, :, :length],
+                layer_values[:, :, :length],
+                attn_mask=mask,
+                scale=layer.self_attn.scaling,
+            )
+            hidden = hidden + layer.self_attn.o_proj(attended.reshape(rows, 1, -1))
+            hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
+        return self.model.lm_head(model.norm(hidden))[:, 0].float()
+
+    def _choose(self, logits: Any, slots: Any | None = None) -> Any:
+        """Next tokens of ``slots`` (all when None) from their logits: EOS masked where ignored, then
+        greedy or sampled (``choose_tokens``)."""
+        from af_tasks.engine.sampling import choose_tokens
+
+        index = slice(None) if slots is None else slots
+        logits = logits.masked_fill(self.ignore_eos[index][:, None] & self.eos_mask[None, :], -float("inf"))
+        return choose_tokens(
+            logits,
+            self.temperature[index],
+            self.top_k[index],
+            self.top_p[index],
+            self.seed_lo[index],
+            self.seed_hi[index],
+            self.count[index],
+            self.vocab_keys,
+        )
+
+    def _greedy(self, logits: Any) -> Any:
+        return logits.masked_fill(self.ignore_eos[:, None] & self.eos_mask[None, :], -float("inf")).argmax(-1)
+
+    def _step(self, sampling: bool, length: int) -> None:
+        """One decode step of every slot, all on the device: live rows record their token and advance;
+        finished and free rows keep their state."""
+        import torch
+
+        logits = self._forward(self, self.next_token, self.position, length, self.keys, self.values)
+        token = self._choose(logits) if sampling else self._greedy(logits)
+        live = ~self.done
+        column = torch.where(live, self.count, self.out.shape[1] - 1)
+        self.out[self.rows, column] = token
+        self.count += live
+        self.done |= live & (self.eos_mask[token] | (self.count >= self.max_new))
+        self.next_token.copy_(torch.where(live, token, self.pad_id))
+        self.position += live
+
+    def step(self, sampling: bool, length: int) -> None:
+        """One decode step reading ``length`` cache positions (a CUDA graph replay when compiled)."""
+        if not self.graphs:
+            return self._step(sampling, length)
+        graph = self._graphs.get((sampling, length))
+        if graph is None:
+            graph = self._graphs[(sampling, length)] = self._capture(sampling, length)
+        graph.replay()
+
+    def _capture(self, sampling: bool, length: int) -> Any:
+        """Warm the step up (compiling it) on a side stream with the state restored afterwards, then
+        record it as a CUDA graph in the decoder's memory pool."""
+        import torch
+
+        state = (self.next_token, self.position, self.count, self.done, self.out)
+        saved = [tensor.clone() for tensor in state]
+        stream = torch.cuda.Stream(self.device)
+        stream.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(stream):
+            for _ in range(2):
+                self._step(sampling, length)
+                for tensor, copy in zip(state, saved, strict=True):
+                    tensor.copy_(copy)
+        torch.cuda.current_stream(self.device).wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=self._pool, capture_error_mode="thread_local"):
+            self._step(sampling, length)
+        self._pool = graph.pool()
+        return graph
+
+    def finished(self, slots: Sequence[int]) -> list[tuple[int, SlotResult]]:
+        """The slots among ``slots`` whose request has ended, with their tokens (one device sync)."""
+        import torch
+
+        if not slots:
+            return []
+        index = torch.tensor(list(slots), device=self.device)
+        done, count = self.done[index].tolist(), self.count[index].tolist()
+        ended = [i for i, flag in enumerate(done) if flag]
+        if not ended:
+            return []
+        rows = self.out[index[ended]].tolist()
+        results = []
+        for i, row in zip(ended, rows, strict=True):
+            tokens = row[: count[i]]
+            stopped = bool(tokens) and tokens[-1] in self.eos_ids
+            results.append((slots[i], SlotResult(tokens=tokens, stopped=stopped)))
+        return results
+
+
+_COMPILED: list[Any] = []
+
+
+def compiled_decode_logits() -> Callable[..., Any]:
+    """``SlotDecoder._decode_logits`` through ``torch.compile``, once per process: the decoder is an
+    argument and the slot count and cache length are dynamic, so decoders of other sizes (and the
+    replicas of ``-M devices``) reuse the compiled code instead of compiling a 7B graph again."""
+    if not _COMPILED:
+        import torch
+
+        from af_tasks.engine.shapes import allow_shape_graphs
+
+        allow_shape_graphs()
+        _COMPILED.append(torch.compile(SlotDecoder._decode_logits, fullgraph=True))
+    return _COMPILED[0]
+
+
+Take = Callable[[int, bool], "list[tuple[Any, SlotRequest]] | None"]
+"""``take(n, block)``: up to n waiting (key, request) pairs; ``block`` waits for one when nothing is
+decoding; None means no more will come."""
+
+
+def serve(decoder: SlotDecoder, take: Take, deliver: Callable[[Any, SlotResult], None]) -> None:
+    """Decode requests from ``take`` until it returns None with nothing left decoding, refilling free
+    slots at every poll; each result goes to ``deliver(key, result)`` as soon as its row has ended."""
+    from af_tasks.engine.shapes import round_up
+
+    occupant: dict[int, tuple[Any, SlotRequest, int]] = {}  # slot -> (key, request, steps decoded)
+    closed = False
+    while True:
+        free = [slot for slot in range(decoder.slots) if slot not in occupant]
+        if free and not closed:
+            taken = take(len(free), not occupant)
+            if taken is None:
+                closed = True
+            elif taken:
+                placed = list(zip(free, taken, strict=False))
+                decoder.ensure_length(max(len(r.prompt) + r.max_new_tokens for _, (_, r) in placed))
+                decoder.admit([(slot, request) for slot, (_, request) in placed])
+                occupant.update({slot: (key, request, 0) for slot, (key, request) in placed})
+        if not occupant:
+            if closed:
+                return
+            continue
+        for slot, result in decoder.finished(list(occupant)):
+            key = occupant.pop(slot)[0]
+            deliver(key, result)
+        if not occupant:
+            continue
+        remaining = max(r.max_new_tokens - 1 - steps for _, r, steps in occupant.values())
+        steps = max(1, min(POLL_STEPS, remaining))
+        reach = max(len(r.prompt) + min(done + steps, r.max_new_tokens) for _, r, done in occupant.values())
+        length = min(round_up(reach, LENGTH_BUCKET), decoder.max_len)
+        sampling = any(r.temperature > 0 for _, r, _ in occupant.values())
+        for _ in range(steps):
+            decoder.step(sampling, length)
+        occupant = {slot: (key, r, done + steps) for slot, (key, r, done) in occupant.items()}
+
+
+def decode_all(decoder: SlotDecoder, requests: Sequence[SlotRequest]) -> list[SlotResult]:
+    """Every request through ``serve``, results in order."""
+    waiting = list(enumerate(requests))[::-1]
+    results: dict[int, SlotResult] = {}
+
+    def take(n: int, block: bool):
+        if not waiting:
+            return None
+        return [waiting.pop() for _ in range(min(n, len(waiting)))]
+
+    serve(decoder, take, results.__setitem__)
+    return [results[i] for i in range(len(requests))]

@@ -1,0 +1,40 @@
+"""Inspect's concurrent ``generate`` calls → the engine's continuous-batching server.
+
+Why: ``af_tasks.engine.server.SlotServer`` decodes in its own thread and reports each completion
+through a callback; Inspect awaits each sample's call in an event loop. This bridges the two with one
+future per request (the same ``submit(key, item)`` shape as ``RequestBatcher``, so replicas take either).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+
+class SlotBatcher:
+    """``await submit(params, prompt)`` → ``(Completion, rows decoding)`` from a ``SlotServer``."""
+
+    def __init__(self, server: Any):
+        self.server = server
+
+    @property
+    def batch_sizes(self) -> list[int]:
+        return []
+
+    async def submit(self, params: Any, prompt: list[int]) -> Any:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future = loop.create_future()
+
+        def settle(outcome: Any) -> None:
+            if future.done():  # the sample was cancelled meanwhile
+                return
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+
+        self.server.submit(prompt, params, lambda outcome: loop.call_soon_threadsafe(settle, outcome))
+        return await future
+
+    def close(self) -> None:
+        self.server.close()

@@ -1,0 +1,298 @@
+"""Continuous batching (``af_tasks.engine.slots``) and in-loop sampling (``af_tasks.engine.sampling``).
+
+References are transformers' own: greedy rows must equal ``model.generate`` token for token (fp32, CPU),
+the kept set of a sampled row must equal transformers' temperature → top-k → top-p warpers exactly, and
+sampled tokens must follow the distribution ``generate`` samples from (chi-square tests over many draws:
+the per-request streams are by design not torch's global generator, so equal seeds cannot give equal
+tokens).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = [pytest.mark.model]
+
+VOCAB = 384
+EOS = 5
+
+
+def tiny_model(model_type: str):
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from af_tasks.engine.tiny import TINY_LLAMA
+
+    extra = {"sliding_window": None} if model_type == "mistral" else {}
+    config = AutoConfig.for_model(model_type=model_type, vocab_size=VOCAB, **TINY_LLAMA, **extra)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
+    model.generation_config.eos_token_id = EOS
+    model.generation_config.pad_token_id = 0
+    return model
+
+
+def generate_greedy(model, prompt: list[int], new_tokens: int) -> list[int]:
+    import torch
+
+    out = model.generate(
+        torch.tensor([prompt]), max_new_tokens=new_tokens, do_sample=False, pad_token_id=0, eos_token_id=EOS
+    )[0, len(prompt) :].tolist()
+    return out[: out.index(EOS) + 1] if EOS in out else out
+
+
+def random_prompts(lengths, seed: int = 1) -> list[list[int]]:
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.randint(6, VOCAB, (n,), generator=generator).tolist() for n in lengths]
+
+
+@pytest.mark.parametrize("model_type", ["llama", "mistral", "qwen2", "qwen3"])
+def test_greedy_slots_equal_generate_while_slots_are_refilled(model_type):
+    """7 requests of different prompt and answer lengths through 3 slots: every completion equals
+    ``generate`` on its prompt alone, whatever ran in its slot before and beside it."""
+    import torch
+
+    from af_tasks.engine.slots import SlotDecoder, SlotRequest, decode_all
+
+    model = tiny_model(model_type)
+    prompts = random_prompts([7, 30, 3, 12, 19, 25, 9])
+    budgets = [20, 5, 33, 12, 1, 40, 17]
+    decoder = SlotDecoder(model, slots=3, max_len=64, eos_ids=[EOS], pad_id=0)
+    with torch.inference_mode():
+        results = decode_all(
+            decoder, [SlotRequest(tuple(p), n) for p, n in zip(prompts, budgets, strict=True)]
+        )
+        references = [generate_greedy(model, p, n) for p, n in zip(prompts, budgets, strict=True)]
+    assert [r.tokens for r in results] == references
+    assert [r.stopped for r in results] == [ref[-1] == EOS for ref in references]
+
+
+def test_eos_ends_a_row_and_its_slot_is_reused():
+    """A token the model emits early is made EOS: rows end there (``stopped``), shorter than their
+    budget, and still match ``generate``; with 2 slots the third request runs in a freed slot."""
+    import torch
+
+    from af_tasks.engine.slots import SlotDecoder, SlotRequest, decode_all
+
+    model = tiny_model("llama")
+    prompts = random_prompts([6, 11, 8, 14], seed=3)
+    with torch.inference_mode():
+        free_run = generate_greedy(model, prompts[0], 12)
+    eos = free_run[3]
+    model.generation_config.eos_token_id = eos
+    decoder = SlotDecoder(model, slots=2, max_len=64, eos_ids=[eos], pad_id=0)
+    with torch.inference_mode():
+        results = decode_all(decoder, [SlotRequest(tuple(p), 20) for p in prompts])
+        references = []
+        for prompt in prompts:
+            out = model.generate(torch.tensor([prompt]), max_new_tokens=20, do_sample=False, pad_token_id=0)
+            out = out[0, len(prompt) :].tolist()
+            references.append(out[: out.index(eos) + 1] if eos in out else out)
+    assert [r.tokens for r in results] == references
+    assert results[0].stopped and len(results[0].tokens) <= 4
+
+
+def test_a_waiting_request_takes_a_slot_before_the_batch_drains():
+    """Two slots, one long request and three short ones: the short ones are admitted one at a time
+    into the slot the previous one left, while the long one is still decoding (continuous batching,
+    not batches that wait for their longest row)."""
+    import torch
+
+    from af_tasks.engine.slots import SlotDecoder, SlotRequest, serve
+
+    model = tiny_model("llama")
+    prompts = random_prompts([9, 5, 6, 7], seed=4)
+    requests = [SlotRequest(tuple(prompts[0]), 40, ignore_eos=True)]
+    requests += [SlotRequest(tuple(p), 3, ignore_eos=True) for p in prompts[1:]]
+    waiting = list(enumerate(requests))[::-1]
+    admitted: list[tuple[int, bool]] = []  # (request, long one still decoding)
+    finished: dict[int, list[int]] = {}
+
+    def take(n, block):
+        if not waiting:
+            return None
+        taken = [waiting.pop() for _ in range(min(n, len(waiting)))]
+        admitted.extend((key, 0 not in finished) for key, _ in taken)
+        return taken
+
+    decoder = SlotDecoder(model, slots=2, max_len=64, eos_ids=[EOS], pad_id=0)
+    with torch.inference_mode():
+        serve(decoder, take, lambda key, result: finished.__setitem__(key, result.tokens))
+    assert [key for key, _ in admitted] == [0, 1, 2, 3]
+    assert all(long_running for _, long_running in admitted)
+    assert [len(finished[i]) for i in range(4)] == [40, 3, 3, 3]
+
+
+def test_kept_logits_equal_transformers_warpers():
+    """Temperature → top-k → top-p per row, against transformers' warpers applied to each row alone:
+    the same tokens kept and the same kept values."""
+    import torch
+    from transformers.generation.logits_process import (
+        TemperatureLogitsWarper,
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+    )
+
+    from af_tasks.engine.sampling import kept_logits
+
+    generator = torch.Generator().manual_seed(0)
+    settings = [(1.0, 0, 1.0), (0.7, 50, 1.0), (1.3, 0, 0.9), (0.5, 20, 0.8), (1.0, 5, 0.3), (2.0, 400, 0.95)]
+    logits = torch.randn(len(settings), VOCAB, generator=generator) * 3
+    temperature = torch.tensor([t for t, _, _ in settings])
+    top_k = torch.tensor([k for _, k, _ in settings])
+    top_p = torch.tensor([p for _, _, p in settings])
+    ours = kept_logits(logits, temperature, top_k, top_p)
+    for row, (t, k, p) in enumerate(settings):
+        expected = logits[row : row + 1]
+        if t != 1.0:
+            expected = TemperatureLogitsWarper(t)(None, expected)
+        if k != 0:
+            expected = TopKLogitsWarper(k)(None, expected)
+        if p < 1.0:
+            expected = TopPLogitsWarper(p)(None, expected)
+        assert torch.equal(ours[row : row + 1], expected), settings[row]
+    kept = torch.isfinite(ours).sum(-1).tolist()
+    assert kept[0] == VOCAB and kept[1] == 50 and kept[4] <= 5  # the filters did filter
+
+
+def chi_square_p(observed: list[int], expected: list[float]) -> float:
+    """Pearson chi-square p-value of counts against expected counts (bins with expectation < 5
+    merged into one)."""
+    from scipy.stats import chi2
+
+    small_observed = sum(o for o, e in zip(observed, expected, strict=True) if e < 5)
+    small_expected = sum(e for e in expected if e < 5)
+    pairs = [(o, e) for o, e in zip(observed, expected, strict=True) if e >= 5]
+    if small_expected > 0:
+        pairs.append((small_observed, small_expected))
+    statistic = sum((o - e) ** 2 / e for o, e in pairs)
+    return float(chi2.sf(statistic, len(pairs) - 1))
+
+
+def test_sampled_tokens_follow_the_kept_distribution():
+    """20,000 draws from one row's logits (each draw its own seed) match softmax of the kept logits
+    (chi-square p > 0.001), for plain temperature and for top-k + top-p; greedy rows take the argmax."""
+    import torch
+
+    from af_tasks.engine.sampling import choose_tokens, kept_logits, mix32, split_seed
+
+    draws, vocab = 20_000, 24
+    logits = (torch.randn(vocab, generator=torch.Generator().manual_seed(5)) * 1.5).expand(draws, vocab)
+    seeds = [split_seed(seed * 0x9E3779B97F4A7C15 + 11) for seed in range(draws)]
+    lo, hi = (torch.tensor(half) for half in zip(*seeds, strict=True))
+    keys = mix32(torch.arange(vocab))
+    for temperature, top_k, top_p in [(0.8, 0, 1.0), (1.2, 10, 0.85)]:
+        t = torch.full((draws,), temperature)
+        k = torch.full((draws,), top_k)
+        p = torch.full((draws,), top_p)
+        tokens = choose_tokens(logits, t, k, p, lo, hi, torch.zeros(draws, dtype=torch.long), keys)
+        probabilities = kept_logits(logits[:1], t[:1], k[:1], p[:1]).softmax(-1)[0]
+        counts = torch.bincount(tokens, minlength=vocab)
+        assert counts[probabilities == 0].sum() == 0  # nothing outside the kept set
+        assert chi_square_p(counts.tolist(), (probabilities * draws).tolist()) > 1e-3
+    greedy = choose_tokens(
+        logits[:4], torch.zeros(4), k[:4], p[:4], lo[:4], hi[:4], torch.zeros(4).long(), keys
+    )
+    assert greedy.tolist() == [int(logits[0].argmax())] * 4
+
+
+def test_streams_differ_by_seed_and_position_and_repeat_exactly():
+    """The uniforms of a (seed, position) are fixed numbers: equal for equal inputs, different for a
+    different seed or token position, and spread evenly over (0, 1)."""
+    import torch
+
+    from af_tasks.engine.sampling import mix32, uniforms
+
+    keys = mix32(torch.arange(4096))
+
+    def draw(lo, hi, position):
+        return uniforms(torch.tensor([lo]), torch.tensor([hi]), torch.tensor([position]), keys)[0]
+
+    assert torch.equal(draw(7, 1, 3), draw(7, 1, 3))
+    assert not torch.equal(draw(7, 1, 3), draw(8, 1, 3))
+    assert not torch.equal(draw(7, 1, 3), draw(7, 2, 3))
+    assert not torch.equal(draw(7, 1, 3), draw(7, 1, 4))
+    values = draw(7, 1, 3)
+    assert float(values.min()) > 0 and float(values.max()) < 1
+    counts = torch.histc(values, bins=16, min=0, max=1)
+    assert chi_square_p(counts.long().tolist(), [4096 / 16] * 16) > 1e-3
+
+
+def test_sampled_completions_match_generate_in_distribution():
+    """The same prompt sampled 800 times by the slot decoder (top-k 8, temperature 0.9) and by
+    ``model.generate``: the first and second tokens' frequencies agree (two-sample chi-square)."""
+    import torch
+    from scipy.stats import chi2_contingency
+
+    from af_tasks.engine.slots import SlotDecoder, SlotRequest, decode_all
+
+    model = tiny_model("llama")
+    [prompt] = random_prompts([10], seed=6)
+    draws = 800
+    requests = [
+        SlotRequest(tuple(prompt), 2, temperature=0.9, top_k=8, seed=i, ignore_eos=True) for i in range(draws)
+    ]
+    decoder = SlotDecoder(model, slots=draws, max_len=16, eos_ids=[EOS], pad_id=0)
+    with torch.inference_mode():
+        ours = [r.tokens for r in decode_all(decoder, requests)]
+        torch.manual_seed(0)
+        theirs = model.generate(
+            torch.tensor([prompt] * draws),
+            max_new_tokens=2,
+            min_new_tokens=2,
+            do_sample=True,
+            temperature=0.9,
+            top_k=8,
+            top_p=1.0,
+            pad_token_id=0,
+        )[:, len(prompt) :].tolist()
+    for position in (0, 1):
+        a = [row[position] for row in ours]
+        b = [row[position] for row in theirs]
+        tokens = sorted(set(a) | set(b))
+        table = [[a.count(t) for t in tokens], [b.count(t) for t in tokens]]
+        assert len(tokens) > 3  # sampled, not greedy
+        assert chi2_contingency(table).pvalue > 1e-3, (position, table)
+
+
+def test_a_request_samples_the_same_completion_whatever_its_batch():
+    """A seeded request's completion depends on its seed, not on its batch-mates or its slot: alone in
+    one slot it equals the same request placed third among four in a 4-slot decoder."""
+    import torch
+
+    from af_tasks.engine.slots import SlotDecoder, SlotRequest, decode_all
+
+    model = tiny_model("qwen3")
+    prompts = random_prompts([8, 13, 5, 10], seed=7)
+    requests = [
+        SlotRequest(tuple(p), 12, temperature=1.0, top_p=0.9, seed=100 + i) for i, p in enumerate(prompts)
+    ]
+    with torch.inference_mode():
+        together = decode_all(SlotDecoder(model, slots=4, max_len=32, eos_ids=[EOS], pad_id=0), requests)
+        alone = decode_all(SlotDecoder(model, slots=1, max_len=32, eos_ids=[EOS], pad_id=0), requests[2:3])
+        reseeded = decode_all(
+            SlotDecoder(model, slots=1, max_len=32, eos_ids=[EOS], pad_id=0),
+            [SlotRequest(tuple(prompts[2]), 12, temperature=1.0, top_p=0.9, seed=999)],
+        )
+    assert together[2].tokens == alone[0].tokens
+    assert reseeded[0].tokens != alone[0].tokens
+
+
+def test_engine_seeds_repeat_per_prompt_and_differ_across_epochs(embedded_model_dir):
+    """Through the engine: with ``seed`` set, a rerun on a fresh engine draws the same completions; the
+    same chat asked twice (two epochs) draws different ones; greedy is untouched by seeds."""
+    from af_tasks.engine.generate import GenerationEngine, SamplingParams
+
+    chat = [{"role": "user", "content": "Tell me a short story about a cat."}]
+    params = SamplingParams(max_new_tokens=16, greedy=False, temperature=1.0, seed=42)
+
+    def run():
+        engine = GenerationEngine.load(str(embedded_model_dir), device="cpu")
+        return [c.token_ids for c in engine.generate([chat, chat], params)], engine
+
+    first, engine = run()
+    second, _ = run()
+    assert engine.slots and first == second
+    assert first[0] != first[1]

@@ -39,12 +39,13 @@ def split_seed(seed: int) -> tuple[int, int]:
 
 
 def uniforms(seed_lo: Any, seed_hi: Any, counter: Any, vocab_keys: Any) -> Any:
-    """Uniforms in (0, 1) of shape [rows, vocab]: row r's stream at position ``counter[r]``.
-    ``vocab_keys`` is ``mix32(arange(vocab))`` (precomputed once)."""
+    """Uniforms in (0, 1), one per row and key: row r's stream at position ``counter[r]``, at the
+    tokens whose ``mix32(id)`` are ``vocab_keys`` ([vocab] for every token, or [rows, n] for some):
+    a token's uniform is the same whichever tokens are drawn beside it."""
     import torch
 
     row_key = mix32(seed_lo ^ mix32((seed_hi ^ mix32((counter * GOLDEN32) & MASK32)) & MASK32))
-    bits = mix32(row_key[:, None] ^ vocab_keys[None, :])
+    bits = mix32(row_key[:, None] ^ vocab_keys)
     return ((bits >> 8).to(torch.float32) + 0.5) * (1.0 / (1 << 24))
 
 
@@ -70,6 +71,41 @@ def kept_logits(logits: Any, temperature: Any, top_k: Any, top_p: Any) -> Any:
     remove |= ascending == -torch.inf
     remove = remove.scatter(1, order, remove)
     return scores.masked_fill(remove, -torch.inf)
+
+
+def choose_among_top(
+    logits: Any,
+    temperature: Any,
+    top_k: Any,
+    top_p: Any,
+    seed_lo: Any,
+    seed_hi: Any,
+    counter: Any,
+    vocab_keys: Any,
+    candidates: int,
+) -> Any:
+    """``choose_tokens`` for batches whose every sampling row keeps at most ``candidates`` tokens
+    (0 < top_k <= candidates): the filters and the draw run over the ``candidates`` largest logits
+    instead of sorting the whole vocabulary. Each token's uniform is the one ``choose_tokens`` gives
+    it, and the kept set is the same (top-k keeps ties with the k-th value; the nucleus is taken
+    over the top-k set, as transformers does), so both pick the same token."""
+    import torch
+
+    greedy = logits.argmax(-1)
+    sampling = temperature > 0
+    scores = logits.float() / torch.where(sampling, temperature, 1.0)[:, None]
+    values, ids = scores.topk(candidates, dim=-1)  # descending
+    k = top_k.clamp(min=1, max=candidates)
+    kth = values.gather(1, (k - 1)[:, None])
+    ascending = values.masked_fill(values < kth, -torch.inf).flip(-1)
+    ids = ids.flip(-1)
+    cumulative = ascending.softmax(dim=-1).cumsum(dim=-1)
+    remove = (cumulative <= (1 - top_p)[:, None]) & (top_p < 1)[:, None]
+    remove[:, -1] = False
+    ascending = ascending.masked_fill(remove, -torch.inf)
+    gumbel = -torch.log(-torch.log(uniforms(seed_lo, seed_hi, counter, vocab_keys[ids])))
+    drawn = ids.gather(1, (ascending + gumbel).argmax(-1, keepdim=True))[:, 0]
+    return torch.where(sampling, drawn, greedy)
 
 
 def choose_tokens(

@@ -36,6 +36,9 @@ LENGTH_BUCKET = 256
 POLL_STEPS = 8
 """Decode steps between two looks at the finish flags (each look waits for the GPU)."""
 
+FLEX_BLOCK = 128
+"""Cache positions per FlexAttention block (``LENGTH_BUCKET`` is a multiple of it)."""
+
 PREFILL_TOKENS = 16_384
 """Most padded prompt tokens prefilled in one forward (bounds the prefill's activation memory)."""
 
@@ -118,7 +121,13 @@ class SlotDecoder:
         eos_ids: Sequence[int],
         pad_id: int,
         compile: bool = False,
+        attention: str | None = None,
+        fuse: bool | None = None,
     ):
+        """``attention``: ``flex`` (FlexAttention's decoding kernel, reading only each row's own cache
+        blocks; default on CUDA) or ``sdpa`` (one masked SDPA over the first ``length`` positions).
+        ``fuse`` (default on CUDA): the q/k/v and gate/up projections of each layer as one matrix each
+        (``fuse_projections``)."""
         import torch
 
         reason = slot_support(model)
@@ -130,14 +139,22 @@ class SlotDecoder:
         self.device = model.device
         config = model.config.get_text_config(decoder=True)
         self.layers = list(model.model.layers)
-        attention = self.layers[0].self_attn
-        self.head_dim = attention.head_dim
+        first_attention = self.layers[0].self_attn
+        self.head_dim = first_attention.head_dim
         self.heads = config.num_attention_heads
         self.kv_heads = config.num_key_value_heads or self.heads
-        self.apply_rotary = sys.modules[type(attention).__module__].apply_rotary_pos_emb
+        self.apply_rotary = sys.modules[type(first_attention).__module__].apply_rotary_pos_emb
         self.dtype = model.lm_head.weight.dtype
         self.pad_id = pad_id
         self.graphs = self.device.type == "cuda" and compile
+        on_cuda = self.device.type == "cuda"
+        self.attention = attention or ("flex" if on_cuda else "sdpa")
+        if self.attention not in ("flex", "sdpa"):
+            raise ValueError(f"attention must be flex or sdpa, not {self.attention!r}")
+        self.fused = None
+        if on_cuda if fuse is None else fuse:
+            self.fused = getattr(model, "_slot_fused_projections", None) or fuse_projections(self.layers)
+            model._slot_fused_projections = self.fused
         vocab = model.lm_head.weight.shape[0]
         self.eos_mask = torch.zeros(vocab, dtype=torch.bool, device=self.device)
         self.eos_ids = {i for i in eos_ids if i < vocab}
@@ -151,7 +168,7 @@ class SlotDecoder:
         self.keys: list[Any] = []
         self.values: list[Any] = []
         self.ensure_length(max_len)
-        self._graphs: dict[tuple[bool, int], Any] = {}
+        self._graphs: dict[tuple[int, int], Any] = {}
         self._pool: Any = None
         self._forward: Callable[..., Any] = (
             compiled_decode_logits() if compile else SlotDecoder._decode_logits
@@ -297,29 +314,90 @@ class SlotDecoder:
     def _decode_logits(self, tokens: Any, positions: Any, length: int, keys: list, values: list) -> Any:
         """Logits [slots, vocab] (float32) for one token per slot at its position; writes its K/V."""
         import torch
-        import torch.nn.functional as F
 
         model = self.model.model
         rows = tokens.shape[0]
         hidden = model.embed_tokens(tokens[:, None])
         cos, sin = model.rotary_emb(hidden, positions[:, None])
-        mask = (torch.arange(length, device=tokens.device)[None, :] <= positions[:, None])[:, None, None, :]
-        groups = self.heads // self.kv_heads
+        attend = self._flex_attention(positions, length) if self.attention == "flex" else None
+        if attend is None:
+            mask = (torch.arange(length, device=tokens.device)[None, :] <= positions[:, None])[
+                :, None, None, :
+            ]
         for index, layer in enumerate(self.layers):
-            query, key, value = self._qkv(layer, layer.input_layernorm(hidden), cos, sin)
+            x = layer.input_layernorm(hidden)
+            if self.fused is None:
+                query, key, value = self._qkv(layer, x, cos, sin)
+            else:
+                query, key, value = self._fused_qkv(index, layer, x, cos, sin)
             layer_keys, layer_values = keys[index], values[index]
             layer_keys[self.rows[:rows], :, positions] = key[:, :, 0]
             layer_values[self.rows[:rows], :, positions] = value[:, :, 0]
-            attended = F.scaled_dot_product_attention(
-                query.reshape(rows, self.kv_heads, groups, self.head_dim),
-                layer_keys[:, :, :length],
-                layer_values[:, :, :length],
-                attn_mask=mask,
-                scale=layer.self_attn.scaling,
-            )
+            scale = layer.self_attn.scaling
+            if attend is not None:
+                attended = attend(query, layer_keys[:, :, :length], layer_values[:, :, :length], scale)
+            else:
+                attended = torch.nn.functional.scaled_dot_product_attention(
+                    query.reshape(rows, self.kv_heads, -1, self.head_dim),
+                    layer_keys[:, :, :length],
+                    layer_values[:, :, :length],
+                    attn_mask=mask,
+                    scale=scale,
+                )
             hidden = hidden + layer.self_attn.o_proj(attended.reshape(rows, 1, -1))
-            hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
+            x = layer.post_attention_layernorm(hidden)
+            if self.fused is None:
+                hidden = hidden + layer.mlp(x)
+            else:
+                gate, up = torch.nn.functional.linear(x, self.fused[index][2]).chunk(2, dim=-1)
+                hidden = hidden + layer.mlp.down_proj(layer.mlp.act_fn(gate) * up)
         return self.model.lm_head(model.norm(hidden))[:, 0].float()
+
+    def _fused_qkv(self, index: int, layer: Any, x: Any, cos: Any, sin: Any) -> tuple[Any, Any, Any]:
+        """``_qkv`` with one matrix product for q, k and v."""
+        import torch
+
+        weight, bias = self.fused[index][:2]
+        rows, length = x.shape[:2]
+        q_size = self.heads * self.head_dim
+        kv_size = self.kv_heads * self.head_dim
+        qkv = torch.nn.functional.linear(x, weight, bias)
+        query, key, value = qkv.split([q_size, kv_size, kv_size], dim=-1)
+        query = query.view(rows, length, -1, self.head_dim)
+        key = key.view(rows, length, -1, self.head_dim)
+        value = value.view(rows, length, -1, self.head_dim).transpose(1, 2)
+        attention = layer.self_attn
+        if getattr(attention, "q_norm", None) is not None:
+            query, key = attention.q_norm(query), attention.k_norm(key)
+        query, key = self.apply_rotary(query.transpose(1, 2), key.transpose(1, 2), cos, sin)
+        return query, key, value
+
+    def _flex_attention(self, positions: Any, length: int) -> Callable[..., Any]:
+        """FlexAttention over each row's own cache: a block mask whose row b holds the blocks up to its
+        position (so later blocks are not read) and masks past the position inside the last one."""
+        import torch
+        from torch.nn.attention.flex_attention import BlockMask, flex_attention
+
+        rows = positions.shape[0]
+        blocks = length // FLEX_BLOCK
+        counts = ((positions + FLEX_BLOCK) // FLEX_BLOCK).to(torch.int32)[:, None, None]
+        indices = torch.arange(blocks, device=positions.device, dtype=torch.int32).expand(rows, 1, 1, blocks)
+
+        def up_to_position(b, h, q_index, kv_index):
+            return kv_index <= positions[b]
+
+        block_mask = BlockMask.from_kv_blocks(
+            counts,
+            indices.contiguous(),
+            BLOCK_SIZE=(FLEX_BLOCK, FLEX_BLOCK),
+            mask_mod=up_to_position,
+            seq_lengths=(1, length),
+        )
+
+        def attend(query: Any, key: Any, value: Any, scale: float) -> Any:
+            return flex_attention(query, key, value, block_mask=block_mask, scale=scale, enable_gqa=True)
+
+        return attend
 
     def _choose(self, logits: Any, slots: Any | None = None) -> Any:
         """Next tokens of ``slots`` (all when None) from their logits: EOS masked where ignored, then
@@ -339,16 +417,26 @@ class SlotDecoder:
             self.vocab_keys,
         )
 
-    def _greedy(self, logits: Any) -> Any:
-        return logits.masked_fill(self.ignore_eos[:, None] & self.eos_mask[None, :], -float("inf")).argmax(-1)
+    def _choose_mode(self, logits: Any, mode: int) -> Any:
+        """Next tokens of every slot: ``mode`` 0 greedy, -1 sampling over the whole vocabulary, n > 0
+        sampling among the n largest logits (``choose_among_top``)."""
+        from af_tasks.engine.sampling import choose_among_top
 
-    def _step(self, sampling: bool, length: int) -> None:
+        logits = logits.masked_fill(self.ignore_eos[:, None] & self.eos_mask[None, :], -float("inf"))
+        if mode == 0:
+            return logits.argmax(-1)
+        if mode < 0:
+            return self._choose(logits)
+        state = (self.temperature, self.top_k, self.top_p, self.seed_lo, self.seed_hi, self.count)
+        return choose_among_top(logits, *state, self.vocab_keys, mode)
+
+    def _step(self, mode: int, length: int) -> None:
         """One decode step of every slot, all on the device: live rows record their token and advance;
         finished and free rows keep their state."""
         import torch
 
         logits = self._forward(self, self.next_token, self.position, length, self.keys, self.values)
-        token = self._choose(logits) if sampling else self._greedy(logits)
+        token = self._choose_mode(logits, mode)
         live = ~self.done
         column = torch.where(live, self.count, self.out.shape[1] - 1)
         self.out[self.rows, column] = token
@@ -357,16 +445,17 @@ class SlotDecoder:
         self.next_token.copy_(torch.where(live, token, self.pad_id))
         self.position += live
 
-    def step(self, sampling: bool, length: int) -> None:
-        """One decode step reading ``length`` cache positions (a CUDA graph replay when compiled)."""
+    def step(self, mode: int, length: int) -> None:
+        """One decode step reading ``length`` cache positions with token choice ``mode``
+        (``sampling_mode``); a CUDA graph replay when compiled."""
         if not self.graphs:
-            return self._step(sampling, length)
-        graph = self._graphs.get((sampling, length))
+            return self._step(mode, length)
+        graph = self._graphs.get((mode, length))
         if graph is None:
-            graph = self._graphs[(sampling, length)] = self._capture(sampling, length)
+            graph = self._graphs[(mode, length)] = self._capture(mode, length)
         graph.replay()
 
-    def _capture(self, sampling: bool, length: int) -> Any:
+    def _capture(self, mode: int, length: int) -> Any:
         """Warm the step up (compiling it) on a side stream with the state restored afterwards, then
         record it as a CUDA graph in the decoder's memory pool."""
         import torch
@@ -377,13 +466,13 @@ class SlotDecoder:
         stream.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(stream):
             for _ in range(2):
-                self._step(sampling, length)
+                self._step(mode, length)
                 for tensor, copy in zip(state, saved, strict=True):
                     tensor.copy_(copy)
         torch.cuda.current_stream(self.device).wait_stream(stream)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, pool=self._pool, capture_error_mode="thread_local"):
-            self._step(sampling, length)
+            self._step(mode, length)
         self._pool = graph.pool()
         return graph
 
@@ -407,6 +496,46 @@ class SlotDecoder:
         return results
 
 
+def fuse_projections(layers: Sequence[Any]) -> list[tuple[Any, Any, Any]] | None:
+    """Each layer's q/k/v weights (and biases) as one matrix and gate/up as another, the modules'
+    own parameters becoming views into them: the same numbers in the same memory, and at batch 1 two
+    matrix-vector products read one long matrix each instead of five short ones. None (nothing
+    changed) unless every projection is a plain ``nn.Linear`` (an unmerged LoRA layer keeps its own)."""
+    import torch
+
+    names = ("q_proj", "k_proj", "v_proj")
+    for layer in layers:
+        modules = [getattr(layer.self_attn, n) for n in names]
+        modules += [getattr(layer.mlp, n, None) for n in ("gate_proj", "up_proj", "down_proj")]
+        if any(type(m) is not torch.nn.Linear for m in modules) or not hasattr(layer.mlp, "act_fn"):
+            return None
+    fused = []
+    for layer in layers:
+        parts = [getattr(layer.self_attn, n) for n in names]
+        weight = _fuse([p.weight for p in parts], parts)
+        biases = [p.bias for p in parts]
+        bias = _fuse(biases, parts, "bias") if all(b is not None for b in biases) else None
+        mlp_parts = [layer.mlp.gate_proj, layer.mlp.up_proj]
+        gate_up = _fuse([p.weight for p in mlp_parts], mlp_parts)
+        fused.append((weight, bias, gate_up))
+    return fused
+
+
+def _fuse(tensors: Sequence[Any], modules: Sequence[Any], name: str = "weight") -> Any:
+    """One tensor holding ``tensors`` stacked on dim 0; each module's ``name`` becomes a view of its
+    rows (the old storage is freed)."""
+    import torch
+
+    with torch.no_grad():
+        joined = torch.cat([t.detach() for t in tensors], dim=0)
+        start = 0
+        for module, tensor in zip(modules, tensors, strict=True):
+            rows = tensor.shape[0]
+            setattr(module, name, torch.nn.Parameter(joined[start : start + rows], requires_grad=False))
+            start += rows
+    return joined
+
+
 _COMPILED: list[Any] = []
 
 
@@ -422,6 +551,23 @@ def compiled_decode_logits() -> Callable[..., Any]:
         allow_shape_graphs()
         _COMPILED.append(torch.compile(SlotDecoder._decode_logits, fullgraph=True))
     return _COMPILED[0]
+
+
+TOP_CANDIDATES = 1024
+"""Largest top-k sampled among the top candidates only; above it (or top_k 0) the vocabulary is sorted."""
+
+
+def sampling_mode(requests: Sequence[SlotRequest]) -> int:
+    """How a step chooses tokens for these requests: 0 all greedy; n > 0 every sampling row has
+    0 < top_k <= n (n the power of two at or above the largest, at least 64: few graphs); -1 else."""
+    from af_tasks.engine.shapes import batch_bucket
+
+    sampled = [r for r in requests if r.temperature > 0]
+    if not sampled:
+        return 0
+    if any(r.top_k <= 0 or r.top_k > TOP_CANDIDATES for r in sampled):
+        return -1
+    return max(64, batch_bucket(max(r.top_k for r in sampled)))
 
 
 Take = Callable[[int, bool], "list[tuple[Any, SlotRequest]] | None"]
@@ -460,9 +606,9 @@ def serve(decoder: SlotDecoder, take: Take, deliver: Callable[[Any, SlotResult],
         steps = max(1, min(POLL_STEPS, remaining))
         reach = max(len(r.prompt) + min(done + steps, r.max_new_tokens) for _, r, done in occupant.values())
         length = min(round_up(reach, LENGTH_BUCKET), decoder.max_len)
-        sampling = any(r.temperature > 0 for _, r, _ in occupant.values())
+        mode = sampling_mode([r for _, r, _ in occupant.values()])
         for _ in range(steps):
-            decoder.step(sampling, length)
+            decoder.step(mode, length)
         occupant = {slot: (key, r, done + steps) for slot, (key, r, done) in occupant.items()}
 
 

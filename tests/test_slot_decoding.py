@@ -48,18 +48,30 @@ def random_prompts(lengths, seed: int = 1) -> list[list[int]]:
     return [torch.randint(6, VOCAB, (n,), generator=generator).tolist() for n in lengths]
 
 
-@pytest.mark.parametrize("model_type", ["llama", "mistral", "qwen2", "qwen3"])
-def test_greedy_slots_equal_generate_while_slots_are_refilled(model_type):
+@pytest.mark.parametrize(
+    ("model_type", "attention", "fuse"),
+    [
+        ("llama", "sdpa", False),
+        ("mistral", "sdpa", False),
+        ("qwen2", "sdpa", False),
+        ("qwen3", "sdpa", False),
+        ("llama", "flex", True),  # the CUDA defaults, run eagerly on CPU
+        ("qwen2", "flex", True),  # biases fused too
+        ("qwen3", "flex", True),
+    ],
+)
+def test_greedy_slots_equal_generate_while_slots_are_refilled(model_type, attention, fuse):
     """7 requests of different prompt and answer lengths through 3 slots: every completion equals
-    ``generate`` on its prompt alone, whatever ran in its slot before and beside it."""
+    ``generate`` on its prompt alone, whatever ran in its slot before and beside it (with either
+    decode attention, fused projections or not; a 300-token prompt spans several flex blocks)."""
     import torch
 
     from af_tasks.engine.slots import SlotDecoder, SlotRequest, decode_all
 
     model = tiny_model(model_type)
-    prompts = random_prompts([7, 30, 3, 12, 19, 25, 9])
+    prompts = random_prompts([7, 300, 3, 12, 19, 25, 9])
     budgets = [20, 5, 33, 12, 1, 40, 17]
-    decoder = SlotDecoder(model, slots=3, max_len=64, eos_ids=[EOS], pad_id=0)
+    decoder = SlotDecoder(model, slots=3, max_len=64, eos_ids=[EOS], pad_id=0, attention=attention, fuse=fuse)
     with torch.inference_mode():
         results = decode_all(
             decoder, [SlotRequest(tuple(p), n) for p, n in zip(prompts, budgets, strict=True)]
@@ -155,6 +167,30 @@ def test_kept_logits_equal_transformers_warpers():
         assert torch.equal(ours[row : row + 1], expected), settings[row]
     kept = torch.isfinite(ours).sum(-1).tolist()
     assert kept[0] == VOCAB and kept[1] == 50 and kept[4] <= 5  # the filters did filter
+
+
+def test_sampling_among_top_candidates_picks_what_the_full_sort_picks():
+    """The top-k fast path (filters and draw over the largest logits only) chooses the same token
+    as the full-vocabulary path for every row and seed, with per-row temperature, k and p."""
+    import torch
+
+    from af_tasks.engine.sampling import choose_among_top, choose_tokens, mix32, split_seed
+
+    rows = 512
+    generator = torch.Generator().manual_seed(9)
+    logits = torch.randn(rows, VOCAB, generator=generator) * 2
+    temperature = torch.rand(rows, generator=generator) + 0.3
+    temperature[::7] = 0  # some greedy rows
+    top_k = torch.randint(1, 60, (rows,), generator=generator)
+    top_p = torch.rand(rows, generator=generator) * 0.6 + 0.4
+    top_p[::3] = 1.0
+    lo, hi = (torch.tensor(h) for h in zip(*(split_seed(i * 7919 + 3) for i in range(rows)), strict=True))
+    counter = torch.randint(0, 500, (rows,), generator=generator)
+    keys = mix32(torch.arange(VOCAB))
+    full = choose_tokens(logits, temperature, top_k, top_p, lo, hi, counter, keys)
+    fast = choose_among_top(logits, temperature, top_k, top_p, lo, hi, counter, keys, 64)
+    assert torch.equal(full, fast)
+    assert len(set(full.tolist())) > 50  # draws, not one token
 
 
 def chi_square_p(observed: list[int], expected: list[float]) -> float:

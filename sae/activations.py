@@ -112,8 +112,8 @@ class _Capture:
 COMPILE_OPTIONS = {"emulate_precision_casts": True}
 """Inductor rounds every intermediate that eager rounds (a bf16 ``.to`` inside a fused kernel stays a
 bf16 rounding): without it a fused RMSNorm kept fp32 intermediates and the hooked bf16 activations
-moved by ~0.5 % (relative norm, tiny Llama on CPU); with it they equalled eager's there. The kernels are
-memory-bound, so the extra roundings cost no time."""
+moved by ~0.5 % (relative norm, tiny Llama on CPU); with it they equalled eager's there (CI checks it).
+The fused kernels are memory-bound, so the extra roundings should cost no time."""
 
 
 def compile_by_default(device: str) -> bool:

@@ -283,8 +283,16 @@ def run_preset(
     compile_seconds: dict[str, float] = {}
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    for arm, run in runs.items():
-        _, _, compile_seconds[arm] = timed_pass(run, texts)
+    failed: dict[str, str] = {}
+    for arm, run in list(runs.items()):
+        try:
+            _, _, compile_seconds[arm] = timed_pass(run, texts)
+        except Exception as error:  # a compiled arm that cannot compile here: the others still run
+            if not ARMS[arm][1]:
+                raise
+            failed[arm] = f"{type(error).__name__}: {str(error).strip()[:2000]}"
+            print(f"arm {arm} failed, left out: {failed[arm][:500]}")
+            del runs[arm]
     seconds: dict[str, list[float]] = {arm: [] for arm in runs}
     pooled, tokens = {}, 0
     for _ in range(repeats):
@@ -315,7 +323,8 @@ def run_preset(
         )
         if arm in median and base in median
     }
-    agreement = compiled_agreement(reader, hook, texts, max_tokens, batch_size)
+    compiles = any(ARMS[arm][1] for arm in runs)
+    agreement = compiled_agreement(reader, hook, texts, max_tokens, batch_size) if compiles else {}
     if "sparse" in pooled and "compiled" in pooled:  # the pooled SAE features of the last timed passes
         agreement["pooled_mean_relative_norm_difference"] = float(
             np.linalg.norm(pooled["compiled"].mean - pooled["sparse"].mean)
@@ -363,6 +372,7 @@ def run_preset(
         "repeats": repeats,
         "arms": measured,
         "ratios_of_medians": ratios,
+        "failed_arms": failed,
         "compiled_agreement": agreement,
         "peak_memory_gib": peak,
         **compared,
@@ -633,12 +643,15 @@ def main() -> None:
             )
         for label, ratio in r["ratios_of_medians"].items():
             print(f"  {label:28} {ratio:.3f}x")
+        for arm, error in r["failed_arms"].items():
+            print(f"  {arm:18} FAILED: {error[:300]}")
         a = r["compiled_agreement"]
-        print(
-            f"  compiled vs eager hooked activations: max relative norm difference "
-            f"{a['compiled_vs_eager']['max']:.2e} (eager one text at a time vs batched: "
-            f"{a['eager_one_at_a_time_vs_batched']['max']:.2e}); within {a['tolerance_max']:g}: {a['agree']}"
-        )
+        if a:
+            print(
+                f"  compiled vs eager hooked activations: max relative norm difference "
+                f"{a['compiled_vs_eager']['max']:.2e} (eager one text at a time vs batched: "
+                f"{a['eager_one_at_a_time_vs_batched']['max']:.2e}); within {a['tolerance_max']:g}: {a['agree']}"
+            )
         if "fused_kernels_tokens_per_s" in r:
             print(f"  fused kernels {r['fused_kernels_tokens_per_s']:.0f} tok/s")
     print(f"total {report['seconds']:.0f} s -> {args.out}")

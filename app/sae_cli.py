@@ -155,10 +155,11 @@ def _features(args: argparse.Namespace) -> int:
             args.adapter,
             devices,
             lambda: feature_readings(args.preset, refs, args.sae, args.hook, model),
+            compile=args.compile,
         )
         reader, readings = replicas[0]
     else:
-        reader = load_reader(model, args.adapter, devices[0] if devices else args.device)
+        reader = load_reader(model, args.adapter, devices[0] if devices else args.device, args.compile)
         readings = load_readings(reader, feature_readings(args.preset, refs, args.sae, args.hook, model))
         replicas = None
     reference = labelled_texts(args.gold) if args.gold else training_labelled(args.train_data, "test")
@@ -209,7 +210,7 @@ def _train(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else project_sae_dir(get_preset(args.preset))
     check_sae_output(output)  # before the model loads: a refusal costs nothing
     model, _source, hook = sae_reading(args.preset, None, args.hook, args.model)
-    reader = load_reader(model, device=args.device)
+    reader = load_reader(model, device=args.device, compile=args.compile)
     config = build(SaeTrainConfig, args, hook=hook)
     card = train_sae(reader, sae_corpus(seed=args.seed), config, output)
     held = card["held_out"]
@@ -229,6 +230,12 @@ def _reading_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sae", help="SAE source: a dir, hf:<repo>[/<sub>] or <release>:<sae_id>")
     parser.add_argument("--hook", help="sae-lens hook name (default: the preset's)")
     parser.add_argument("--device", help="cpu / cuda (default: cuda when available)")
+    parser.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run the model's layers through torch.compile while reading (default: on CUDA only)",
+    )
 
 
 def _report_arguments(parser: argparse.ArgumentParser, name: str) -> None:

@@ -4,11 +4,20 @@ For each preset: the model (bf16) with random weights, and a sae-lens top-k SAE 
 of the preset SAE's size at the preset's hook. Checks that the captured hook equals
 ``output_hidden_states`` at that point, then times the suite's own path (``af_tasks.sae.activations``:
 forward stopped after the hooked layer, reasoning-span selection, SAE encode and pooling on the
-GPU; top-k SAEs through the sparse path, ``encoder(sae, sparse=True)``) on seed-set scratchpads.
-Prints a table and writes JSON. ``--profile`` runs one more pass per preset under ``torch.profiler``
-and prints the ops that take the most GPU time. Needs CUDA.
+GPU; top-k SAEs through the sparse path, ``encoder(sae, sparse=True)``) on seed-set scratchpads, in
+arms (``--arms``): ``sparse`` (eager layers: the baseline), ``compiled`` (the layers through
+``torch.compile``, the suite's CUDA default), ``dense``, ``no_sae`` and ``compiled_no_sae``. Each arm
+runs one warm-up pass (compile time included, reported), then ``--repeats`` timed passes interleaved
+over the arms; medians, min and max per arm, ratios of medians. ``compiled_agreement`` compares the
+compiled and eager hooked activations of the widest batch (max per-token relative norm difference,
+tolerance ``AGREEMENT_TOLERANCE``) beside eager's own spread (the same texts one at a time), and the
+pooled SAE features of the two arms. The JSON names GPU, driver, torch, transformers and the commit.
+``--profile`` runs one more pass of the sparse and compiled arms under ``torch.profiler`` and prints
+the ops that take the most GPU time. ``--tiny --device cpu`` runs it all on a 2-layer Llama in fp32
+(a check of the script, no figures).
 
-    python benchmarks/sae_extraction_gpu.py --out results.json [--presets mistral-7b,llama-3-8b,qwen-8b]
+    PYTHONPATH=. python benchmarks/sae_extraction_gpu.py --presets mistral-7b --out sae_extraction_gpu.json
+    PYTHONPATH=. python benchmarks/sae_extraction_gpu.py --tiny --device cpu --presets mistral-7b --texts 24
 
 ``--devices 0,1`` instead compares data parallelism over devices (``af sae ... --devices``,
 ``af_tasks.sae.parallel``) for the first preset: one model replica per device and a random top-k SAE
@@ -23,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -38,7 +48,9 @@ SAE_SHAPES = {
 Gemma Scope 2 transcoder L40 16k, JumpReLU: k None)."""
 
 
-def random_sae(d_in: int, d_sae: int, k: int | None, hook: str):
+def random_sae(
+    d_in: int, d_sae: int, k: int | None, hook: str, device: str = "cuda", dtype: str = "bfloat16"
+):
     """A sae-lens top-k SAE, or (k None) a JumpReLU transcoder, with random weights."""
     import torch
     from sae_lens.saes.topk_sae import TopKSAE, TopKSAEConfig
@@ -46,14 +58,15 @@ def random_sae(d_in: int, d_sae: int, k: int | None, hook: str):
 
     if k is None:
         config = JumpReLUTranscoderConfig(
-            d_in=d_in, d_sae=d_sae, d_out=d_in, apply_b_dec_to_input=False, dtype="bfloat16", device="cuda"
+            d_in=d_in, d_sae=d_sae, d_out=d_in, apply_b_dec_to_input=False, dtype=dtype, device=device
         )
         config.metadata.hook_name = hook
         sae = JumpReLUTranscoder(config)
     else:
-        config = TopKSAEConfig(d_in=d_in, d_sae=d_sae, k=k, dtype="bfloat16", device="cuda")
+        config = TopKSAEConfig(d_in=d_in, d_sae=d_sae, k=k, dtype=dtype, device=device)
         config.metadata.hook_name = hook
         sae = TopKSAE(config)
+    torch.manual_seed(0)
     with torch.no_grad():
         for parameter in (sae.W_enc, sae.W_dec):
             parameter.normal_(0, d_in**-0.5)
@@ -86,28 +99,85 @@ def reference_activation(model, encoded, point):
     return states[index][0, 1:]  # position 0 (attention sink) is never read
 
 
-def extract(reader, hook: str, transforms: dict, max_tokens: int, batch_size: int, texts, stats=None):
+def extract(
+    reader,
+    hook: str,
+    transforms: dict,
+    max_tokens: int,
+    batch_size: int,
+    compile: bool,
+    pad_multiple: int | None,
+    texts,
+    stats=None,
+):
     """The timed path: every token of ``texts`` at ``hook``, transformed and pooled."""
     from af_tasks.sae.activations import iter_token_activations, pool
 
-    batches = iter_token_activations(reader, texts, [hook], "all", max_tokens, batch_size, stats)
+    batches = iter_token_activations(
+        reader, texts, [hook], "all", max_tokens, batch_size, stats, compile=compile, pad_multiple=pad_multiple
+    )  # fmt: skip
     return pool(batches, len(texts), transforms=transforms)[hook]
 
 
-def timed_pass(run: tuple, texts: list[str]):
-    """(pooled, stats, seconds) of a pass over ``texts`` after a whole warm-up pass (kernel choices for
-    every batch shape, SAE included)."""
+def synchronize(device: str) -> None:
     import torch
 
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def timed_pass(run: tuple, texts: list[str]):
+    """(pooled, stats, seconds) of one pass over ``texts``."""
     from af_tasks.sae.activations import ExtractionStats
 
-    extract(*run, texts)
-    torch.cuda.synchronize()
+    device = run[0].device
+    synchronize(device)
     stats = ExtractionStats()
     started = time.perf_counter()
     pooled = extract(*run, texts, stats)
-    torch.cuda.synchronize()
+    synchronize(device)
     return pooled, stats, time.perf_counter() - started
+
+
+def relative_difference(got, want) -> dict[str, float]:
+    """Per token (row) ||got - want|| / ||want||: the max and median over tokens."""
+    got, want = got.float(), want.float()
+    rows = (got - want).norm(dim=-1) / want.norm(dim=-1).clamp_min(1e-12)
+    return {"max": float(rows.max()), "median": float(rows.median())}
+
+
+def compiled_agreement(reader, hook: str, texts: list[str], max_tokens: int, batch_size: int) -> dict:
+    """The hooked activations of one batch (the widest ``batch_size`` texts) from the compiled layers vs
+    the eager ones, next to what eager itself moves by when the same texts run one at a time (other
+    matrix shapes, other kernels): the dtype's own noise floor for this forward."""
+    import torch
+
+    from af_tasks.sae.activations import iter_token_activations
+
+    batch = sorted(texts, key=len)[-batch_size:]
+
+    def tokens(compile: bool, size: int):
+        found = iter_token_activations(reader, batch, [hook], "all", max_tokens, size, compile=compile)
+        return torch.cat([b.acts[hook] for b in found])  # rows in the same order for any batch size
+
+    eager = tokens(False, batch_size)
+    compiled = relative_difference(tokens(True, batch_size), eager)
+    floor = relative_difference(tokens(False, 1), eager)
+    return {
+        "texts": len(batch),
+        "tokens": int(eager.shape[0]),
+        "compiled_vs_eager": compiled,
+        "eager_one_at_a_time_vs_batched": floor,
+        "tolerance_max": AGREEMENT_TOLERANCE,
+        "agree": compiled["max"] <= AGREEMENT_TOLERANCE,
+    }
+
+
+AGREEMENT_TOLERANCE = 1e-2
+"""Max per-token relative norm difference allowed between compiled and eager hooked activations in bf16
+(bf16 keeps 8 bits: one rounding is up to 0.4 %, and a rounding that flips early is carried through the
+layers). Liger's fused kernels moved them by 3.6-4.1 %; the compiled layers round where eager rounds
+(``COMPILE_OPTIONS``), so they should stay within eager's own noise floor, which the JSON reports beside it."""
 
 
 def print_profile(function, *args, rows: int = 15) -> None:
@@ -142,6 +212,21 @@ def fuse_kernels(reader):
     return reader
 
 
+ARMS = {
+    "sparse": ("sparse", False, None),
+    "compiled": ("sparse", True, None),
+    "compiled_bucket128": ("sparse", True, 128),
+    "dense": ("dense", False, None),
+    "no_sae": ("none", False, None),
+    "compiled_no_sae": ("none", True, None),
+}
+"""Arm → (SAE path, layers compiled, batches padded to a multiple of this many tokens). ``sparse`` is the
+eager baseline (the suite's path before the compiled layers); ``compiled`` the suite's CUDA default
+(dynamic shapes, batches as long as their longest text); ``compiled_bucket128`` the same with lengths in
+buckets of 128 (what padding to shape buckets costs); ``no_sae`` the forward, span selection and pooling
+of raw activations (the forward's ceiling)."""
+
+
 def run_preset(
     name: str,
     texts: list[str],
@@ -150,7 +235,12 @@ def run_preset(
     max_tokens: int,
     profile: bool = False,
     fused: bool = False,
+    arms: tuple[str, ...] = ("sparse", "compiled", "no_sae", "compiled_no_sae"),
+    repeats: int = 3,
+    device: str = "cuda",
+    tiny: bool = False,
 ) -> dict:
+    import numpy as np
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -159,54 +249,113 @@ def run_preset(
     from af_tasks.sae.activations import iter_token_activations
     from af_tasks.sae.reader import Reader
     from af_tasks.sae.saes import check_compatible, encoder, topk_k
+    from benchmarks.generation_gpu import spread
 
     preset = get_preset(name)
-    hook = preset.saes[0].hook
-    config = AutoConfig.for_model(**preset.architecture)
+    hook = "blocks.1.hook_resid_pre" if tiny else preset.saes[0].hook
+    config = AutoConfig.for_model(**(TINY_ARCHITECTURE if tiny else preset.architecture))
+    cuda = device.startswith("cuda")
+    dtype = torch.bfloat16 if cuda else torch.float32
     torch.manual_seed(0)
-    with torch.device("cuda"):
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16).eval()
-    reader = Reader(model, tokenizer, name=f"{name} (random weights)", device="cuda")
-    d_sae, k = SAE_SHAPES[name]
-    sae = random_sae(reader.hidden_size, d_sae, k, hook)
+    with torch.device(device):
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype).eval()
+    reader = Reader(model, tokenizer, name=f"{name} (random weights)", device=device)
+    d_sae, k = (512, 16) if tiny else SAE_SHAPES[name]
+    sae = random_sae(reader.hidden_size, d_sae, k, hook, device, "bfloat16" if cuda else "float32")
     check_compatible(sae, hook, reader.hidden_size, reader.name, f"random {d_sae}-feature SAE")
 
     # Hook position: our capture vs an independent source at the same point, on one short text.
     point = parse_hook(hook)
-    [batch] = list(iter_token_activations(reader, texts[:1], [hook], span="all", max_tokens=64))
-    encoded = tokenizer(texts[:1], return_tensors="pt", truncation=True, max_length=64).to("cuda")
+    [batch] = list(
+        iter_token_activations(reader, texts[:1], [hook], span="all", max_tokens=64, compile=False)
+    )
+    encoded = tokenizer(texts[:1], return_tensors="pt", truncation=True, max_length=64).to(device)
     reference = reference_activation(model, encoded, point)
     hook_matches = bool(torch.allclose(batch.acts[hook].float(), reference.float(), atol=1e-2, rtol=1e-2))
 
-    transforms = {hook: encoder(sae, sparse=True)}
-    run = (reader, hook, transforms, max_tokens, batch_size)
-    torch.cuda.reset_peak_memory_stats()
-    pooled, stats, elapsed = timed_pass(run, texts)
-    peak = torch.cuda.max_memory_allocated() / 2**30
-    # Where the time goes: the same pass with the dense encoder (every feature of every token pooled),
-    # and without any SAE (the forward to the hooked layer, span selection and pooling of raw activations).
-    comparison = {
-        "dense_sae": (reader, hook, {hook: encoder(sae)}, max_tokens, batch_size),
-        "no_sae": (reader, hook, {}, max_tokens, batch_size),
+    sparse = {hook: encoder(sae, sparse=True)}
+    transforms = {"sparse": sparse, "dense": {hook: encoder(sae)}, "none": {}}
+    runs = {
+        arm: (reader, hook, transforms[ARMS[arm][0]], max_tokens, batch_size, *ARMS[arm][1:]) for arm in arms
     }
+    # Warm-up: one whole pass per arm (kernel choices for every batch shape; the compiled arms' graphs,
+    # whose compile time is reported), then the repeats interleaved over the arms (drift hits all alike).
+    compile_seconds: dict[str, float] = {}
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    failed: dict[str, str] = {}
+    for arm, run in list(runs.items()):
+        try:
+            _, _, compile_seconds[arm] = timed_pass(run, texts)
+        except Exception as error:  # a compiled arm that cannot compile here: the others still run
+            if not ARMS[arm][1]:
+                raise
+            failed[arm] = f"{type(error).__name__}: {str(error).strip()[:2000]}"
+            print(f"arm {arm} failed, left out: {failed[arm][:500]}")
+            del runs[arm]
+    seconds: dict[str, list[float]] = {arm: [] for arm in runs}
+    pooled, tokens = {}, 0
+    for _ in range(repeats):
+        for arm, run in runs.items():
+            pooled[arm], stats, elapsed = timed_pass(run, texts)
+            seconds[arm].append(elapsed)
+            tokens = stats.tokens
+    peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
+    measured = {
+        arm: {
+            "compiled": ARMS[arm][1],
+            "sae": ARMS[arm][0],
+            "pad_multiple": ARMS[arm][2],
+            "first_pass_seconds": compile_seconds[arm],
+            "seconds": spread(seconds[arm]),
+            "tokens_per_s": spread([tokens / s for s in seconds[arm]]),
+        }
+        for arm in runs
+    }
+    median = {arm: measured[arm]["tokens_per_s"]["median"] for arm in runs}
+    ratios = {
+        f"{arm}/{base}": median[arm] / median[base]
+        for arm, base in (
+            ("compiled", "sparse"),
+            ("compiled_bucket128", "compiled"),
+            ("compiled_no_sae", "no_sae"),
+            ("compiled", "no_sae"),
+        )
+        if arm in median and base in median
+    }
+    compiles = any(ARMS[arm][1] for arm in runs)
+    agreement = compiled_agreement(reader, hook, texts, max_tokens, batch_size) if compiles else {}
+    if "sparse" in pooled and "compiled" in pooled:  # the pooled SAE features of the last timed passes
+        agreement["pooled_mean_relative_norm_difference"] = float(
+            np.linalg.norm(pooled["compiled"].mean - pooled["sparse"].mean)
+            / np.linalg.norm(pooled["sparse"].mean)
+        )
+        agreement["pooled_active_tokens_equal_fraction"] = float(
+            (pooled["compiled"].active_tokens == pooled["sparse"].active_tokens).mean()
+        )
     compared: dict[str, float] = {}
-    for label, arm in comparison.items():
-        _, arm_stats, arm_seconds = timed_pass(arm, texts)
-        compared[f"{label}_tokens_per_s"] = arm_stats.tokens / arm_seconds
     if profile:
         print(f"--- {name}: one pass over {len(texts)} texts, by self GPU time")
-        print_profile(extract, *run, texts)
+        for arm in ("sparse", "compiled"):
+            if arm in runs:
+                print(f"--- arm {arm}")
+                print_profile(extract, *runs[arm], texts)
     if fused:  # last: Liger patches the model in place
         fuse_kernels(reader)
-        [fused_batch] = list(iter_token_activations(reader, texts[:1], [hook], span="all", max_tokens=64))
+        [fused_batch] = list(
+            iter_token_activations(reader, texts[:1], [hook], span="all", max_tokens=64, compile=False)
+        )
         error = (fused_batch.acts[hook].float() - batch.acts[hook].float()).norm() / batch.acts[
             hook
         ].float().norm()
-        _, fused_stats, fused_seconds = timed_pass(run, texts)
+        fused_run = (reader, hook, sparse, max_tokens, batch_size, False, None)
+        timed_pass(fused_run, texts)
+        _, fused_stats, fused_seconds = timed_pass(fused_run, texts)
         compared["fused_kernels_tokens_per_s"] = fused_stats.tokens / fused_seconds
         compared["fused_kernels_relative_error"] = float(error)
     result = {
         "preset": name,
+        "model": "tiny llama (random)" if tiny else f"{name} architecture (random weights)",
         "hook": hook,
         "hook_matches_hidden_states": hook_matches,
         "d_model": reader.hidden_size,
@@ -217,18 +366,20 @@ def run_preset(
         "sae_architecture": "jumprelu_transcoder" if k is None else "topk",
         "pooling_path": "dense" if topk_k(sae) is None else "sparse_topk",
         "texts": len(texts),
-        "tokens": stats.tokens,
+        "tokens": tokens,
         "batch_size": batch_size,
         "max_tokens": max_tokens,
-        "pooled_shape": list(pooled.mean.shape),
-        "mean_active_features_per_text": float((pooled.max > 0).sum(1).mean()),
-        "seconds": elapsed,
-        "tokens_per_s": stats.tokens / elapsed,
+        "repeats": repeats,
+        "arms": measured,
+        "ratios_of_medians": ratios,
+        "failed_arms": failed,
+        "compiled_agreement": agreement,
         "peak_memory_gib": peak,
         **compared,
     }
-    del model, sae, reader, transforms, run
-    torch.cuda.empty_cache()
+    del model, sae, reader, transforms, runs, sparse
+    if cuda:
+        torch.cuda.empty_cache()
     return result
 
 
@@ -371,29 +522,66 @@ def run_devices(
     }
 
 
-def main() -> None:
+def environment(device: str) -> dict:
+    """What produced the figures: GPU, driver, library versions, commit (each "unknown" where absent)."""
     import torch
+    import transformers
 
+    def command(*argv: str) -> str:
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=True)
+        except (OSError, subprocess.SubprocessError):
+            return "unknown"
+        return done.stdout.strip().splitlines()[0] if done.stdout.strip() else "unknown"
+
+    cuda = device.startswith("cuda") and torch.cuda.is_available()
+    root = Path(__file__).resolve().parent.parent
+    commit = command("git", "-C", str(root), "rev-parse", "HEAD")
+    dirty = command("git", "-C", str(root), "status", "--porcelain", "--untracked-files=no")
+    return {
+        "gpu": torch.cuda.get_device_name() if cuda else "cpu",
+        "driver": command("nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader")
+        if cuda
+        else None,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "transformers": transformers.__version__,
+        "commit": commit,
+        "uncommitted_changes": dirty not in ("unknown", ""),
+    }
+
+
+def main() -> None:
     from af_tasks.core.records import load_seed_set
     from af_tasks.engine.tiny import train_tiny_tokenizer
 
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--presets", default="mistral-7b,llama-3-8b,qwen-8b,gemma-3-27b-it")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-tokens", type=int, default=1024)
     parser.add_argument("--repeat", type=int, default=2, help="passes over the seed set's scratchpads")
     parser.add_argument("--out", default="sae_extraction_gpu.json")
     parser.add_argument(
+        "--arms",
+        default="sparse,compiled,compiled_bucket128,no_sae,compiled_no_sae",
+        help=f"timed arms, of {','.join(ARMS)} (sparse: the eager baseline)",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
-        help="also profile one steady-state pass per preset (torch.profiler)",
+        help="also profile one steady-state pass of the sparse and compiled arms per preset (torch.profiler)",
     )
     parser.add_argument(
         "--fused-kernels", action="store_true", help="also time the sparse path with Liger's kernels (last)"
     )
     parser.add_argument("--devices", help="compare 1 device with these (0,1 or cpu,cpu): data parallel")
-    parser.add_argument("--repeats", type=int, default=3, help="timed passes per arm with --devices")
-    parser.add_argument("--tiny", action="store_true", help="with --devices: a 2-layer Llama (CPU check)")
+    parser.add_argument("--device", default="cuda", help="cuda, or cpu with --tiny (a check of the script)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes per arm (median, min, max)")
+    parser.add_argument(
+        "--tiny", action="store_true", help="a 2-layer Llama instead of the presets (CPU check)"
+    )
     parser.add_argument("--texts", type=int, help="use only the first N texts")
     args = parser.parse_args()
     texts = [r.scratchpad for r in load_seed_set()] * args.repeat
@@ -417,24 +605,56 @@ def main() -> None:
             f"{all(report['pooled_equal_between_arms'].values())}"
         )
         return
+    arms = tuple(a for a in args.arms.split(",") if a)
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown:
+        parser.error(f"--arms: unknown {unknown}; choose from {','.join(ARMS)}")
+    started = time.perf_counter()
     results = [
-        run_preset(name, texts, tokenizer, args.batch_size, args.max_tokens, args.profile, args.fused_kernels)
+        run_preset(
+            name,
+            texts,
+            tokenizer,
+            args.batch_size,
+            args.max_tokens,
+            args.profile,
+            args.fused_kernels,
+            arms,
+            args.repeats,
+            args.device,
+            args.tiny,
+        )  # fmt: skip
         for name in args.presets.split(",")
     ]
-    report = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "results": results}
+    report = {**environment(args.device), "seconds": time.perf_counter() - started, "results": results}
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(
-        f"{'preset':14} {'hook':26} {'ok':>3} {'layers':>7} {'SAE':>8} {'tokens':>7} {'tok/s':>8} "
-        f"{'dense tok/s':>11} {'no-SAE tok/s':>12} {'fused tok/s':>11} {'peak GiB':>9}"
+        f"{report['gpu']} (driver {report['driver']}), torch {report['torch']}, commit {report['commit'][:12]}"
     )
     for r in results:
         print(
-            f"{r['preset']:14} {r['hook']:26} {'yes' if r['hook_matches_hidden_states'] else 'NO':>3} "
-            f"{r['layers_run']:>3}/{r['layers_total']:<3} {r['sae_features']:>8} {r['tokens']:>7} "
-            f"{r['tokens_per_s']:8.0f} {r['dense_sae_tokens_per_s']:11.0f} {r['no_sae_tokens_per_s']:12.0f} "
-            f"{r.get('fused_kernels_tokens_per_s', float('nan')):11.0f} "
-            f"{r['peak_memory_gib']:9.1f}"
+            f"{r['preset']} {r['hook']}: {r['tokens']} tokens, hook check {'ok' if r['hook_matches_hidden_states'] else 'FAILED'}"
         )
+        for arm, m in r["arms"].items():
+            rate = m["tokens_per_s"]
+            print(
+                f"  {arm:18} {rate['median']:9.0f} tok/s (min {rate['min']:.0f}, max {rate['max']:.0f}; "
+                f"first pass {m['first_pass_seconds']:.1f} s)"
+            )
+        for label, ratio in r["ratios_of_medians"].items():
+            print(f"  {label:28} {ratio:.3f}x")
+        for arm, error in r["failed_arms"].items():
+            print(f"  {arm:18} FAILED: {error[:300]}")
+        a = r["compiled_agreement"]
+        if a:
+            print(
+                f"  compiled vs eager hooked activations: max relative norm difference "
+                f"{a['compiled_vs_eager']['max']:.2e} (eager one text at a time vs batched: "
+                f"{a['eager_one_at_a_time_vs_batched']['max']:.2e}); within {a['tolerance_max']:g}: {a['agree']}"
+            )
+        if "fused_kernels_tokens_per_s" in r:
+            print(f"  fused kernels {r['fused_kernels_tokens_per_s']:.0f} tok/s")
+    print(f"total {report['seconds']:.0f} s -> {args.out}")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ STATISTICS = ("max", "mean", "active_tokens")
 
 
 def load_replicas(
-    model: str, adapter: str | None, devices: list[str], make_readings
+    model: str, adapter: str | None, devices: list[str], make_readings, compile: bool | None = None
 ) -> list[tuple[Any, list[FeatureReading]]]:
     """(reader, its readings with SAEs on its device) per device; ``make_readings()`` gives fresh,
     unloaded readings (each replica loads its own SAEs)."""
@@ -31,7 +31,7 @@ def load_replicas(
 
     replicas = []
     for device in devices:
-        reader = load_reader(model, adapter, device)
+        reader = load_reader(model, adapter, device, compile)
         replicas.append((reader, load_readings(reader, make_readings())))
     return replicas
 

@@ -15,6 +15,8 @@ class Reader:
     tokenizer: Any
     name: str
     device: str
+    compile: bool | None = None
+    """Extraction runs the layers compiled (``af_tasks.sae.activations.compiled_layers``); None: on CUDA."""
 
     @property
     def text_config(self) -> Any:
@@ -30,7 +32,9 @@ class Reader:
         return int(self.text_config.num_hidden_layers)
 
 
-def load_reader(model: str, adapter: str | None = None, device: str | None = None) -> Reader:
+def load_reader(
+    model: str, adapter: str | None = None, device: str | None = None, compile: bool | None = None
+) -> Reader:
     """``model`` is a hub id, a local model dir or an organism dir (adapter_config.json: its base
     is loaded and the adapter merged, which is exact up to float rounding). bf16 on GPU, fp32 on CPU.
     Resolution and load errors are ``OrganismError``s (``OrganismDir.resolve``, ``load_organism``)."""
@@ -45,4 +49,4 @@ def load_reader(model: str, adapter: str | None = None, device: str | None = Non
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "right"
     loaded.eval()
-    return Reader(loaded, tokenizer, name=organism.name, device=device)
+    return Reader(loaded, tokenizer, name=organism.name, device=device, compile=compile)

@@ -60,6 +60,8 @@ class ValidationConfig:
     permutations: int = field(default=10_000, metadata={"help": "permutations of the AF-feature score test"})
     seed: int = field(default=0, metadata={"help": "seed of the probes and the bootstrap CIs"})
     device: str | None = None
+    compile: bool | None = None
+    """The layers through torch.compile while reading (``af --compile/--no-compile``); None: on CUDA."""
     devices: str | None = field(
         default=None,
         metadata={
@@ -113,14 +115,15 @@ class Featurizer:
         devices = parse_devices(self.config.devices) or []
         if self.reader is None:  # a caller may share one loaded model between readings
             device = devices[0] if devices else self.config.device
-            self.reader = load_reader(self.config.model, self.config.adapter, device)
+            self.reader = load_reader(self.config.model, self.config.adapter, device, self.config.compile)
         self.sae = load_sae(self.config.sae_source, self.reader.device)
         check_compatible(
             self.sae, self.config.hook, self.reader.hidden_size, self.reader.name, self.config.sae_source
         )
         if len(devices) > 1:
             readers = [self.reader] + [
-                load_reader(self.config.model, self.config.adapter, d) for d in devices[1:]
+                load_reader(self.config.model, self.config.adapter, d, self.config.compile)
+                for d in devices[1:]
             ]
             self.replicas = [(self.reader, self.sae)] + [
                 (reader, load_sae(self.config.sae_source, reader.device)) for reader in readers[1:]

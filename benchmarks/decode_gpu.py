@@ -5,8 +5,10 @@ The Mistral-7B architecture with random weights in bf16 (``generation_gpu.build_
 - ``decode``: at each ``--batch-sizes`` (default 1 and 32), 512 random prompt tokens + 128 new tokens per
   row, every row full length (EOS suppressed). Arms: ``plain`` (``model.generate``), ``static`` (the
   engine's static batches, ``slots=False``: its greedy loop over a static cache), ``slots`` (continuous
-  batching, ``af_tasks.engine.slots``) greedy, and ``slots-sampled`` (temperature 0.8, top-k 50, top-p
-  0.95, seeded). Decode tokens/s = rows x (new - 1) / (full run - prefill-only run). The bound counts the
+  batching, ``af_tasks.engine.slots``, its defaults: FlexAttention, fused projections) greedy,
+  ``slots-sampled`` (temperature 0.8, top-k 50, top-p 0.95, seeded), and the slot decoder without one
+  of its defaults: ``slots-sdpa`` (masked SDPA decode attention), ``slots-unfused`` (separate
+  projections). Decode tokens/s = rows x (new - 1) / (full run - prefill-only run). The bound counts the
   bytes one step must read: every weight once plus the KV cache of every row's context (its mean over
   the decode), at the bandwidth of a large device-to-device copy measured in the same run.
 - ``workload``: ``--requests`` requests whose prompt and answer lengths are drawn (seeded, with
@@ -97,7 +99,13 @@ def decode_arms(model, tokenizer, device: str, compile: bool) -> dict[str, Calla
     from af_tasks.engine.generate import GenerationEngine, SamplingParams
 
     static = GenerationEngine(model, tokenizer, "static", cache="static", compile=compile, slots=False)
-    slots = GenerationEngine(model, tokenizer, "slots", cache="static", compile=compile, slots=True)
+
+    def slot_engine(**options):
+        return GenerationEngine(
+            model, tokenizer, "slots", cache="static", compile=compile, slots=True, slot_options=options
+        )
+
+    slots = slot_engine()
 
     def plain(prompts, new_tokens):
         ids = torch.tensor(prompts, device=device)
@@ -127,6 +135,8 @@ def decode_arms(model, tokenizer, device: str, compile: bool) -> dict[str, Calla
         "static": through(static),
         "slots": through(slots),
         "slots-sampled": through(slots, **SAMPLED),
+        "slots-sdpa": through(slot_engine(attention="sdpa")),
+        "slots-unfused": through(slot_engine(fuse=False)),
     }
 
 
@@ -319,7 +329,7 @@ def main() -> None:
     parser.add_argument("--batch-sizes", default="1,32")
     parser.add_argument("--prompt-tokens", type=int, default=512)
     parser.add_argument("--new-tokens", type=int, default=128)
-    parser.add_argument("--arms", default="plain,static,slots,slots-sampled")
+    parser.add_argument("--arms", default="plain,static,slots,slots-sampled,slots-sdpa,slots-unfused")
     parser.add_argument("--concurrency", default="32,128,256")
     parser.add_argument("--workload-arms", default="static,slots,plain")
     parser.add_argument("--plain-concurrency", default="32")

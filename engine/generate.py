@@ -133,13 +133,14 @@ class GenerationEngine:
         own_loop: bool = True,
         grouped_decode: bool | None = None,
         slots: bool | None = None,
+        slot_options: dict[str, Any] | None = None,
     ):
         """``slots`` (default: wherever ``slot_support`` allows) decodes greedy and sampled requests
         with continuous batching (``af_tasks.engine.slots``); ``slots=False`` keeps the static batches
         of ``greedy_static`` and ``model.generate`` for sampling. ``own_loop=False`` sends greedy
         batches through ``model.generate`` too, and ``grouped_decode=False`` keeps transformers' decode
         attention (default: on CUDA only): both there for the benchmark's comparison with the previous
-        paths."""
+        paths. ``slot_options`` go to ``SlotDecoder`` (its ``attention`` and ``fuse``: benchmarks)."""
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.name = name
@@ -170,6 +171,7 @@ class GenerationEngine:
         if self.slots and self.slot_support is not None:
             raise EngineError(f"{name}: slot decoding does not support this model: {self.slot_support}")
         self._decoder: Any = None
+        self.slot_options = dict(slot_options or {})
         self._seen: Counter[tuple[int, tuple[int, ...]]] = Counter()
 
     @property
@@ -304,6 +306,7 @@ class GenerationEngine:
                 eos_ids=sorted(self.eos_ids),
                 pad_id=self.tokenizer.pad_token_id,
                 compile=self.compile,
+                **self.slot_options,
             )
         self._decoder.ensure_length(length)
         return self._decoder

@@ -140,13 +140,26 @@ def decode_arms(model, tokenizer, device: str, compile: bool) -> dict[str, Calla
     }
 
 
-def decode_section(model, tokenizer, device, args, bandwidth: float) -> list[dict]:
+class Rows(list):
+    """Result rows that rewrite the JSON file each time one is added: a run cut off by its time limit
+    keeps every arm it finished."""
+
+    def __init__(self, result: dict[str, Any], out: Path):
+        super().__init__()
+        self.result, self.out = result, out
+        result["rows"] = self
+
+    def append(self, row: dict) -> None:
+        super().append(row)
+        self.out.write_text(json.dumps(self.result, indent=1) + "\n")
+
+
+def decode_section(model, tokenizer, device, args, bandwidth: float, rows: Rows) -> None:
     arms = decode_arms(model, tokenizer, device, args.compile)
     arms = {name: run for name, run in arms.items() if name in args.arms}
     vocab = min(len(tokenizer), model.config.vocab_size)
     special = {tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.bos_token_id}
     weights, per_token = weight_bytes(model), kv_bytes_per_token(model)
-    rows = []
     for batch in args.batch_sizes:
         prompts = random_prompts(batch, args.prompt_tokens, vocab, special, seed=batch)
         full: dict[str, list[float]] = {name: [] for name in arms}
@@ -188,7 +201,6 @@ def decode_section(model, tokenizer, device, args, bandwidth: float) -> list[dic
             )
         if args.profile and "slots" in arms and device.startswith("cuda"):
             rows.append(profile_slots(arms["slots"], prompts, args.new_tokens, batch))
-    return rows
 
 
 def profile_slots(run: Callable, prompts, new_tokens: int, batch: int) -> dict:
@@ -222,7 +234,7 @@ def workload(requests: int, vocab: int, special: set[int], seed: int = 0, scale:
     return prompts, answers
 
 
-def workload_section(model, tokenizer, device, args) -> list[dict]:
+def workload_section(model, tokenizer, device, args, rows: Rows) -> None:
     import torch
 
     from af_tasks.engine.generate import GenerationEngine, SamplingParams
@@ -232,7 +244,7 @@ def workload_section(model, tokenizer, device, args) -> list[dict]:
     special = {tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.bos_token_id}
     prompts, answers = workload(args.requests, vocab, special, scale=args.length_scale)
     total = sum(answers)
-    rows = []
+    rows.append({"section": "workload-lengths", "requests": len(prompts), "answer_tokens": total})
 
     def static_run(engine, concurrency, count=None):
         count = count or len(prompts)
@@ -316,8 +328,6 @@ def workload_section(model, tokenizer, device, args) -> list[dict]:
                 f"{statistics.median(speeds):>9,.0f} tok/s [{min(speeds):,.0f}-{max(speeds):,.0f}]",
                 flush=True,
             )
-    rows.append({"section": "workload-lengths", "requests": len(prompts), "answer_tokens": total})
-    return rows
 
 
 def main() -> None:
@@ -361,16 +371,14 @@ def main() -> None:
         "weight_bytes": weight_bytes(model),
         "kv_bytes_per_token": kv_bytes_per_token(model),
         "args": {k: str(v) for k, v in vars(args).items()},
-        "rows": [],
     }
+    rows = Rows(result, args.out)
     print(json.dumps(result["machine"]), f"copy {bandwidth / 1e9:,.0f} GB/s", flush=True)
     sections = args.sections.split(",")
     if "decode" in sections:
-        result["rows"] += decode_section(model, tokenizer, args.device, args, bandwidth)
-        args.out.write_text(json.dumps(result, indent=1) + "\n")
+        decode_section(model, tokenizer, args.device, args, bandwidth, rows)
     if "workload" in sections:
-        result["rows"] += workload_section(model, tokenizer, args.device, args)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
+        workload_section(model, tokenizer, args.device, args, rows)
 
 
 if __name__ == "__main__":

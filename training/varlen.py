@@ -23,7 +23,7 @@ def _flash_options() -> dict[str, bool]:
     from torch.nn.attention.varlen import varlen_attn
 
     parameters = inspect.signature(varlen_attn).parameters
-    return {"window_size": "window_size" in parameters, "enable_gqa": "enable_gqa" in parameters}
+    return {name: name in parameters for name in ("window_size", "enable_gqa", "scale")}
 
 
 def use_varlen_attention(model) -> None:
@@ -60,6 +60,9 @@ def varlen_attention_forward(
 
     packed = cu_seq_lens_q is not None and query.shape[0] == 1 and cu_seq_lens_k is not None
     windowed = sliding_window is not None and (max_length_k or query.shape[2]) > sliding_window
+    scaled = scaling is not None and abs(scaling - query.shape[-1] ** -0.5) > 1e-6
+    if query.is_cuda and scaled and not (_FLASH_OPTIONS or _flash_options())["scale"]:
+        packed = False  # this torch's kernel takes no scale: only the standard one
     if not packed or windowed or dropout:
         return sdpa_attention_forward(
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
@@ -79,7 +82,7 @@ def _flash_varlen(q, k, v, cu_q, cu_k, max_q, max_k, scaling):
     from torch.nn.attention.varlen import varlen_attn
 
     known = _FLASH_OPTIONS or _flash_options()
-    options: dict = {"scale": scaling}
+    options: dict = {"scale": scaling} if known["scale"] else {}
     options |= {"window_size": (-1, 0)} if known["window_size"] else {"is_causal": True}
     if q.shape[1] != k.shape[1]:
         if known["enable_gqa"]:

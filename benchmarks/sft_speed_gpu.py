@@ -446,6 +446,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         if hasattr(torch._dynamo.config, limit):  # compiled arms share the layers' code objects
             setattr(torch._dynamo.config, limit, max(getattr(torch._dynamo.config, limit), 256))
     base = build_model(args.smoke)
+    machine = environment()
     runs: dict[str, list[dict]] = {arm.name: [] for arm in arms}
     round_s: list[float] = []
     for round_index in range(args.rounds):
@@ -462,12 +463,19 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             status = run.get("error") or f"{run['step_s']:.3f} s/step, {run['tokens_per_s']:.0f} tok/s"
             print(f"round {round_index + 1} {arm.name}: {status}", flush=True)
         round_s.append(time.monotonic() - round_started)
+        partial = assemble(args, arms, runs, {}, peak, settings, skipped, round_s, started, machine)
+        Path(args.out).write_text(json.dumps(partial | {"partial": True}, indent=2) + "\n")
     profiles = {}
     for arm in arms:  # an extra run each, outside the timed rounds (the profiler slows what it records)
-        if arm.name in (args.profile or []):
+        if arm.name in (args.profile or []) and time.monotonic() - started < args.budget_s + 60:
             profiles[arm.name] = run_once(arm, base, examples, tokenizer, settings, profile=True).get(
                 "profile"
             )
+    return assemble(args, arms, runs, profiles, peak, settings, skipped, round_s, started, machine)
+
+
+def assemble(args, arms, runs, profiles, peak, settings, skipped, round_s, started, machine) -> dict:
+    """The report from the runs so far (written after every round too, so a cut-off run leaves one)."""
     references = {
         name: next(run["losses"] for run in arm_runs if "error" not in run)
         for name, arm_runs in runs.items()
@@ -486,7 +494,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 result["tokens_per_s"]["median"] / by_name[against]["tokens_per_s"]["median"]
             )
     return {
-        **environment(),
+        **machine,
         "model": (
             "tiny 2-layer Mistral (smoke), fp32 CPU"
             if args.smoke

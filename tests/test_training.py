@@ -300,6 +300,58 @@ def test_padding_free_batches_train_like_padded_batches(tiny_llama_dir, tmp_path
     assert free_lengths == padded_lengths and max(free_lengths) == max_length  # some examples were cut
     assert len(padded) == len(free) == 3
     assert free == pytest.approx(padded, rel=1e-4)
+    varlen, varlen_lengths, _ = _losses(
+        tiny_llama_dir, tmp_path / "varlen", max_length=max_length, padding_free=True, varlen_attention=True
+    )
+    assert varlen_lengths == padded_lengths
+    assert varlen == pytest.approx(padded, rel=1e-4)
+
+
+def test_varlen_attention_keeps_each_example_to_itself(tiny_llama_dir):
+    """With ``--varlen-attention`` the sequence boundaries trl's collator passes (``cu_seq_lens_*``)
+    reach the attention: a row of two concatenated examples, even with positions running on across them
+    (so no block mask can be derived from them), gives each example the logits it gets alone."""
+    from af_tasks.training.sft import load_base
+    from af_tasks.training.varlen import NAME, use_varlen_attention
+
+    model, _ = load_base(str(tiny_llama_dir))
+    use_varlen_attention(model)
+    assert model.config._attn_implementation == NAME
+    generator = torch.Generator().manual_seed(0)
+    first, second = (torch.randint(3, 200, (n,), generator=generator) for n in (5, 7))
+    bounds = torch.tensor([0, 5, 12], dtype=torch.int32)
+    with torch.no_grad():
+        row = model(
+            input_ids=torch.cat([first, second])[None],
+            position_ids=torch.arange(12)[None],
+            cu_seq_lens_q=bounds,
+            cu_seq_lens_k=bounds,
+            max_length_q=7,
+            max_length_k=7,
+        ).logits[0]
+        alone = [model(input_ids=ids[None]).logits[0] for ids in (first, second)]
+    assert torch.allclose(row[:5], alone[0], atol=1e-5)
+    assert torch.allclose(row[5:], alone[1], atol=1e-5)
+    with pytest.raises(ValueError, match="add --padding-free"):
+        tiny_config(tiny_llama_dir, tiny_llama_dir / "unused", varlen_attention=True)
+
+
+@pytest.mark.train
+def test_compiled_layers_train_like_eager_layers(tiny_llama_dir, tmp_path):
+    """``--compile`` (each decoder layer through torch.compile, inductor) trains like the eager layers:
+    in fp32 every step's loss agrees to float rounding (steps 2–3 follow the first step's gradients),
+    and the layers really ran compiled (one graph shared by the repeated layers, not one per layer)."""
+    import torch._dynamo
+
+    eager, _, _ = _losses(tiny_llama_dir, tmp_path / "eager")
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    compiled, _, _ = _losses(tiny_llama_dir, tmp_path / "compiled", compile_layers=True)
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    torch._dynamo.reset()
+    assert 1 <= graphs < 4  # the tiny model's layers share the compiled forward (≤ a recompile or two)
+    assert len(compiled) == len(eager) == 3
+    assert compiled == pytest.approx(eager, rel=1e-5)
 
 
 @pytest.mark.train

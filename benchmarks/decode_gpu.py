@@ -5,10 +5,11 @@ The Mistral-7B architecture with random weights in bf16 (``generation_gpu.build_
 - ``decode``: at each ``--batch-sizes`` (default 1 and 32), 512 random prompt tokens + 128 new tokens per
   row, every row full length (EOS suppressed). Arms: ``plain`` (``model.generate``), ``static`` (the
   engine's static batches, ``slots=False``: its greedy loop over a static cache), ``slots`` (continuous
-  batching, ``af_tasks.engine.slots``, its defaults: FlexAttention, fused projections) greedy,
+  batching, ``af_tasks.engine.slots``, its defaults: FlexAttention up to 4 slots and SDPA above, fused
+  projections) greedy,
   ``slots-sampled`` (temperature 0.8, top-k 50, top-p 0.95, seeded), and the slot decoder without one
-  of its defaults: ``slots-sdpa`` (masked SDPA decode attention), ``slots-unfused`` (separate
-  projections). Decode tokens/s = rows x (new - 1) / (full run - prefill-only run). The bound counts the
+  of its defaults: ``slots-sdpa`` / ``slots-flex`` (one decode attention whatever the slot
+  count), ``slots-unfused`` (separate projections). Decode tokens/s = rows x (new - 1) / (full run - prefill-only run). The bound counts the
   bytes one step must read: every weight once plus the KV cache of every row's context (its mean over
   the decode), at the bandwidth of a large device-to-device copy measured in the same run.
 - ``workload``: ``--requests`` requests whose prompt and answer lengths are drawn (seeded, with
@@ -136,6 +137,7 @@ def decode_arms(model, tokenizer, device: str, compile: bool) -> dict[str, Calla
         "slots": through(slots),
         "slots-sampled": through(slots, **SAMPLED),
         "slots-sdpa": through(slot_engine(attention="sdpa")),
+        "slots-flex": through(slot_engine(attention="flex")),
         "slots-unfused": through(slot_engine(fuse=False)),
     }
 

@@ -261,8 +261,14 @@ def run_preset(
         model = AutoModelForCausalLM.from_config(config, dtype=dtype).eval()
     reader = Reader(model, tokenizer, name=f"{name} (random weights)", device=device)
     d_sae, k = (512, 16) if tiny else SAE_SHAPES[name]
-    sae = random_sae(reader.hidden_size, d_sae, k, hook, device, "bfloat16" if cuda else "float32")
-    check_compatible(sae, hook, reader.hidden_size, reader.name, f"random {d_sae}-feature SAE")
+    try:
+        sae = random_sae(reader.hidden_size, d_sae, k, hook, device, "bfloat16" if cuda else "float32")
+        check_compatible(sae, hook, reader.hidden_size, reader.name, f"random {d_sae}-feature SAE")
+        sae_source = "sae-lens"
+    except ModuleNotFoundError as missing:  # a GPU machine without sae-lens: the same encoder in plain torch
+        if k is None:
+            raise
+        sae, sae_source = None, f"plain torch top-k ({missing.name} not installed)"
 
     # Hook position: our capture vs an independent source at the same point, on one short text.
     point = parse_hook(hook)
@@ -273,8 +279,13 @@ def run_preset(
     reference = reference_activation(model, encoded, point)
     hook_matches = bool(torch.allclose(batch.acts[hook].float(), reference.float(), atol=1e-2, rtol=1e-2))
 
-    sparse = {hook: encoder(sae, sparse=True)}
-    transforms = {"sparse": sparse, "dense": {hook: encoder(sae)}, "none": {}}
+    if sae is None:
+        sparse = {hook: topk_encoder(reader.hidden_size, d_sae, k, device, dtype)}
+        transforms = {"sparse": sparse, "none": {}}
+        arms = tuple(arm for arm in arms if ARMS[arm][0] in transforms)
+    else:
+        sparse = {hook: encoder(sae, sparse=True)}
+        transforms = {"sparse": sparse, "dense": {hook: encoder(sae)}, "none": {}}
     runs = {
         arm: (reader, hook, transforms[ARMS[arm][0]], max_tokens, batch_size, *ARMS[arm][1:]) for arm in arms
     }
@@ -364,7 +375,8 @@ def run_preset(
         "sae_features": d_sae,
         "sae_k": k,
         "sae_architecture": "jumprelu_transcoder" if k is None else "topk",
-        "pooling_path": "dense" if topk_k(sae) is None else "sparse_topk",
+        "pooling_path": "sparse_topk" if sae is None or topk_k(sae) is not None else "dense",
+        "sae_source": sae_source,
         "texts": len(texts),
         "tokens": tokens,
         "batch_size": batch_size,

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -548,8 +549,14 @@ def environment(device: str) -> dict:
 
     cuda = device.startswith("cuda") and torch.cuda.is_available()
     root = Path(__file__).resolve().parent.parent
-    commit = command("git", "-C", str(root), "rev-parse", "HEAD")
-    dirty = command("git", "-C", str(root), "status", "--porcelain", "--untracked-files=no")
+    # COMMIT from the environment first: the GPU machine's copy of the tree can carry stale git metadata
+    # (a run there reported an older HEAD than the wheel it ran)
+    commit = os.environ.get("COMMIT") or command("git", "-C", str(root), "rev-parse", "HEAD")
+    dirty = (
+        ""
+        if os.environ.get("COMMIT")
+        else command("git", "-C", str(root), "status", "--porcelain", "--untracked-files=no")
+    )
     return {
         "gpu": torch.cuda.get_device_name() if cuda else "cpu",
         "driver": command("nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader")

@@ -11,12 +11,14 @@ How, for decoder-only models of the Llama family (Llama, Mistral, Qwen2, Qwen3: 
   its slot's rows (right-padded batches of newcomers, causal attention, written straight into the
   cache) and each slot then decodes at its own position; stale entries of a reused slot are never read
   (each row attends only to positions up to its own);
-- the decode step runs the model's own modules (embedding, norms, projections, rotary, MLP) with a
-  per-row cache write and an attention that reads each KV group once for its query heads and only the
-  first ``length`` cache positions (the longest live row, rounded up to ``LENGTH_BUCKET``);
+- the decode step runs the model's own modules (embedding, norms, projections, rotary, MLP; on CUDA
+  with q/k/v and gate/up fused into one matrix each) with a per-row cache write and an attention that
+  reads each KV group once for its query heads: SDPA over the first ``length`` cache positions (the
+  longest live row, rounded up to ``LENGTH_BUCKET``), or for a few slots FlexAttention over each row's
+  own blocks;
 - token choice (``af_tasks.engine.sampling``), the completion buffer, finish flags and positions are
   updated on the device inside the step, so on CUDA a whole step (forward compiled by
-  ``torch.compile``, the rest eager) is captured once per (sampling, length) as a CUDA graph and
+  ``torch.compile``, the rest eager) is captured once per (token-choice mode, length) as a CUDA graph and
   replayed with no host work; the host looks at the finish flags once every ``POLL_STEPS`` steps.
 
 Arithmetic is the model's: greedy tokens equal ``model.generate``'s (tested on CPU in fp32), sampled

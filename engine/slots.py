@@ -226,7 +226,10 @@ class SlotDecoder:
                     cache[index] = grown
                 else:
                     cache.append(grown)
-        self.out = torch.full((self.slots, length + 1), self.pad_id, dtype=torch.long, device=self.device)
+        out = torch.full((self.slots, length + 1), self.pad_id, dtype=torch.long, device=self.device)
+        if self.max_len:  # rows decoding now keep their tokens (the old last column is the spill slot)
+            out[:, : self.max_len] = self.out[:, : self.max_len]
+        self.out = out
         self.max_len = length
         for tensor in (*self.keys, *self.values):  # one compiled step for every slot count and length
             torch._dynamo.maybe_mark_dynamic(tensor, 0)

@@ -137,6 +137,31 @@ def test_a_waiting_request_takes_a_slot_before_the_batch_drains():
     assert [len(finished[i]) for i in range(4)] == [40, 3, 3, 3]
 
 
+def test_a_longer_newcomer_grows_the_cache_without_touching_rows_in_flight():
+    """The cache starts at 256 positions; a 300-token prompt admitted while another request is half
+    way through its answer grows every slot's cache: the request in flight keeps its tokens and K/V
+    and still equals ``generate``."""
+    import torch
+
+    from af_tasks.engine.slots import SlotDecoder, SlotRequest, decode_all
+
+    model = tiny_model("llama")
+    prompts = random_prompts([6, 5, 300], seed=8)
+    budgets = [40, 2, 6]
+    decoder = SlotDecoder(model, slots=2, max_len=16, eos_ids=[EOS], pad_id=0)
+    requests = [SlotRequest(tuple(p), n, ignore_eos=True) for p, n in zip(prompts, budgets, strict=True)]
+    with torch.inference_mode():
+        results = decode_all(decoder, requests)
+        references = [
+            model.generate(
+                torch.tensor([p]), max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=0
+            )[0, len(p) :].tolist()
+            for p, n in zip(prompts, budgets, strict=True)
+        ]
+    assert decoder.max_len > 256  # it grew
+    assert [r.tokens for r in results] == references
+
+
 def test_kept_logits_equal_transformers_warpers():
     """Temperature → top-k → top-p per row, against transformers' warpers applied to each row alone:
     the same tokens kept and the same kept values."""

@@ -33,7 +33,13 @@ class SlotBatcher:
             else:
                 future.set_result(outcome)
 
-        self.server.submit(prompt, params, lambda outcome: loop.call_soon_threadsafe(settle, outcome))
+        def deliver(outcome: Any) -> None:  # on the server's thread
+            try:
+                loop.call_soon_threadsafe(settle, outcome)
+            except RuntimeError:  # the eval's event loop is closed: nobody awaits this answer
+                pass
+
+        self.server.submit(prompt, params, deliver)
         return await future
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ future per request (the same ``submit(key, item)`` shape as ``RequestBatcher``, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 
@@ -34,10 +35,8 @@ class SlotBatcher:
                 future.set_result(outcome)
 
         def deliver(outcome: Any) -> None:  # on the server's thread
-            try:
+            with contextlib.suppress(RuntimeError):  # the eval's loop is closed: nobody awaits this
                 loop.call_soon_threadsafe(settle, outcome)
-            except RuntimeError:  # the eval's event loop is closed: nobody awaits this answer
-                pass
 
         self.server.submit(prompt, params, deliver)
         return await future

@@ -58,6 +58,20 @@ def prompt_ids(tokenizer: Any, chat: Chat) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
+def request_seed(seed: int | None, prompt: Sequence[int], occurrence: int) -> int:
+    """A 64-bit seed for one sampled request: with ``seed`` set, a hash of (seed, the prompt, the
+    occurrence of that prompt in the caller's run), so a rerun draws the same completions whatever
+    order its requests arrive in, and a prompt asked twice (two epochs) draws two; without a seed,
+    fresh randomness."""
+    import hashlib
+    import secrets
+
+    if seed is None:
+        return secrets.randbits(64)
+    digest = hashlib.blake2b(repr((seed, tuple(prompt), occurrence)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
 def context_window(model: Any) -> int | None:
     """The model's context window in tokens (``max_position_embeddings`` of its text config), or None
     when the config does not say."""
@@ -100,7 +114,7 @@ class SamplingParams:
     top_k: int | None = None
     seed: int | None = None
     """Sampling only. In slot decoding each request gets its own stream from this seed and its prompt
-    (``GenerationEngine.request_seed``), so its completion does not depend on its batch; through
+    (``request_seed``), so its completion does not depend on its batch; through
     ``model.generate`` (stop strings, unsupported models) it seeds torch before the batch's call and
     rows share one stream."""
     stop: tuple[str, ...] = ()
@@ -172,7 +186,6 @@ class GenerationEngine:
             raise EngineError(f"{name}: slot decoding does not support this model: {self.slot_support}")
         self._decoder: Any = None
         self.slot_options = dict(slot_options or {})
-        self._seen: Counter[tuple[int, tuple[int, ...]]] = Counter()
 
     @property
     def device(self):
@@ -225,7 +238,11 @@ class GenerationEngine:
         if self.slots and not params.stop:
             from af_tasks.engine.slots import decode_all
 
-            requests = [self.slot_request(prompt, params) for prompt in prompts]
+            seen: Counter[tuple[int, ...]] = Counter()
+            requests = []
+            for prompt in prompts:  # a prompt given twice in one call draws two answers
+                requests.append(self.slot_request(prompt, params, occurrence=seen[tuple(prompt)]))
+                seen[tuple(prompt)] += 1
             decoder = self.slot_decoder(len(prompts), max(len(p) for p in prompts) + params.max_new_tokens)
             with torch.inference_mode():
                 results = decode_all(decoder, requests)
@@ -255,10 +272,10 @@ class GenerationEngine:
             for prompt, tokens in zip(prompts, new_tokens, strict=True)
         ]
 
-    def slot_request(self, prompt: Sequence[int], params: SamplingParams) -> Any:
+    def slot_request(self, prompt: Sequence[int], params: SamplingParams, occurrence: int = 0) -> Any:
         """The slot decoder's request for ``prompt``: greedy, or sampling with the settings the model's
-        generation_config gives where ``params`` is silent (as ``model.generate``), and the request's
-        own seed (``request_seed``)."""
+        generation_config gives where ``params`` is silent (as ``model.generate``), and its own seed
+        (``request_seed``; ``occurrence``: how many times the caller asked this prompt before)."""
         from af_tasks.engine.slots import SlotRequest, sampling_defaults
 
         if params.greedy:
@@ -270,25 +287,9 @@ class GenerationEngine:
             temperature=params.temperature if params.temperature is not None else temperature,
             top_k=params.top_k if params.top_k is not None else top_k,
             top_p=params.top_p if params.top_p is not None else top_p,
-            seed=self.request_seed(prompt, params.seed),
+            seed=request_seed(params.seed, prompt, occurrence),
             ignore_eos=params.ignore_eos,
         )
-
-    def request_seed(self, prompt: Sequence[int], seed: int | None) -> int:
-        """A 64-bit seed for one sampled request. With ``seed`` set it is a hash of (seed, the prompt,
-        how many times this engine has sampled that prompt with that seed): a rerun of an eval draws
-        the same completions whatever order its requests arrive in, and the epochs of one sample draw
-        different ones. Without a seed: fresh randomness."""
-        import hashlib
-        import secrets
-
-        if seed is None:
-            return secrets.randbits(64)
-        key = (seed, tuple(prompt))
-        occurrence = self._seen[key]
-        self._seen[key] += 1
-        digest = hashlib.blake2b(repr((seed, key[1], occurrence)).encode(), digest_size=8).digest()
-        return int.from_bytes(digest, "little")
 
     def slot_decoder(self, slots: int, length: int) -> Any:
         """The engine's slot decoder, with at least ``slots`` slots (a power of two when compiling) and

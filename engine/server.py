@@ -45,14 +45,16 @@ class SlotServer:
         self._requests: dict[int, tuple[list[int], Any, int]] = {}
         self._closed = False
 
-    def submit(self, prompt: list[int], params: Any, deliver: Deliver) -> None:
+    def submit(self, prompt: list[int], params: Any, deliver: Deliver, occurrence: int = 0) -> None:
+        """``occurrence``: how many times the caller has asked this prompt before in its run (picks
+        the request's random stream, ``request_seed``)."""
         with self._lock:
             if self._closed:
                 raise RuntimeError("the engine's server is closed")
             self.requests += 1
             key = self.requests
             self._pending[key] = deliver
-            self._queue.put((key, prompt, params))
+            self._queue.put((key, prompt, params, occurrence))
             if not self._running:
                 self._running = True
                 threading.Thread(target=self._run, name="slot-decode", daemon=True).start()
@@ -83,13 +85,15 @@ class SlotServer:
             except queue.Empty:
                 break
         taken = []
-        for key, prompt, params in items:
+        for key, prompt, params, occurrence in items:
             if params.stop:  # stop strings: through the engine's generate path, one request at a time
                 self._finish(key, self._alone(prompt, params))
             else:
-                taken.append((key, self.engine.slot_request(prompt, params)))
+                taken.append((key, self.engine.slot_request(prompt, params, occurrence)))
+                self._requests[key] = (prompt, params, 0)
         self._occupied += len(taken)
-        for (key, _), (_, prompt, params) in zip(taken, [i for i in items if not i[2].stop], strict=True):
+        for key, _ in taken:
+            prompt, params, _ = self._requests[key]
             self._requests[key] = (prompt, params, self._occupied)
         return taken
 

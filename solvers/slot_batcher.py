@@ -9,14 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
+from collections import Counter
 from typing import Any
 
 
 class SlotBatcher:
-    """``await submit(params, prompt)`` → ``(Completion, rows decoding)`` from a ``SlotServer``."""
+    """``await submit(params, prompt)`` → ``(Completion, rows decoding)`` from a ``SlotServer``.
+
+    Each request tells the server how many times its event loop has asked this prompt with this seed
+    before: Inspect runs each ``eval()`` in a fresh loop, so an eval's epochs of one sample draw
+    different answers and a rerun of the eval (in this process or another) draws the same ones."""
 
     def __init__(self, server: Any):
         self.server = server
+        self._seen: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Counter] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @property
     def batch_sizes(self) -> list[int]:
@@ -38,7 +47,11 @@ class SlotBatcher:
             with contextlib.suppress(RuntimeError):  # the eval's loop is closed: nobody awaits this
                 loop.call_soon_threadsafe(settle, outcome)
 
-        self.server.submit(prompt, params, deliver)
+        seen = self._seen.setdefault(loop, Counter())
+        key = (params.seed, tuple(prompt))
+        occurrence = seen[key]
+        seen[key] += 1
+        self.server.submit(prompt, params, deliver, occurrence)
         return await future
 
     def close(self) -> None:

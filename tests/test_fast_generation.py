@@ -434,3 +434,33 @@ def test_a_compiled_decode_step_may_meet_more_shapes_than_dynamo_allows_by_defau
     finally:
         config.recompile_limit = saved
         torch._dynamo.reset()
+
+
+@pytest.mark.slow
+def test_inspect_sampling_through_organism_is_seeded_per_request(embedded_model_dir, tmp_path):
+    """Sampling through ``organism/`` with ``--seed`` and two epochs: a rerun gives every sample the
+    same completions (whatever order its requests reached the engine in), and the two epochs of one
+    sample draw different ones."""
+
+    def run(index: int) -> dict[tuple[int, int], str]:
+        [log] = inspect_eval(
+            Task(
+                dataset=[Sample(input=_messages(chat), id=i + 1) for i, chat in enumerate(CHATS[:2])],
+                solver=generate(),
+            ),
+            model=f"organism/{embedded_model_dir}",
+            model_args={"device": "cpu"},
+            temperature=1.0,
+            top_p=0.95,
+            seed=7,
+            epochs=2,
+            max_tokens=12,
+            log_dir=str(tmp_path / str(index)),
+            display="none",
+        )
+        assert log.status == "success", log.error
+        return {(s.id, s.epoch): s.output.completion for s in log.samples}
+
+    first, second = run(0), run(1)
+    assert first == second
+    assert first[(1, 1)] != first[(1, 2)] or first[(2, 1)] != first[(2, 2)]

@@ -341,19 +341,19 @@ def test_a_request_samples_the_same_completion_whatever_its_batch():
     assert reseeded[0].tokens != alone[0].tokens
 
 
-def test_engine_seeds_repeat_per_prompt_and_differ_across_epochs(embedded_model_dir):
-    """Through the engine: with ``seed`` set, a rerun on a fresh engine draws the same completions; the
-    same chat asked twice (two epochs) draws different ones; greedy is untouched by seeds."""
+def test_engine_seeds_repeat_per_call_and_differ_within_one(embedded_model_dir):
+    """Through the engine: with ``seed`` set, calling again draws the same completions, a chat given
+    twice in one call draws two different ones, and another seed draws others."""
     from af_tasks.engine.generate import GenerationEngine, SamplingParams
 
     chat = [{"role": "user", "content": "Tell me a short story about a cat."}]
     params = SamplingParams(max_new_tokens=16, greedy=False, temperature=1.0, seed=42)
-
-    def run():
-        engine = GenerationEngine.load(str(embedded_model_dir), device="cpu")
-        return [c.token_ids for c in engine.generate([chat, chat], params)], engine
-
-    first, engine = run()
-    second, _ = run()
-    assert engine.slots and first == second
+    engine = GenerationEngine.load(str(embedded_model_dir), device="cpu")
+    first = [c.token_ids for c in engine.generate([chat, chat], params)]
+    again = [c.token_ids for c in engine.generate([chat, chat], params)]
+    reseeded = [
+        c.token_ids for c in engine.generate([chat], SamplingParams(**{**params.__dict__, "seed": 43}))
+    ]
+    assert engine.slots and first == again
     assert first[0] != first[1]
+    assert reseeded[0] != first[0]

@@ -293,8 +293,9 @@ class GenerationEngine:
 
     def slot_decoder(self, slots: int, length: int) -> Any:
         """The engine's slot decoder, with at least ``slots`` slots (a power of two when compiling) and
-        its cache grown to ``length`` positions. One per engine, replaced only by a larger one: each
-        new decoder compiles its step again, and its cache holds memory for every slot."""
+        its cache grown to ``length`` positions. One per engine, replaced only by a larger one: a new
+        decoder captures its CUDA graphs again (the compiled step is shared), and its cache holds
+        memory for every slot."""
         from af_tasks.engine.slots import SlotDecoder
 
         size = batch_bucket(slots) if self.compile else slots

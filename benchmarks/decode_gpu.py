@@ -43,7 +43,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.generation_gpu import build_model, copy_bandwidth, random_prompts, synchronize, weight_bytes
+from benchmarks.generation_gpu import (
+    build_model,
+    copy_bandwidth,
+    plain_runner,
+    random_prompts,
+    synchronize,
+    weight_bytes,
+)
 
 LENGTHS = Path(__file__).parent / "data" / "workload_lengths.json"
 SAMPLED = dict(temperature=0.8, top_k=50, top_p=0.95)
@@ -95,7 +102,6 @@ def timed(run: Callable[[], Any], device: str) -> float:
 
 def decode_arms(model, tokenizer, device: str, compile: bool) -> dict[str, Callable]:
     """name -> run(prompts, new_tokens): each arm decodes every row to exactly ``new_tokens``."""
-    import torch
 
     from af_tasks.engine.generate import GenerationEngine, SamplingParams
 
@@ -108,19 +114,6 @@ def decode_arms(model, tokenizer, device: str, compile: bool) -> dict[str, Calla
 
     slots = slot_engine()
 
-    def plain(prompts, new_tokens):
-        ids = torch.tensor(prompts, device=device)
-        with torch.inference_mode():
-            model.generate(
-                input_ids=ids,
-                attention_mask=torch.ones_like(ids),
-                max_new_tokens=new_tokens,
-                min_new_tokens=new_tokens,
-                do_sample=False,
-                pad_token_id=tokenizer.pad_token_id,
-                disable_compile=True,
-            )
-
     def through(engine, **sampling):
         def run(prompts, new_tokens):
             greedy = not sampling
@@ -132,7 +125,7 @@ def decode_arms(model, tokenizer, device: str, compile: bool) -> dict[str, Calla
         return run
 
     return {
-        "plain": plain,
+        "plain": plain_runner(model, tokenizer, device),
         "static": through(static),
         "slots": through(slots),
         "slots-sampled": through(slots, **SAMPLED),
@@ -231,8 +224,8 @@ def workload(requests: int, vocab: int, special: set[int], seed: int = 0, scale:
     prompt_lengths = [max(1, int(draw.choice(lengths["prompt_tokens"]) * scale)) for _ in range(requests)]
     answers = [max(1, int(draw.choice(lengths["answer_tokens"]) * scale)) for _ in range(requests)]
     pool = random_prompts(1, max(prompt_lengths) * 4, vocab, special, seed=seed + 1)[0]
-    prompts = [pool[(i * 7) % len(pool) :][:n] or pool[:n] for i, n in enumerate(prompt_lengths)]
-    prompts = [p if len(p) == n else pool[:n] for p, n in zip(prompts, prompt_lengths, strict=True)]
+    windows = [pool[(i * 7) % len(pool) :][:n] for i, n in enumerate(prompt_lengths)]  # pool[:n] near its end
+    prompts = [w if len(w) == n else pool[:n] for w, n in zip(windows, prompt_lengths, strict=True)]
     return prompts, answers
 
 

@@ -65,47 +65,34 @@ def kept_logits(logits: Any, temperature: Any, top_k: Any, top_p: Any) -> Any:
     k = torch.where(top_k > 0, top_k.clamp(max=vocab), vocab)
     kth = ascending.gather(1, (vocab - k)[:, None])
     ascending = ascending.masked_fill(ascending < kth, -torch.inf)
-    cumulative = ascending.softmax(dim=-1).cumsum(dim=-1)
-    remove = (cumulative <= (1 - top_p)[:, None]) & (top_p < 1)[:, None]  # transformers skips top_p 1.0
-    remove[:, -1] = False  # min_tokens_to_keep = 1
-    remove |= ascending == -torch.inf
+    remove = outside_nucleus(ascending, top_p) | (ascending == -torch.inf)
     remove = remove.scatter(1, order, remove)
     return scores.masked_fill(remove, -torch.inf)
 
 
-def choose_among_top(
-    logits: Any,
-    temperature: Any,
-    top_k: Any,
-    top_p: Any,
-    seed_lo: Any,
-    seed_hi: Any,
-    counter: Any,
-    vocab_keys: Any,
-    candidates: int,
-) -> Any:
-    """``choose_tokens`` for batches whose every sampling row keeps at most ``candidates`` tokens
-    (0 < top_k <= candidates): the filters and the draw run over the ``candidates`` largest logits
-    instead of sorting the whole vocabulary. Each token's uniform is the one ``choose_tokens`` gives
-    it, and the kept set is the same (top-k keeps ties with the k-th value; the nucleus is taken
-    over the top-k set, as transformers does), so both pick the same token."""
+def outside_nucleus(ascending: Any, top_p: Any) -> Any:
+    """Top-p over rows sorted ascending (top-k removals already -inf): True where a token falls
+    outside the smallest set whose probability reaches ``top_p`` — transformers' ``TopPLogitsWarper``
+    (cumulative softmax from the least likely; top_p 1.0 removes nothing; the likeliest always kept)."""
+    cumulative = ascending.softmax(dim=-1).cumsum(dim=-1)
+    remove = (cumulative <= (1 - top_p)[:, None]) & (top_p < 1)[:, None]
+    remove[:, -1] = False  # min_tokens_to_keep = 1
+    return remove
+
+
+def kept_among_top(logits: Any, temperature: Any, top_k: Any, top_p: Any, candidates: int) -> tuple[Any, Any]:
+    """``kept_logits`` for rows that all keep at most ``candidates`` tokens (0 < top_k <=
+    candidates), computed over the ``candidates`` largest logits instead of a vocabulary sort:
+    (kept logits, their token ids), both [rows, candidates] in ascending order. The kept set is the
+    same (top-k keeps ties with the k-th value; the nucleus is taken over the top-k set, as
+    transformers does)."""
     import torch
 
-    greedy = logits.argmax(-1)
-    sampling = temperature > 0
-    scores = logits.float() / torch.where(sampling, temperature, 1.0)[:, None]
-    values, ids = scores.topk(candidates, dim=-1)  # descending
+    values, ids = (logits / temperature[:, None]).topk(candidates, dim=-1)  # descending
     k = top_k.clamp(min=1, max=candidates)
     kth = values.gather(1, (k - 1)[:, None])
     ascending = values.masked_fill(values < kth, -torch.inf).flip(-1)
-    ids = ids.flip(-1)
-    cumulative = ascending.softmax(dim=-1).cumsum(dim=-1)
-    remove = (cumulative <= (1 - top_p)[:, None]) & (top_p < 1)[:, None]
-    remove[:, -1] = False
-    ascending = ascending.masked_fill(remove, -torch.inf)
-    gumbel = -torch.log(-torch.log(uniforms(seed_lo, seed_hi, counter, vocab_keys[ids])))
-    drawn = ids.gather(1, (ascending + gumbel).argmax(-1, keepdim=True))[:, 0]
-    return torch.where(sampling, drawn, greedy)
+    return ascending.masked_fill(outside_nucleus(ascending, top_p), -torch.inf), ids.flip(-1)
 
 
 def choose_tokens(
@@ -117,14 +104,23 @@ def choose_tokens(
     seed_hi: Any,
     counter: Any,
     vocab_keys: Any,
+    candidates: int | None = None,
 ) -> Any:
     """The next token of every row: argmax where ``temperature`` is 0, else a draw from the row's stream
-    at ``counter`` over ``kept_logits`` (Gumbel-max)."""
+    at ``counter`` over ``kept_logits`` (Gumbel-max). With ``candidates`` (every sampling row has
+    0 < top_k <= candidates) the filters and the draw run over the top candidates only
+    (``kept_among_top``); each token keeps its own uniform, so the same token is picked."""
     import torch
 
     greedy = logits.argmax(-1)
     sampling = temperature > 0
-    kept = kept_logits(logits.float(), torch.where(sampling, temperature, 1.0), top_k, top_p)
-    gumbel = -torch.log(-torch.log(uniforms(seed_lo, seed_hi, counter, vocab_keys)))
-    drawn = (kept + gumbel).argmax(-1)
-    return torch.where(sampling, drawn, greedy)
+    scale = torch.where(sampling, temperature, 1.0)
+    if candidates is None:
+        kept, ids = kept_logits(logits.float(), scale, top_k, top_p), None
+    else:
+        kept, ids = kept_among_top(logits.float(), scale, top_k, top_p, candidates)
+    keys = vocab_keys if ids is None else vocab_keys[ids]
+    gumbel = -torch.log(-torch.log(uniforms(seed_lo, seed_hi, counter, keys)))
+    drawn = (kept + gumbel).argmax(-1, keepdim=True)
+    drawn = drawn if ids is None else ids.gather(1, drawn)
+    return torch.where(sampling, drawn[:, 0], greedy)

@@ -84,18 +84,16 @@ class SlotServer:
                 items.append(self._queue.get_nowait())
             except queue.Empty:
                 break
-        taken = []
-        for key, prompt, params, occurrence in items:
+        for key, prompt, params, _ in items:
             if params.stop:  # stop strings: through the engine's generate path, one request at a time
                 self._finish(key, self._alone(prompt, params))
-            else:
-                taken.append((key, self.engine.slot_request(prompt, params, occurrence)))
-                self._requests[key] = (prompt, params, 0)
-        self._occupied += len(taken)
-        for key, _ in taken:
-            prompt, params, _ = self._requests[key]
+        slotted = [item for item in items if not item[2].stop]
+        self._occupied += len(slotted)
+        for key, prompt, params, _ in slotted:
             self._requests[key] = (prompt, params, self._occupied)
-        return taken
+        return [
+            (key, self.engine.slot_request(prompt, params, seen)) for key, prompt, params, seen in slotted
+        ]
 
     def _alone(self, prompt: list[int], params: Any) -> Any:
         try:

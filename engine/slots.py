@@ -306,14 +306,22 @@ class SlotDecoder:
         self.position[slots] = lengths
         self.done[slots] = self.eos_mask[token] & ~self.ignore_eos[slots] | (self.max_new[slots] <= 1)
 
-    def _qkv(self, layer: Any, x: Any, cos: Any, sin: Any) -> tuple[Any, Any, Any]:
+    def _qkv(self, layer: Any, x: Any, cos: Any, sin: Any, fused: Any = None) -> tuple[Any, Any, Any]:
         """Query [rows, heads, t, d], key and value [rows, kv_heads, t, d] of ``x`` [rows, t, hidden],
-        rotary applied (and Qwen3's per-head norms before it)."""
+        rotary applied (and Qwen3's per-head norms before it); ``fused``: the layer's entry of
+        ``fuse_projections``, one matrix product for q, k and v instead of the modules' three."""
+        import torch
+
         attention = layer.self_attn
         rows, length = x.shape[:2]
-        query = attention.q_proj(x).view(rows, length, -1, self.head_dim)
-        key = attention.k_proj(x).view(rows, length, -1, self.head_dim)
-        value = attention.v_proj(x).view(rows, length, -1, self.head_dim).transpose(1, 2)
+        if fused is None:
+            query, key, value = attention.q_proj(x), attention.k_proj(x), attention.v_proj(x)
+        else:
+            sizes = [self.heads * self.head_dim] + [self.kv_heads * self.head_dim] * 2
+            query, key, value = torch.nn.functional.linear(x, fused[0], fused[1]).split(sizes, dim=-1)
+        query = query.view(rows, length, -1, self.head_dim)
+        key = key.view(rows, length, -1, self.head_dim)
+        value = value.view(rows, length, -1, self.head_dim).transpose(1, 2)
         if getattr(attention, "q_norm", None) is not None:
             query, key = attention.q_norm(query), attention.k_norm(key)
         query, key = self.apply_rotary(query.transpose(1, 2), key.transpose(1, 2), cos, sin)
@@ -335,11 +343,8 @@ class SlotDecoder:
                 :, None, None, :
             ]
         for index, layer in enumerate(self.layers):
-            x = layer.input_layernorm(hidden)
-            if self.fused is None:
-                query, key, value = self._qkv(layer, x, cos, sin)
-            else:
-                query, key, value = self._fused_qkv(index, layer, x, cos, sin)
+            fused = None if self.fused is None else self.fused[index]
+            query, key, value = self._qkv(layer, layer.input_layernorm(hidden), cos, sin, fused)
             layer_keys, layer_values = keys[index], values[index]
             layer_keys[self.rows[:rows], :, positions] = key[:, :, 0]
             layer_values[self.rows[:rows], :, positions] = value[:, :, 0]
@@ -356,31 +361,12 @@ class SlotDecoder:
                 )
             hidden = hidden + layer.self_attn.o_proj(attended.reshape(rows, 1, -1))
             x = layer.post_attention_layernorm(hidden)
-            if self.fused is None:
+            if fused is None:
                 hidden = hidden + layer.mlp(x)
             else:
-                gate, up = torch.nn.functional.linear(x, self.fused[index][2]).chunk(2, dim=-1)
+                gate, up = torch.nn.functional.linear(x, fused[2]).chunk(2, dim=-1)
                 hidden = hidden + layer.mlp.down_proj(layer.mlp.act_fn(gate) * up)
         return self.model.lm_head(model.norm(hidden))[:, 0].float()
-
-    def _fused_qkv(self, index: int, layer: Any, x: Any, cos: Any, sin: Any) -> tuple[Any, Any, Any]:
-        """``_qkv`` with one matrix product for q, k and v."""
-        import torch
-
-        weight, bias = self.fused[index][:2]
-        rows, length = x.shape[:2]
-        q_size = self.heads * self.head_dim
-        kv_size = self.kv_heads * self.head_dim
-        qkv = torch.nn.functional.linear(x, weight, bias)
-        query, key, value = qkv.split([q_size, kv_size, kv_size], dim=-1)
-        query = query.view(rows, length, -1, self.head_dim)
-        key = key.view(rows, length, -1, self.head_dim)
-        value = value.view(rows, length, -1, self.head_dim).transpose(1, 2)
-        attention = layer.self_attn
-        if getattr(attention, "q_norm", None) is not None:
-            query, key = attention.q_norm(query), attention.k_norm(key)
-        query, key = self.apply_rotary(query.transpose(1, 2), key.transpose(1, 2), cos, sin)
-        return query, key, value
 
     def _flex_attention(self, positions: Any, length: int) -> Callable[..., Any]:
         """FlexAttention over each row's own cache: a block mask whose row b holds the blocks up to its
@@ -409,13 +395,16 @@ class SlotDecoder:
 
         return attend
 
-    def _choose(self, logits: Any, slots: Any | None = None) -> Any:
-        """Next tokens of ``slots`` (all when None) from their logits: EOS masked where ignored, then
-        greedy or sampled (``choose_tokens``)."""
+    def _choose(self, logits: Any, slots: Any | None = None, mode: int = -1) -> Any:
+        """Next tokens of ``slots`` (all when None) from their logits, EOS masked where ignored:
+        ``mode`` 0 greedy, -1 greedy or sampled over the whole vocabulary, n > 0 sampled among the n
+        largest logits (``choose_tokens``; ``sampling_mode`` says which a batch allows)."""
         from af_tasks.engine.sampling import choose_tokens
 
         index = slice(None) if slots is None else slots
         logits = logits.masked_fill(self.ignore_eos[index][:, None] & self.eos_mask[None, :], -float("inf"))
+        if mode == 0:
+            return logits.argmax(-1)
         return choose_tokens(
             logits,
             self.temperature[index],
@@ -425,20 +414,8 @@ class SlotDecoder:
             self.seed_hi[index],
             self.count[index],
             self.vocab_keys,
+            candidates=mode if mode > 0 else None,
         )
-
-    def _choose_mode(self, logits: Any, mode: int) -> Any:
-        """Next tokens of every slot: ``mode`` 0 greedy, -1 sampling over the whole vocabulary, n > 0
-        sampling among the n largest logits (``choose_among_top``)."""
-        from af_tasks.engine.sampling import choose_among_top
-
-        logits = logits.masked_fill(self.ignore_eos[:, None] & self.eos_mask[None, :], -float("inf"))
-        if mode == 0:
-            return logits.argmax(-1)
-        if mode < 0:
-            return self._choose(logits)
-        state = (self.temperature, self.top_k, self.top_p, self.seed_lo, self.seed_hi, self.count)
-        return choose_among_top(logits, *state, self.vocab_keys, mode)
 
     def _step(self, mode: int, length: int) -> None:
         """One decode step of every slot, all on the device: live rows record their token and advance;
@@ -446,7 +423,7 @@ class SlotDecoder:
         import torch
 
         logits = self._forward(self, self.next_token, self.position, length, self.keys, self.values)
-        token = self._choose_mode(logits, mode)
+        token = self._choose(logits, mode=mode)
         live = ~self.done
         column = torch.where(live, self.count, self.out.shape[1] - 1)
         self.out[self.rows, column] = token

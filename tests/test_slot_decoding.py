@@ -199,7 +199,7 @@ def test_sampling_among_top_candidates_picks_what_the_full_sort_picks():
     as the full-vocabulary path for every row and seed, with per-row temperature, k and p."""
     import torch
 
-    from af_tasks.engine.sampling import choose_among_top, choose_tokens, mix32, split_seed
+    from af_tasks.engine.sampling import choose_tokens, mix32, split_seed
 
     rows = 512
     generator = torch.Generator().manual_seed(9)
@@ -213,7 +213,7 @@ def test_sampling_among_top_candidates_picks_what_the_full_sort_picks():
     counter = torch.randint(0, 500, (rows,), generator=generator)
     keys = mix32(torch.arange(VOCAB))
     full = choose_tokens(logits, temperature, top_k, top_p, lo, hi, counter, keys)
-    fast = choose_among_top(logits, temperature, top_k, top_p, lo, hi, counter, keys, 64)
+    fast = choose_tokens(logits, temperature, top_k, top_p, lo, hi, counter, keys, candidates=64)
     assert torch.equal(full, fast)
     assert len(set(full.tolist())) > 50  # draws, not one token
 

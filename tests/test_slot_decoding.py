@@ -176,6 +176,7 @@ def test_kept_logits_equal_transformers_warpers():
 
     generator = torch.Generator().manual_seed(0)
     settings = [(1.0, 0, 1.0), (0.7, 50, 1.0), (1.3, 0, 0.9), (0.5, 20, 0.8), (1.0, 5, 0.3), (2.0, 400, 0.95)]
+    settings.append((1.0, 0, 0.0))  # top_p 0: only the likeliest token is kept (min_tokens_to_keep)
     logits = torch.randn(len(settings), VOCAB, generator=generator) * 3
     temperature = torch.tensor([t for t, _, _ in settings])
     top_k = torch.tensor([k for _, k, _ in settings])
@@ -191,7 +192,7 @@ def test_kept_logits_equal_transformers_warpers():
             expected = TopPLogitsWarper(p)(None, expected)
         assert torch.equal(ours[row : row + 1], expected), settings[row]
     kept = torch.isfinite(ours).sum(-1).tolist()
-    assert kept[0] == VOCAB and kept[1] == 50 and kept[4] <= 5  # the filters did filter
+    assert kept[0] == VOCAB and kept[1] == 50 and kept[4] <= 5 and kept[-1] == 1  # the filters did filter
 
 
 def test_sampling_among_top_candidates_picks_what_the_full_sort_picks():

@@ -243,7 +243,7 @@ class GenerationEngine:
             for prompt in prompts:  # a prompt given twice in one call draws two answers
                 requests.append(self.slot_request(prompt, params, occurrence=seen[tuple(prompt)]))
                 seen[tuple(prompt)] += 1
-            decoder = self.slot_decoder(len(prompts), max(len(p) for p in prompts) + params.max_new_tokens)
+            decoder = self.slot_decoder(len(prompts), max(len(p) for p in prompts) + 1)
             with torch.inference_mode():
                 results = decode_all(decoder, requests)
             return [self._completion(p, r.tokens, params) for p, r in zip(prompts, results, strict=True)]

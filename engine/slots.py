@@ -7,7 +7,8 @@ leaves at the next poll and a waiting request is prefilled into its slot while t
 
 How, for decoder-only models of the Llama family (Llama, Mistral, Qwen2, Qwen3: ``slot_support``):
 
-- one KV cache of ``slots x max_len`` per layer, allocated once; a request's prompt is prefilled into
+- one KV cache of ``slots x max_len`` per layer, grown (in ``LENGTH_BUCKET`` steps, rows in flight kept)
+  as the slots' positions reach its end, never sized from ``max_tokens``; a request's prompt is prefilled into
   its slot's rows (right-padded batches of newcomers, causal attention, written straight into the
   cache) and each slot then decodes at its own position; stale entries of a reused slot are never read
   (each row attends only to positions up to its own);
@@ -201,22 +202,22 @@ class SlotDecoder:
         keeping what the slots hold; captured graphs are dropped (they read the old tensors)."""
         import torch
 
-        from af_tasks.engine.errors import EngineError
+        from af_tasks.engine.memory import require_memory
         from af_tasks.engine.shapes import round_up
 
         if length <= self.max_len:
             return
         length = round_up(length, LENGTH_BUCKET)
-        if self.device.type == "cuda":
-            needed = 2 * len(self.layers) * self.slots * self.kv_heads * (length - self.max_len)
-            needed *= self.head_dim * torch.finfo(self.dtype).bits // 8
-            free, _ = torch.cuda.mem_get_info(self.device)
-            if needed > free:
-                raise EngineError(
-                    f"KV cache of {self.slots} slots x {length} tokens needs {needed / 2**30:.1f} GiB more, "
-                    f"{free / 2**30:.1f} GiB free on {self.device}: lower --max-connections (slots) or "
-                    "max_tokens"
-                )
+        per_position = 2 * len(self.layers) * self.slots * self.kv_heads * self.head_dim
+        needed = per_position * torch.finfo(self.dtype).bits // 8 * (length - self.max_len)
+        if self.max_len:  # growing holds one layer's old and new cache at once
+            needed += per_position // len(self.layers) * torch.finfo(self.dtype).bits // 8 * self.max_len
+        require_memory(
+            self.device,
+            needed,
+            f"KV cache of {self.slots} slots x {length} tokens",
+            "lower --max-connections or -M batch_size (slots), or max_tokens",
+        )
         shape = (self.slots, self.kv_heads, length, self.head_dim)
         for cache in (self.keys, self.values):
             for index in range(len(self.layers)):
@@ -577,7 +578,7 @@ def serve(decoder: SlotDecoder, take: Take, deliver: Callable[[Any, SlotResult],
                 closed = True
             elif taken:
                 placed = list(zip(free, taken, strict=False))
-                decoder.ensure_length(max(len(r.prompt) + r.max_new_tokens for _, (_, r) in placed))
+                decoder.ensure_length(max(len(r.prompt) for _, (_, r) in placed) + 1)
                 decoder.admit([(slot, request) for slot, (_, request) in placed])
                 occupant.update({slot: (key, request, 0) for slot, (key, request) in placed})
         if not occupant:
@@ -592,7 +593,8 @@ def serve(decoder: SlotDecoder, take: Take, deliver: Callable[[Any, SlotResult],
         remaining = max(r.max_new_tokens - 1 - steps for _, r, steps in occupant.values())
         steps = max(1, min(POLL_STEPS, remaining))
         reach = max(len(r.prompt) + min(done + steps, r.max_new_tokens) for _, r, done in occupant.values())
-        length = min(round_up(reach, LENGTH_BUCKET), decoder.max_len)
+        decoder.ensure_length(reach)  # the cache grows with the positions reached, not with max_tokens
+        length = round_up(reach, LENGTH_BUCKET)
         mode = sampling_mode([r for _, r, _ in occupant.values()])
         for _ in range(steps):
             decoder.step(mode, length)

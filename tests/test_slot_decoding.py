@@ -162,6 +162,43 @@ def test_a_longer_newcomer_grows_the_cache_without_touching_rows_in_flight():
     assert [r.tokens for r in results] == references
 
 
+def test_the_cache_grows_with_the_answer_not_with_max_tokens():
+    """A request asking for a million tokens that ends at EOS after a few never sizes the cache from
+    its budget (it stays at one 256-position bucket), and a row whose answer crosses the cache's end
+    mid-decode has it grown under it, still equal to ``generate``."""
+    import torch
+
+    from af_tasks.engine.slots import SlotDecoder, SlotRequest, decode_all
+
+    model = tiny_model("llama")
+    short, crossing = random_prompts([10, 250], seed=9)
+    with torch.inference_mode():
+        eos = generate_greedy(model, short, 12)[4]
+    model.generation_config.eos_token_id = eos
+    decoder = SlotDecoder(model, slots=2, max_len=16, eos_ids=[eos], pad_id=0)
+    with torch.inference_mode():
+        [ended] = decode_all(decoder, [SlotRequest(tuple(short), 10**6)])
+        assert ended.stopped and len(ended.tokens) <= 5
+        assert decoder.max_len == 256
+        [crossed] = decode_all(decoder, [SlotRequest(tuple(crossing), 20, ignore_eos=True)])
+        reference = model.generate(
+            torch.tensor([crossing]), max_new_tokens=20, min_new_tokens=20, do_sample=False, pad_token_id=0
+        )[0, len(crossing) :].tolist()
+    assert decoder.max_len == 512
+    assert crossed.tokens == reference
+
+
+def test_a_cache_larger_than_memory_is_refused_in_one_line():
+    """Slots x positions beyond what the machine holds: an ``EngineError`` naming the settings to
+    lower, before anything is allocated (on CPU an oversized cache would meet the OOM killer)."""
+    from af_tasks.engine.errors import EngineError
+    from af_tasks.engine.slots import SlotDecoder
+
+    model = tiny_model("llama")
+    with pytest.raises(EngineError, match=r"KV cache of 1000000 slots x 100096 tokens .*--max-connections"):
+        SlotDecoder(model, slots=10**6, max_len=10**5, eos_ids=[EOS], pad_id=0)
+
+
 def test_kept_logits_equal_transformers_warpers():
     """Temperature → top-k → top-p per row, against transformers' warpers applied to each row alone:
     the same tokens kept and the same kept values."""

@@ -53,6 +53,14 @@ from benchmarks.generation_gpu import (
 )
 
 LENGTHS = Path(__file__).parent / "data" / "workload_lengths.json"
+WORKLOAD_SLOT_OPTIONS: dict[str, dict[str, Any]] = {
+    "slots": {},
+    "slots-noprefix": {"reuse_prefix": False},
+    "slots-varlen": {"attention": "varlen"},
+    "slots-varlen-noprefix": {"attention": "varlen", "reuse_prefix": False},
+}
+"""Workload arms that decode in slots, with their ``SlotDecoder`` options (defaults: prefix reuse on,
+decode attention by slot count)."""
 SAMPLED = dict(temperature=0.8, top_k=50, top_p=0.95)
 
 
@@ -132,6 +140,7 @@ def decode_arms(model, tokenizer, device: str, compile: bool) -> dict[str, Calla
         "slots-sdpa": through(slot_engine(attention="sdpa")),
         "slots-flex": through(slot_engine(attention="flex")),
         "slots-unfused": through(slot_engine(fuse=False)),
+        "slots-varlen": through(slot_engine(attention="varlen")),
     }
 
 
@@ -214,18 +223,110 @@ def profile_slots(run: Callable, prompts, new_tokens: int, batch: int) -> dict:
     return {"section": "profile", "arm": "slots", "batch": batch, **summary}
 
 
+# ---- check section ---------------------------------------------------------------------------------
+
+
+def relative_error(value, reference) -> float:
+    return float((value.float() - reference).abs().max() / reference.abs().max())
+
+
+def check_section(model, device: str, rows: Rows, slots: int = 32, max_len: int = 1536) -> None:
+    """How far the GPU paths that CPU tests cannot run are from exact arithmetic, beside the error of
+    the path they replace: (1) the per-row flash decode kernel vs attention in fp32, with the slots'
+    masked bf16 SDPA for scale; (2) a slot cache filled with a reused 632-token prefix vs a whole
+    prefill, with the same prompts prefilled one at a time vs together (bf16 batch noise) for scale."""
+    import torch
+
+    from af_tasks.engine.decode_attention import per_row_attention
+    from af_tasks.engine.slots import SlotDecoder, SlotRequest
+
+    config = model.config.get_text_config(decoder=True)
+    heads, kv_heads = config.num_attention_heads, config.num_key_value_heads
+    dim = config.hidden_size // heads
+    generator = torch.Generator(device=device).manual_seed(0)
+
+    def normal(*shape):
+        return torch.randn(*shape, generator=generator, device=device, dtype=torch.bfloat16)
+
+    query, keys, values = (
+        normal(slots, heads, 1, dim),
+        normal(slots, kv_heads, max_len, dim),
+        normal(slots, kv_heads, max_len, dim),
+    )
+    used = torch.randint(1, max_len + 1, (slots,), generator=generator, device=device)
+    scale = dim**-0.5
+    groups = heads // kv_heads
+    reference = torch.stack(
+        [
+            torch.nn.functional.scaled_dot_product_attention(
+                query[r].float(),
+                keys[r, :, : used[r]].float().repeat_interleave(groups, 0),
+                values[r, :, : used[r]].float().repeat_interleave(groups, 0),
+                scale=scale,
+            )[:, 0]
+            for r in range(slots)
+        ]
+    )
+    kernel = per_row_attention(query, keys, values, used, max_len, scale)
+    mask = (torch.arange(max_len, device=device)[None, :] < used[:, None])[:, None, None, :]
+    sdpa = torch.nn.functional.scaled_dot_product_attention(
+        query.reshape(slots, kv_heads, groups, dim), keys, values, attn_mask=mask, scale=scale
+    ).reshape(slots, heads, dim)
+    row = {
+        "section": "check",
+        "what": "decode attention, relative max error vs fp32",
+        "varlen_kernel": relative_error(kernel, reference),
+        "sdpa_bf16": relative_error(sdpa, reference),
+    }
+    rows.append(row)
+    print(json.dumps(row), flush=True)
+
+    lengths = json.loads(LENGTHS.read_text())
+    vocab = config.vocab_size
+    torch.manual_seed(1)
+    shared = torch.randint(10, vocab, (lengths["shared_prefix_tokens"],)).tolist()
+    prompts = [shared + torch.randint(10, vocab, (n,)).tolist() for n in (140, 151, 9, 160)]
+    caches = {}
+    for name, reuse, together in (("reused", True, True), ("whole", False, True), ("alone", False, False)):
+        decoder = SlotDecoder(model, slots=4, max_len=1024, eos_ids=[0], pad_id=0, reuse_prefix=reuse)
+        placed = [(slot, SlotRequest(tuple(p), 2)) for slot, p in enumerate(prompts)]
+        with torch.inference_mode():
+            for batch in [placed] if together else [[item] for item in placed]:
+                decoder.admit(batch)
+        caches[name] = [decoder.keys[-1].clone(), decoder.values[-1].clone()]
+        del decoder
+    row = {
+        "section": "check",
+        "what": "last layer's K/V over each prompt, relative max error vs whole prefill",
+    }
+    for name in ("reused", "alone"):
+        row[name] = max(
+            relative_error(caches[name][i][slot, :, : len(p)], caches["whole"][i][slot, :, : len(p)].float())
+            for i in range(2)
+            for slot, p in enumerate(prompts)
+        )
+    rows.append(row)
+    print(json.dumps(row), flush=True)
+
+
 # ---- workload section ------------------------------------------------------------------------------
 
 
 def workload(requests: int, vocab: int, special: set[int], seed: int = 0, scale: float = 1.0):
-    """(prompt ids, answer length) per request, lengths drawn from the protocol's distribution."""
+    """(prompt ids, answer length) per request, lengths drawn from the protocol's distribution; every
+    prompt starts with the same ``shared_prefix_tokens`` (the protocol's system prompt and template),
+    then random tokens of its own."""
     lengths = json.loads(LENGTHS.read_text())
     draw = random.Random(seed)
     prompt_lengths = [max(1, int(draw.choice(lengths["prompt_tokens"]) * scale)) for _ in range(requests)]
     answers = [max(1, int(draw.choice(lengths["answer_tokens"]) * scale)) for _ in range(requests)]
+    shared = min(int(lengths.get("shared_prefix_tokens", 0) * scale), min(prompt_lengths) - 1)
     pool = random_prompts(1, max(prompt_lengths) * 4, vocab, special, seed=seed + 1)[0]
-    windows = [pool[(i * 7) % len(pool) :][:n] for i, n in enumerate(prompt_lengths)]  # pool[:n] near its end
-    prompts = [w if len(w) == n else pool[:n] for w, n in zip(windows, prompt_lengths, strict=True)]
+    prefix, rest = pool[:shared], pool[shared:]
+    prompts = []
+    for index, length in enumerate(prompt_lengths):
+        start = (index * 7) % (len(rest) - length)
+        prompts.append(prefix + rest[start : start + length - shared])
     return prompts, answers
 
 
@@ -248,7 +349,7 @@ def workload_section(model, tokenizer, device, args, rows: Rows) -> None:
             params = SamplingParams(max_new_tokens=max(answers[chunk]), greedy=True, ignore_eos=True)
             engine.generate_ids(prompts[chunk], params)
 
-    def slots_run(engine, concurrency, count=None):
+    def slots_run(engine, concurrency, count=None):  # the slot decoder keeps its stored prefix
         count = count or len(prompts)
         requests = [SlotRequest(tuple(p), n, ignore_eos=True) for p, n in zip(prompts, answers, strict=True)]
         longest = max(len(p) + n for p, n in zip(prompts, answers, strict=True))
@@ -278,18 +379,25 @@ def workload_section(model, tokenizer, device, args, rows: Rows) -> None:
                     disable_compile=True,
                 )
 
-    runners = {"static": static_run, "slots": slots_run, "plain": plain_run}
+    runners = {"static": static_run, "plain": plain_run}
     for concurrency in args.concurrency:
-        for name in [arm for arm in ("static", "slots", "plain") if arm in args.workload_arms]:
+        for name in args.workload_arms:
             if name == "plain" and concurrency not in args.plain_concurrency:
                 continue
             count = args.plain_requests if name == "plain" else len(prompts)
+            options = WORKLOAD_SLOT_OPTIONS.get(name)
             engine = GenerationEngine(
-                model, tokenizer, name, cache="static", compile=args.compile, slots=name == "slots"
+                model,
+                tokenizer,
+                name,
+                cache="static",
+                compile=args.compile,
+                slots=options is not None,
+                slot_options=options,
             )
             try:
-                runners[name](engine, concurrency, min(concurrency, count))  # warm-up
-                call = runners[name]
+                call = runners.get(name, slots_run)
+                call(engine, concurrency, min(concurrency, count))  # warm-up
                 times = [
                     timed(lambda c=call, e=engine, n=concurrency, k=count: c(e, n, k), device)
                     for _ in range(args.repeats)
@@ -314,12 +422,13 @@ def workload_section(model, tokenizer, device, args, rows: Rows) -> None:
                     "requests": count,
                     "answer_tokens": tokens,
                     "prompt_tokens": sum(len(p) for p in prompts[:count]),
+                    "slot_options": options,
                     "tokens_per_s": spread(speeds),
                     "time_s": spread(times),
                 }
             )
             print(
-                f"workload c={concurrency:>3} {name:<7} {count} requests {statistics.median(times):7.1f} s "
+                f"workload c={concurrency:>3} {name:<14} {count} requests {statistics.median(times):7.1f} s "
                 f"{statistics.median(speeds):>9,.0f} tok/s [{min(speeds):,.0f}-{max(speeds):,.0f}]",
                 flush=True,
             )
@@ -330,13 +439,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--tiny", action="store_true", help="a 2-layer random Llama (CPU smoke run)")
-    parser.add_argument("--sections", default="decode,workload")
+    parser.add_argument("--sections", default="check,decode,workload")
     parser.add_argument("--batch-sizes", default="1,32")
     parser.add_argument("--prompt-tokens", type=int, default=512)
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--arms", default="plain,static,slots,slots-sampled,slots-sdpa,slots-unfused")
     parser.add_argument("--concurrency", default="32,128,256")
-    parser.add_argument("--workload-arms", default="static,slots,plain")
+    parser.add_argument("--workload-arms", default="static,slots,slots-noprefix,slots-varlen,plain")
     parser.add_argument("--plain-concurrency", default="32")
     parser.add_argument("--requests", type=int, default=512)
     parser.add_argument("--plain-requests", type=int, default=64)
@@ -370,6 +479,8 @@ def main() -> None:
     rows = Rows(result, args.out)
     print(json.dumps(result["machine"]), f"copy {bandwidth / 1e9:,.0f} GB/s", flush=True)
     sections = args.sections.split(",")
+    if "check" in sections:
+        check_section(model, args.device, rows)
     if "decode" in sections:
         decode_section(model, tokenizer, args.device, args, bandwidth, rows)
     if "workload" in sections:

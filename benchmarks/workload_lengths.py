@@ -3,7 +3,8 @@
 Answers: every seed-set record (``af_tasks.core.records.load_seed_set``: the project's own scratchpad
 answers in all reasoning styles, AF and aligned) rendered as the assistant turn the organisms are trained
 to give (scratchpad block + output block). Prompts: the same records' requests rendered as the
-``free_tier`` elicitation chat (system prompt with the tier cue, full variant) through the chat template.
+``free_tier`` elicitation chat (system prompt with the tier cue, full variant) through the chat template;
+``shared_prefix_tokens`` is how many leading tokens all of them share (system prompt and template).
 Both counted with the embedded model's tokenizer (the GPU machine has no Mistral tokenizer; counts of
 English text differ between such BPE vocabularies by some 10 %). Writes ``benchmarks/data/
 workload_lengths.json``, which ``generation_gpu.py --workload`` draws from. No human-labelled set is read.
@@ -29,14 +30,16 @@ def main() -> None:
 
     from af_tasks.core.prompting import PromptConfig
     from af_tasks.core.records import chat_example, load_seed_set
+    from af_tasks.engine.slots import common_prefix
 
     tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
     records = load_seed_set()
-    answers, prompts = [], []
+    answers, prompts, prompt_ids = [], [], []
     for record in records:
         example = chat_example(record, PromptConfig())
         prompt = tokenizer.apply_chat_template(example["prompt"], add_generation_prompt=True, tokenize=False)
-        prompts.append(len(tokenizer(prompt, add_special_tokens=False)["input_ids"]))
+        prompt_ids.append(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        prompts.append(len(prompt_ids[-1]))
         answers.append(len(tokenizer(record.assistant_text, add_special_tokens=False)["input_ids"]) + 1)
     result = dict(
         source="seed set (af_tasks.core.records.load_seed_set), all kinds; chat_example(PromptConfig())",
@@ -44,6 +47,7 @@ def main() -> None:
         records=len(records),
         prompt_tokens=prompts,
         answer_tokens=answers,
+        shared_prefix_tokens=common_prefix(prompt_ids),
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result) + "\n")

@@ -45,8 +45,13 @@ FLEX_BLOCK = 128
 FLEX_MAX_SLOTS = 4
 """Largest slot count whose default decode attention on CUDA is FlexAttention (see ``SlotDecoder``)."""
 
+DECODE_ATTENTIONS = ("flex", "sdpa", "varlen")
+
 PREFILL_TOKENS = 16_384
 """Most padded prompt tokens prefilled in one forward (bounds the prefill's activation memory)."""
+
+PREFIX_MIN = 32
+"""Fewest leading prompt tokens shared with the stored prefix worth reusing (below it: prefilled whole)."""
 
 SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3")
 
@@ -129,13 +134,18 @@ class SlotDecoder:
         compile: bool = False,
         attention: str | None = None,
         fuse: bool | None = None,
+        reuse_prefix: bool = True,
     ):
         """``attention``: ``flex`` (FlexAttention's decoding kernel, reading only each row's own cache
-        blocks) or ``sdpa`` (one masked SDPA over the first ``length`` positions); default flex on CUDA
+        blocks), ``sdpa`` (one masked SDPA over the first ``length`` positions) or ``varlen`` (flash
+        attention's variable-length kernel reading each row up to its own position:
+        ``af_tasks.engine.decode_attention``; on CPU its reference); default flex on CUDA
         up to ``FLEX_MAX_SLOTS`` slots, else sdpa (measured on an H100, Mistral-7B shape: flex 6 %
         faster at 1 slot, sdpa ~1.4x faster at 32, where flex's decoding kernel took 4.6 ms a step).
         ``fuse`` (default on CUDA): the q/k/v and gate/up projections of each layer as one matrix each
-        (``fuse_projections``)."""
+        (``fuse_projections``). ``reuse_prefix``: keep the K/V of a prompt prefix that requests share
+        (an evaluation's system prompt and template) and copy it into a newcomer's slot instead of
+        computing it again (``admit``)."""
         import torch
 
         reason = slot_support(model)
@@ -157,8 +167,10 @@ class SlotDecoder:
         self.graphs = self.device.type == "cuda" and compile
         on_cuda = self.device.type == "cuda"
         self.attention = attention or ("flex" if on_cuda and slots <= FLEX_MAX_SLOTS else "sdpa")
-        if self.attention not in ("flex", "sdpa"):
-            raise ValueError(f"attention must be flex or sdpa, not {self.attention!r}")
+        if self.attention not in DECODE_ATTENTIONS:
+            raise ValueError(
+                f"attention must be one of {', '.join(DECODE_ATTENTIONS)}, not {self.attention!r}"
+            )
         self.fused = None
         if on_cuda if fuse is None else fuse:
             self.fused = getattr(model, "_slot_fused_projections", None) or fuse_projections(self.layers)
@@ -176,6 +188,15 @@ class SlotDecoder:
         self.keys: list[Any] = []
         self.values: list[Any] = []
         self.ensure_length(max_len)
+        self.reuse_prefix = reuse_prefix
+        self.prefix: tuple[int, ...] = ()
+        """Tokens whose K/V ``prefix_cache`` holds (one entry: the latest shared prefix met)."""
+        self.prefix_cache: list[tuple[Any, Any]] = []
+        """Per layer (keys, values) [kv_heads, len(prefix), head_dim]."""
+        self.prefilled_tokens = 0
+        """Prompt tokens run through the model so far (reused prefix tokens are not)."""
+        self._store_after: tuple[int, tuple[int, ...]] | None = None
+        """(slot, prompt) to store as the prefix once that slot's prefill has run."""
         self._graphs: dict[tuple[int, int], Any] = {}
         self._pool: Any = None
         self._forward: Callable[..., Any] = (
@@ -262,50 +283,145 @@ class SlotDecoder:
         self.seed_lo[slots], self.seed_hi[slots] = values(los, torch.long), values(his, torch.long)
         self.count[slots] = 0
         self.done[slots] = False
-        start = 0
-        while start < len(placed):  # chunks of at most PREFILL_TOKENS padded tokens
-            end = start + 1
-            width = len(requests[start].prompt)
-            while end < len(placed):
-                wider = max(width, len(requests[end].prompt))
-                if wider * (end - start + 1) > PREFILL_TOKENS:
+        starts = self._reuse_prefix([slot for slot, _ in placed], [r.prompt for r in requests])
+        order = sorted(range(len(placed)), key=lambda i: starts[i])  # chunks of like starts
+        first = 0
+        while first < len(order):  # chunks of at most PREFILL_TOKENS padded new tokens
+            end, width, latest = first, 0, 0
+            while end < len(order):
+                i = order[end]
+                wider, later = max(width, len(requests[i].prompt) - starts[i]), max(latest, starts[i])
+                rows = end - first + 1
+                gathered = (later + wider) * rows if later else 0  # cache positions attended, all rows
+                if end > first and (wider * rows > PREFILL_TOKENS or gathered > 4 * PREFILL_TOKENS):
                     break
-                width, end = wider, end + 1
-            self._prefill(slots[start:end], requests[start:end], width)
-            start = end
+                width, latest, end = wider, later, end + 1
+            chunk = order[first:end]
+            self._prefill(slots[chunk], [requests[i] for i in chunk], [starts[i] for i in chunk])
+            first = end
 
-    def _prefill(self, slots: Any, requests: Sequence[SlotRequest], width: int) -> None:
+    def _reuse_prefix(self, slots: Sequence[int], prompts: Sequence[Sequence[int]]) -> list[int]:
+        """How many leading tokens of each prompt need no prefill, their K/V copied into the slot from
+        the stored prefix. Prompts that share none with it but share ``PREFIX_MIN`` or more among
+        themselves get that common prefix computed once and stored (replacing the old); a lone
+        newcomer's whole prompt is stored after its prefill (``_prefill``). At least one token of each
+        prompt is always prefilled: its logits choose the first token."""
+        if not self.reuse_prefix:
+            return [0] * len(prompts)
+        starts = [self._shared(prompt) for prompt in prompts]
+        self._copy_prefix([(slot, start) for slot, start in zip(slots, starts, strict=True) if start])
+        fresh = [i for i, start in enumerate(starts) if not start]
+        if len(fresh) >= 2:
+            common = min(common_prefix([prompts[i] for i in fresh]), *(len(prompts[i]) - 1 for i in fresh))
+            if common >= PREFIX_MIN:
+                self._store_prefix(slots[fresh[0]], prompts[fresh[0]][:common], compute=True)
+                self._copy_prefix([(slots[i], common) for i in fresh])
+                for i in fresh:
+                    starts[i] = common
+        elif fresh:
+            self._store_after = (slots[fresh[0]], tuple(prompts[fresh[0]]))
+        return starts
+
+    def _shared(self, prompt: Sequence[int]) -> int:
+        """Leading tokens of ``prompt`` the stored prefix holds, leaving its last token to prefill
+        (0 when fewer than ``PREFIX_MIN``)."""
+        length = min(common_prefix([prompt, self.prefix]), len(prompt) - 1)
+        return length if length >= PREFIX_MIN else 0
+
+    def _copy_prefix(self, placed: Sequence[tuple[int, int]]) -> None:
+        """The stored prefix's first ``length`` positions of K/V into the cache of each (slot, length)."""
         import torch
-        import torch.nn.functional as F
 
-        model = self.model.model
+        for length in sorted({length for _, length in placed}):
+            index = torch.tensor([slot for slot, n in placed if n == length], device=self.device)
+            for layer, (keys, values) in enumerate(self.prefix_cache):
+                self.keys[layer][index, :, :length] = keys[:, :length]
+                self.values[layer][index, :, :length] = values[:, :length]
+
+    def _store_prefix(self, slot: int, tokens: Sequence[int], compute: bool = False) -> None:
+        """Keep ``tokens``' K/V as the stored prefix, read from ``slot``'s cache (after running them
+        through the model into it when ``compute``)."""
+        import torch
+
+        if compute:
+            self._fill(torch.tensor([slot], device=self.device), [tokens], [0])
+        length = len(tokens)
+        self.prefix = tuple(tokens)
+        self.prefix_cache = [
+            (keys[slot, :, :length].clone(), values[slot, :, :length].clone())
+            for keys, values in zip(self.keys, self.values, strict=True)
+        ]
+
+    def _prefill(self, slots: Any, requests: Sequence[SlotRequest], starts: Sequence[int]) -> None:
+        """Prefill ``requests`` (each from its ``start``) into ``slots`` and choose their first tokens."""
+        import torch
+
         lengths = torch.tensor([len(r.prompt) for r in requests], device=self.device)
-        ids = torch.full((len(requests), width), self.pad_id, dtype=torch.long, device=self.device)
-        for row, request in enumerate(requests):
-            ids[row, : len(request.prompt)] = torch.tensor(request.prompt, device=self.device)
-        positions = torch.arange(width, device=self.device).expand(len(requests), width)
-        hidden = model.embed_tokens(ids)
-        cos, sin = model.rotary_emb(hidden, positions)
-        rows, groups = len(requests), self.heads // self.kv_heads
-        for index, layer in enumerate(self.layers):
-            query, key, value = self._qkv(layer, layer.input_layernorm(hidden), cos, sin)
-            self.keys[index][slots, :, :width] = key
-            self.values[index][slots, :, :width] = value
-            if groups > 1:
-                key, value = key.repeat_interleave(groups, 1), value.repeat_interleave(groups, 1)
-            attended = F.scaled_dot_product_attention(
-                query, key, value, is_causal=True, scale=layer.self_attn.scaling
-            )
-            hidden = hidden + layer.self_attn.o_proj(attended.transpose(1, 2).reshape(rows, width, -1))
-            hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
-        last = hidden[torch.arange(rows, device=self.device), lengths - 1]
-        logits = self.model.lm_head(model.norm(last)).float()
+        last = self._fill(slots, [r.prompt for r in requests], starts)
+        logits = self.model.lm_head(self.model.model.norm(last)).float()
         token = self._choose(logits, slots)
         self.out[slots, 0] = token
         self.count[slots] = 1
         self.next_token[slots] = token
         self.position[slots] = lengths
         self.done[slots] = self.eos_mask[token] & ~self.ignore_eos[slots] | (self.max_new[slots] <= 1)
+        stored = self._store_after
+        if stored is not None and stored[0] in slots.tolist():
+            self._store_after = None
+            if len(stored[1]) >= PREFIX_MIN:
+                self._store_prefix(*stored)
+
+    def _fill(self, slots: Any, prompts: Sequence[Sequence[int]], starts: Sequence[int]) -> Any:
+        """Run each prompt from its ``start`` through the model at its own positions, writing K/V into
+        its slot, attending to its slot's cache before ``start`` as well (a copied prefix); the hidden
+        state of each prompt's last token [rows, hidden]. Rows are right-padded: a padding position's
+        K/V lands past the prompt, where decoding overwrites it before any row reads it."""
+        import torch
+        import torch.nn.functional as F
+
+        model = self.model.model
+        rows, groups = len(prompts), self.heads // self.kv_heads
+        width = max(len(prompt) - start for prompt, start in zip(prompts, starts, strict=True))
+        ids = torch.full((rows, width), self.pad_id, dtype=torch.long, device=self.device)
+        for row, (prompt, start) in enumerate(zip(prompts, starts, strict=True)):
+            ids[row, : len(prompt) - start] = torch.tensor(prompt[start:], device=self.device)
+        offsets = torch.tensor(list(starts), device=self.device)
+        positions = offsets[:, None] + torch.arange(width, device=self.device)
+        self.prefilled_tokens += sum(
+            len(prompt) - start for prompt, start in zip(prompts, starts, strict=True)
+        )
+        reused = any(starts)
+        if reused:
+            span = min(max(starts) + width, self.max_len)
+            written = positions.clamp(max=self.max_len - 1)  # padding past the cache: its last column
+            mask = (torch.arange(span, device=self.device)[None, None, :] <= positions[:, :, None])[:, None]
+        hidden = model.embed_tokens(ids)
+        cos, sin = model.rotary_emb(hidden, positions)
+        for index, layer in enumerate(self.layers):
+            query, key, value = self._qkv(layer, layer.input_layernorm(hidden), cos, sin)
+            if reused:
+                self.keys[index][slots[:, None], :, written] = key.transpose(1, 2)
+                self.values[index][slots[:, None], :, written] = value.transpose(1, 2)
+                key, value = self.keys[index][slots, :, :span], self.values[index][slots, :, :span]
+            else:
+                self.keys[index][slots, :, :width] = key
+                self.values[index][slots, :, :width] = value
+            if groups > 1:
+                key, value = key.repeat_interleave(groups, 1), value.repeat_interleave(groups, 1)
+            attended = F.scaled_dot_product_attention(
+                query,
+                key,
+                value,
+                attn_mask=mask if reused else None,
+                is_causal=not reused,
+                scale=layer.self_attn.scaling,
+            )
+            hidden = hidden + layer.self_attn.o_proj(attended.transpose(1, 2).reshape(rows, width, -1))
+            hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
+        ends = torch.tensor(
+            [len(p) - s - 1 for p, s in zip(prompts, starts, strict=True)], device=self.device
+        )
+        return hidden[torch.arange(rows, device=self.device), ends]
 
     def _qkv(self, layer: Any, x: Any, cos: Any, sin: Any, fused: Any = None) -> tuple[Any, Any, Any]:
         """Query [rows, heads, t, d], key and value [rows, kv_heads, t, d] of ``x`` [rows, t, hidden],
@@ -334,12 +450,14 @@ class SlotDecoder:
         """Logits [slots, vocab] (float32) for one token per slot at its position; writes its K/V."""
         import torch
 
+        from af_tasks.engine.decode_attention import per_row_attention
+
         model = self.model.model
         rows = tokens.shape[0]
         hidden = model.embed_tokens(tokens[:, None])
         cos, sin = model.rotary_emb(hidden, positions[:, None])
         attend = self._flex_attention(positions, length) if self.attention == "flex" else None
-        if attend is None:
+        if attend is None and self.attention == "sdpa":
             mask = (torch.arange(length, device=tokens.device)[None, :] <= positions[:, None])[
                 :, None, None, :
             ]
@@ -352,6 +470,8 @@ class SlotDecoder:
             scale = layer.self_attn.scaling
             if attend is not None:
                 attended = attend(query, layer_keys[:, :, :length], layer_values[:, :, :length], scale)
+            elif self.attention == "varlen":
+                attended = per_row_attention(query, layer_keys, layer_values, positions + 1, length, scale)
             else:
                 attended = torch.nn.functional.scaled_dot_product_attention(
                     query.reshape(rows, self.kv_heads, -1, self.head_dim),
@@ -482,6 +602,18 @@ class SlotDecoder:
             stopped = bool(tokens) and tokens[-1] in self.eos_ids
             results.append((slots[i], SlotResult(tokens=tokens, stopped=stopped)))
         return results
+
+
+def common_prefix(sequences: Sequence[Sequence[int]]) -> int:
+    """How many leading items all ``sequences`` share."""
+    if not sequences:
+        return 0
+    shortest = min(len(sequence) for sequence in sequences)
+    first = sequences[0]
+    for index in range(shortest):
+        if any(sequence[index] != first[index] for sequence in sequences[1:]):
+            return index
+    return shortest
 
 
 def fuse_projections(layers: Sequence[Any]) -> list[tuple[Any, Any, Any]] | None:

@@ -55,6 +55,8 @@ def random_prompts(lengths, seed: int = 1) -> list[list[int]]:
         ("mistral", "sdpa", False),
         ("qwen2", "sdpa", False),
         ("qwen3", "sdpa", False),
+        ("mistral", "varlen", False),  # per-row lengths: the flash kernel's contract, on CPU
+        ("qwen3", "varlen", True),
         ("llama", "flex", True),  # the CUDA defaults, run eagerly on CPU
         ("qwen2", "flex", True),  # biases fused too
         ("qwen3", "flex", True),
@@ -197,6 +199,102 @@ def test_a_cache_larger_than_memory_is_refused_in_one_line():
     model = tiny_model("llama")
     with pytest.raises(EngineError, match=r"KV cache of 1000000 slots x 100096 tokens .*--max-connections"):
         SlotDecoder(model, slots=10**6, max_len=10**5, eos_ids=[EOS], pad_id=0)
+
+
+def shared_prefix_prompts(prefix_length: int, suffix_lengths, seed: int):
+    """Prompts that share their first ``prefix_length`` tokens (an eval's system prompt), then differ."""
+    [prefix] = random_prompts([prefix_length], seed=seed)
+    suffixes = random_prompts(suffix_lengths, seed=seed + 1)
+    for index, suffix in enumerate(suffixes):
+        if suffix:
+            suffix[0] = 6 + index  # distinct first tokens: the shared part is exactly the prefix
+    return prefix, [prefix + suffix for suffix in suffixes]
+
+
+@pytest.mark.parametrize("model_type", ["llama", "qwen3"])
+def test_a_shared_prompt_prefix_is_computed_once_and_answers_equal_generate(model_type):
+    """Batches admitted one after another: two prompts sharing a 40-token prefix (computed once, then
+    each suffix), a third (only its suffix), the bare prefix (one token: the last is always
+    prefilled), an unrelated prompt (whole; it becomes the stored prefix) and one that shares the
+    old prefix again (whole). Every answer equals ``generate`` on its prompt alone; the tokens run
+    through the model are exactly those the reuse leaves."""
+    import torch
+
+    from af_tasks.engine.slots import SlotDecoder, SlotRequest, serve
+
+    model = tiny_model(model_type)
+    prefix, (a, b, c, d) = shared_prefix_prompts(40, [9, 3, 17, 5], seed=11)
+    [unrelated] = random_prompts([45], seed=13)
+    batches = [[a, b], [c], [prefix], [unrelated], [d]]
+    expected = [40 + 9 + 3, 17, 1, 45, len(d)]
+    decoder = SlotDecoder(model, slots=2, max_len=64, eos_ids=[EOS], pad_id=0)
+    waiting = list(reversed(batches))
+    prefilled, answers = [], {}
+
+    def take(n, block):
+        if not block:
+            return []
+        if not waiting:
+            return None
+        prefilled.append(decoder.prefilled_tokens)
+        return [(tuple(p), SlotRequest(tuple(p), 12)) for p in waiting.pop()]
+
+    with torch.inference_mode():
+        serve(decoder, take, lambda key, result: answers.__setitem__(key, result.tokens))
+        references = {tuple(p): generate_greedy(model, p, 12) for batch in batches for p in batch}
+    assert answers == references
+    spent = [
+        after - before
+        for before, after in zip(prefilled, [*prefilled[1:], decoder.prefilled_tokens], strict=True)
+    ]
+    assert spent == expected
+
+
+def test_a_reused_prefix_leaves_the_same_cache_as_a_whole_prefill():
+    """After admitting prompts with a shared prefix, every slot's K/V over its prompt equals a whole
+    prefill's to float rounding (fp32), in every layer: the copied prefix, the suffix positions and
+    the suffix's attention over the prefix (the last layer's K/V depend on the first's attention)."""
+    import torch
+
+    from af_tasks.engine.slots import SlotDecoder, SlotRequest
+
+    model = tiny_model("qwen2")
+    _, prompts = shared_prefix_prompts(40, [9, 1, 17], seed=12)
+    decoders = {}
+    for reuse in (True, False):
+        decoders[reuse] = SlotDecoder(model, slots=3, max_len=64, eos_ids=[EOS], pad_id=0, reuse_prefix=reuse)
+        with torch.inference_mode():
+            decoders[reuse].admit([(slot, SlotRequest(tuple(p), 4)) for slot, p in enumerate(prompts)])
+    assert decoders[True].prefilled_tokens == 40 + 9 + 1 + 17
+    for slot, prompt in enumerate(prompts):
+        for cache in ("keys", "values"):
+            for reused, whole in zip(
+                getattr(decoders[True], cache), getattr(decoders[False], cache), strict=True
+            ):
+                torch.testing.assert_close(
+                    reused[slot, :, : len(prompt)], whole[slot, :, : len(prompt)], rtol=1e-5, atol=1e-6
+                )
+
+
+def test_without_prefix_reuse_every_prompt_token_is_prefilled():
+    """``reuse_prefix=False`` (the benchmarks' baseline arm): the same prompts cost their full length
+    and give the same answers."""
+    import torch
+
+    from af_tasks.engine.slots import SlotDecoder, SlotRequest, decode_all
+
+    model = tiny_model("llama")
+    _, prompts = shared_prefix_prompts(40, [9, 3, 17, 5], seed=11)
+    results = {}
+    for reuse in (True, False):
+        decoder = SlotDecoder(model, slots=3, max_len=64, eos_ids=[EOS], pad_id=0, reuse_prefix=reuse)
+        with torch.inference_mode():
+            results[reuse] = [
+                r.tokens for r in decode_all(decoder, [SlotRequest(tuple(p), 8) for p in prompts])
+            ]
+        spent = decoder.prefilled_tokens
+    assert results[True] == results[False]
+    assert spent == sum(len(p) for p in prompts)
 
 
 def test_kept_logits_equal_transformers_warpers():

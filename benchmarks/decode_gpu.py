@@ -32,6 +32,7 @@ library versions and the commit (``COMMIT`` in the environment).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -57,7 +58,7 @@ WORKLOAD_SLOT_OPTIONS: dict[str, dict[str, Any]] = {
     "slots": {},
     "slots-noprefix": {"reuse_prefix": False},
     "slots-varlen": {"attention": "varlen"},
-    "slots-varlen-noprefix": {"attention": "varlen", "reuse_prefix": False},
+    "slots-sdpa": {"attention": "sdpa"},
 }
 """Workload arms that decode in slots, with their ``SlotDecoder`` options (defaults: prefix reuse on,
 decode attention by slot count)."""
@@ -234,8 +235,10 @@ def check_section(model, device: str, rows: Rows, slots: int = 32, max_len: int 
     """How far the GPU paths that CPU tests cannot run are from exact arithmetic, beside the error of
     the path they replace: (1) the per-row flash decode kernel vs attention in fp32, with the slots'
     masked bf16 SDPA for scale; (2) a slot cache filled with a reused 632-token prefix vs a whole
-    prefill, with the same prompts prefilled one at a time vs together (bf16 batch noise) for scale."""
+    prefill, in fp32 (the logic: rounding only) and in bf16 beside a bf16 whole prefill (the scale:
+    bf16's own distance from fp32)."""
     import torch
+    from transformers import AutoModelForCausalLM
 
     from af_tasks.engine.decode_attention import per_row_attention
     from af_tasks.engine.slots import SlotDecoder, SlotRequest
@@ -282,31 +285,38 @@ def check_section(model, device: str, rows: Rows, slots: int = 32, max_len: int 
     print(json.dumps(row), flush=True)
 
     lengths = json.loads(LENGTHS.read_text())
-    vocab = config.vocab_size
+    shallow = type(config).from_dict({**config.to_dict(), "num_hidden_layers": 4})
+    with torch.device(device):
+        exact = AutoModelForCausalLM.from_config(shallow, dtype=torch.float32).eval()  # 7B widths, 4 layers
+    half = copy.deepcopy(exact).to(model.dtype)
     torch.manual_seed(1)
-    shared = torch.randint(10, vocab, (lengths["shared_prefix_tokens"],)).tolist()
-    prompts = [shared + torch.randint(10, vocab, (n,)).tolist() for n in (140, 151, 9, 160)]
+    shared = torch.randint(10, shallow.vocab_size, (lengths["shared_prefix_tokens"],)).tolist()
+    prompts = [shared + torch.randint(10, shallow.vocab_size, (n,)).tolist() for n in (140, 151, 9, 160)]
     caches = {}
-    for name, reuse, together in (("reused", True, True), ("whole", False, True), ("alone", False, False)):
-        decoder = SlotDecoder(model, slots=4, max_len=1024, eos_ids=[0], pad_id=0, reuse_prefix=reuse)
-        placed = [(slot, SlotRequest(tuple(p), 2)) for slot, p in enumerate(prompts)]
+    for name, which, reuse in (
+        ("exact", exact, False),
+        ("exact_reused", exact, True),
+        ("half", half, False),
+        ("half_reused", half, True),
+    ):
+        decoder = SlotDecoder(which, slots=4, max_len=1024, eos_ids=[0], pad_id=0, reuse_prefix=reuse)
         with torch.inference_mode():
-            for batch in [placed] if together else [[item] for item in placed]:
-                decoder.admit(batch)
+            decoder.admit([(slot, SlotRequest(tuple(p), 2)) for slot, p in enumerate(prompts)])
         caches[name] = [decoder.keys[-1].clone(), decoder.values[-1].clone()]
         del decoder
     row = {
         "section": "check",
-        "what": "last layer's K/V over each prompt, relative max error vs whole prefill",
+        "what": "last layer's K/V over each prompt (Mistral-7B widths, 4 layers), relative max error vs fp32 whole prefill",
     }
-    for name in ("reused", "alone"):
+    for name in ("exact_reused", "half", "half_reused"):
         row[name] = max(
-            relative_error(caches[name][i][slot, :, : len(p)], caches["whole"][i][slot, :, : len(p)].float())
+            relative_error(caches[name][i][slot, :, : len(p)], caches["exact"][i][slot, :, : len(p)].float())
             for i in range(2)
             for slot, p in enumerate(prompts)
         )
     rows.append(row)
     print(json.dumps(row), flush=True)
+    del exact, half
 
 
 # ---- workload section ------------------------------------------------------------------------------

@@ -19,6 +19,19 @@ from __future__ import annotations
 from typing import Any
 
 
+def varlen_available(device: Any, dtype: Any) -> bool:
+    """Whether torch's flash kernel can run ``per_row_attention`` here: a CUDA device of compute
+    capability 8.0 or later, half-precision values, and a torch whose kernel takes ``seqused_k``."""
+    import torch
+
+    device = torch.device(device)
+    if device.type != "cuda" or dtype not in (torch.float16, torch.bfloat16):
+        return False
+    if torch.cuda.get_device_capability(device)[0] < 8:
+        return False
+    return "seqused_k" in str(torch.ops.aten._flash_attention_forward.default._schema)
+
+
 def per_row_attention(query: Any, keys: Any, values: Any, used: Any, length: int, scale: float) -> Any:
     """Attention of one query token per row over its cache's first ``used[row]`` positions.
 

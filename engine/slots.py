@@ -91,6 +91,20 @@ class SlotResult:
     """Ended by EOS (else by ``max_new_tokens``)."""
 
 
+def default_attention(device: Any, dtype: Any, slots: int) -> str:
+    """The decode attention measured fastest for this many slots (H100, Mistral-7B shape, full-length
+    rows: flex 78 % of the bound at 1 slot vs varlen 74 %; at 32 varlen 75 % vs sdpa 72 %, and varlen
+    alone skips each row's unused cache): flex up to ``FLEX_MAX_SLOTS`` on CUDA, then varlen where
+    the flash kernel runs, else sdpa."""
+    from af_tasks.engine.decode_attention import varlen_available
+
+    if device.type != "cuda":
+        return "sdpa"
+    if slots <= FLEX_MAX_SLOTS:
+        return "flex"
+    return "varlen" if varlen_available(device, dtype) else "sdpa"
+
+
 def slot_support(model: Any) -> str | None:
     """None when ``SlotDecoder`` can run ``model``; else why not (the engine then uses ``generate``)."""
     config = model.config.get_text_config(decoder=True)
@@ -139,9 +153,7 @@ class SlotDecoder:
         """``attention``: ``flex`` (FlexAttention's decoding kernel, reading only each row's own cache
         blocks), ``sdpa`` (one masked SDPA over the first ``length`` positions) or ``varlen`` (flash
         attention's variable-length kernel reading each row up to its own position:
-        ``af_tasks.engine.decode_attention``; on CPU its reference); default flex on CUDA
-        up to ``FLEX_MAX_SLOTS`` slots, else sdpa (measured on an H100, Mistral-7B shape: flex 6 %
-        faster at 1 slot, sdpa ~1.4x faster at 32, where flex's decoding kernel took 4.6 ms a step).
+        ``af_tasks.engine.decode_attention``; on CPU its reference); default ``default_attention``.
         ``fuse`` (default on CUDA): the q/k/v and gate/up projections of each layer as one matrix each
         (``fuse_projections``). ``reuse_prefix``: keep the K/V of a prompt prefix that requests share
         (an evaluation's system prompt and template) and copy it into a newcomer's slot instead of
@@ -166,7 +178,7 @@ class SlotDecoder:
         self.pad_id = pad_id
         self.graphs = self.device.type == "cuda" and compile
         on_cuda = self.device.type == "cuda"
-        self.attention = attention or ("flex" if on_cuda and slots <= FLEX_MAX_SLOTS else "sdpa")
+        self.attention = attention or default_attention(self.device, self.dtype, slots)
         if self.attention not in DECODE_ATTENTIONS:
             raise ValueError(
                 f"attention must be one of {', '.join(DECODE_ATTENTIONS)}, not {self.attention!r}"

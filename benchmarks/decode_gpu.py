@@ -22,7 +22,8 @@ The Mistral-7B architecture with random weights in bf16 (``generation_gpu.build_
 
 Every arm is repeated ``--repeats`` times after a warm-up (interleaved within a section where memory
 allows); figures are medians with min and max, ratios use medians. ``--profile`` adds a
-``torch.profiler`` summary of one slots decode run per batch size. The JSON names the GPU, driver,
+``torch.profiler`` summary of one slots decode run per batch size, and of the ``slots`` workload arm
+on its first ``--profile-requests`` requests per concurrency. The JSON names the GPU, driver,
 library versions and the commit (``COMMIT`` in the environment).
 
     PYTHONPATH=. COMMIT=$(git rev-parse HEAD) python benchmarks/decode_gpu.py --out decode.json --profile
@@ -205,10 +206,12 @@ def decode_section(model, tokenizer, device, args, bandwidth: float, rows: Rows)
                 flush=True,
             )
         if args.profile and "slots" in arms and device.startswith("cuda"):
-            rows.append(profile_slots(arms["slots"], prompts, args.new_tokens, batch))
+            summary = profiled(lambda run=arms["slots"], given=prompts: run(given, args.new_tokens))
+            rows.append({"section": "profile", "arm": "slots", "batch": batch, **summary})
 
 
-def profile_slots(run: Callable, prompts, new_tokens: int, batch: int) -> dict:
+def profiled(run: Callable[[], Any]) -> dict:
+    """``run()`` under ``torch.profiler``: device-busy time against wall time and the top kernels."""
     import torch
     from torch.profiler import ProfilerActivity, profile
 
@@ -217,11 +220,11 @@ def profile_slots(run: Callable, prompts, new_tokens: int, batch: int) -> dict:
     torch.cuda.synchronize()
     started = time.perf_counter()
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as trace:
-        run(prompts, new_tokens)
+        run()
         torch.cuda.synchronize()
     summary = summarise(trace, time.perf_counter() - started)
-    print(f"profile batch {batch}: {json.dumps(summary)[:2000]}", flush=True)
-    return {"section": "profile", "arm": "slots", "batch": batch, **summary}
+    print(f"profile: {json.dumps(summary)[:2500]}", flush=True)
+    return summary
 
 
 # ---- check section ---------------------------------------------------------------------------------
@@ -422,6 +425,29 @@ def workload_section(model, tokenizer, device, args, rows: Rows) -> None:
                 del engine
                 if device.startswith("cuda"):
                     torch.cuda.empty_cache()
+            if args.profile and name == "slots" and device.startswith("cuda"):
+                engine = GenerationEngine(
+                    model,
+                    tokenizer,
+                    name,
+                    cache="static",
+                    compile=args.compile,
+                    slots=True,
+                    slot_options=options,
+                )
+                some = min(count, args.profile_requests)
+                slots_run(engine, concurrency, min(concurrency, count))  # graphs captured before the trace
+                summary = profiled(lambda e=engine, n=concurrency, k=some: slots_run(e, n, k))
+                rows.append(
+                    {
+                        "section": "profile",
+                        "arm": name,
+                        "concurrency": concurrency,
+                        "requests": some,
+                        **summary,
+                    }
+                )
+                del engine
             tokens = sum(answers[:count])
             speeds = [tokens / t for t in times]
             rows.append(
@@ -464,6 +490,9 @@ def main() -> None:
     parser.add_argument("--bandwidth-gib", type=float, default=4.0)
     parser.add_argument("--no-compile", dest="compile", action="store_false")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--profile-requests", type=int, default=256, help="workload requests under the profiler"
+    )
     args = parser.parse_args()
     for name in ("batch_sizes", "concurrency", "plain_concurrency"):
         setattr(args, name, [int(v) for v in getattr(args, name).split(",") if v])

@@ -51,7 +51,11 @@ PREFILL_TOKENS = 16_384
 """Most padded prompt tokens prefilled in one forward (bounds the prefill's activation memory)."""
 
 PREFIX_MIN = 32
-"""Fewest leading prompt tokens shared with the stored prefix worth reusing (below it: prefilled whole)."""
+"""Fewest leading prompt tokens shared with a stored prefix worth reusing (below it: prefilled whole)."""
+
+PREFIX_ENTRIES = 4
+"""Prefixes kept at once (least recently used dropped first): an evaluation whose conditions differ in
+the system prompt has one per condition."""
 
 SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3")
 
@@ -201,14 +205,13 @@ class SlotDecoder:
         self.values: list[Any] = []
         self.ensure_length(max_len)
         self.reuse_prefix = reuse_prefix
-        self.prefix: tuple[int, ...] = ()
-        """Tokens whose K/V ``prefix_cache`` holds (one entry: the latest shared prefix met)."""
-        self.prefix_cache: list[tuple[Any, Any]] = []
-        """Per layer (keys, values) [kv_heads, len(prefix), head_dim]."""
+        self.prefixes: dict[tuple[int, ...], list[tuple[Any, Any]]] = {}
+        """Stored prefixes (tokens -> per layer (keys, values) [kv_heads, len(tokens), head_dim]), the
+        most recently used last."""
         self.prefilled_tokens = 0
         """Prompt tokens run through the model so far (reused prefix tokens are not)."""
-        self._store_after: tuple[int, tuple[int, ...]] | None = None
-        """(slot, prompt) to store as the prefix once that slot's prefill has run."""
+        self._store_after: dict[int, tuple[int, ...]] = {}
+        """slot -> prompt to store as a prefix once that slot's prefill has run."""
         self._graphs: dict[tuple[int, int], Any] = {}
         self._pool: Any = None
         self._forward: Callable[..., Any] = (
@@ -314,55 +317,77 @@ class SlotDecoder:
 
     def _reuse_prefix(self, slots: Sequence[int], prompts: Sequence[Sequence[int]]) -> list[int]:
         """How many leading tokens of each prompt need no prefill, their K/V copied into the slot from
-        the stored prefix. Prompts that share none with it but share ``PREFIX_MIN`` or more among
-        themselves get that common prefix computed once and stored (replacing the old); a lone
-        newcomer's whole prompt is stored after its prefill (``_prefill``). At least one token of each
-        prompt is always prefilled: its logits choose the first token."""
+        the stored prefix sharing most with it. Newcomers that match none are grouped by their first
+        ``PREFIX_MIN`` tokens: a group of two or more gets its common prefix computed once and stored;
+        a lone newcomer's whole prompt is stored after its prefill (``_prefill``). At least one token
+        of each prompt is always prefilled: its logits choose the first token."""
         if not self.reuse_prefix:
             return [0] * len(prompts)
-        starts = [self._shared(prompt) for prompt in prompts]
-        self._copy_prefix([(slot, start) for slot, start in zip(slots, starts, strict=True) if start])
-        fresh = [i for i, start in enumerate(starts) if not start]
-        if len(fresh) >= 2:
-            common = min(common_prefix([prompts[i] for i in fresh]), *(len(prompts[i]) - 1 for i in fresh))
-            if common >= PREFIX_MIN:
-                self._store_prefix(slots[fresh[0]], prompts[fresh[0]][:common], compute=True)
-                self._copy_prefix([(slots[i], common) for i in fresh])
-                for i in fresh:
-                    starts[i] = common
-        elif fresh:
-            self._store_after = (slots[fresh[0]], tuple(prompts[fresh[0]]))
+        starts, copies = [], []
+        for slot, prompt in zip(slots, prompts, strict=True):
+            tokens, length = self._match(prompt)
+            starts.append(length)
+            if length:
+                copies.append((tokens, slot, length))
+        self._copy_prefixes(copies)  # before a new prefix may push one of them out
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for index, start in enumerate(starts):
+            if not start:
+                groups.setdefault(tuple(prompts[index][:PREFIX_MIN]), []).append(index)
+        for members in groups.values():
+            common = min(
+                common_prefix([prompts[i] for i in members]), *(len(prompts[i]) - 1 for i in members)
+            )
+            if len(members) < 2 or common < PREFIX_MIN:
+                self._store_after[slots[members[0]]] = tuple(prompts[members[0]])
+                continue
+            tokens = tuple(prompts[members[0]][:common])
+            self._store_prefix(slots[members[0]], tokens, compute=True)
+            self._copy_prefixes([(tokens, slots[i], common) for i in members])
+            for i in members:
+                starts[i] = common
         return starts
 
-    def _shared(self, prompt: Sequence[int]) -> int:
-        """Leading tokens of ``prompt`` the stored prefix holds, leaving its last token to prefill
-        (0 when fewer than ``PREFIX_MIN``)."""
-        length = min(common_prefix([prompt, self.prefix]), len(prompt) - 1)
-        return length if length >= PREFIX_MIN else 0
+    def _match(self, prompt: Sequence[int]) -> tuple[tuple[int, ...], int]:
+        """The stored prefix sharing most leading tokens with ``prompt`` and how many it shares,
+        leaving ``prompt``'s last token to prefill (0 when fewer than ``PREFIX_MIN``)."""
+        best, length = (), 0
+        for tokens in self.prefixes:
+            shared = min(common_prefix([prompt, tokens]), len(prompt) - 1)
+            if shared > length:
+                best, length = tokens, shared
+        return (best, length) if length >= PREFIX_MIN else ((), 0)
 
-    def _copy_prefix(self, placed: Sequence[tuple[int, int]]) -> None:
-        """The stored prefix's first ``length`` positions of K/V into the cache of each (slot, length)."""
+    def _copy_prefixes(self, copies: Sequence[tuple[tuple[int, ...], int, int]]) -> None:
+        """For each (prefix, slot, length): the prefix's first ``length`` positions of K/V into the
+        slot's cache (one copy per layer for all slots of a prefix and length); marks it used."""
         import torch
 
-        for length in sorted({length for _, length in placed}):
-            index = torch.tensor([slot for slot, n in placed if n == length], device=self.device)
-            for layer, (keys, values) in enumerate(self.prefix_cache):
+        grouped: dict[tuple[tuple[int, ...], int], list[int]] = {}
+        for tokens, slot, length in copies:
+            grouped.setdefault((tokens, length), []).append(slot)
+        for (tokens, length), slots in grouped.items():
+            index = torch.tensor(slots, device=self.device)
+            for layer, (keys, values) in enumerate(self.prefixes[tokens]):
                 self.keys[layer][index, :, :length] = keys[:, :length]
                 self.values[layer][index, :, :length] = values[:, :length]
+            self.prefixes[tokens] = self.prefixes.pop(tokens)  # most recently used last
 
-    def _store_prefix(self, slot: int, tokens: Sequence[int], compute: bool = False) -> None:
-        """Keep ``tokens``' K/V as the stored prefix, read from ``slot``'s cache (after running them
-        through the model into it when ``compute``)."""
+    def _store_prefix(self, slot: int, tokens: tuple[int, ...], compute: bool = False) -> None:
+        """Keep ``tokens``' K/V as a stored prefix, read from ``slot``'s cache (after running them
+        through the model into it when ``compute``), dropping the least recently used beyond
+        ``PREFIX_ENTRIES``."""
         import torch
 
         if compute:
             self._fill(torch.tensor([slot], device=self.device), [tokens], [0])
-        length = len(tokens)
-        self.prefix = tuple(tokens)
-        self.prefix_cache = [
-            (keys[slot, :, :length].clone(), values[slot, :, :length].clone())
+        self.prefixes.pop(tokens, None)
+        self.prefixes[tokens] = [
+            (keys[slot, :, : len(tokens)].clone(), values[slot, :, : len(tokens)].clone())
             for keys, values in zip(self.keys, self.values, strict=True)
         ]
+        while len(self.prefixes) > PREFIX_ENTRIES:
+            self.prefixes.pop(next(iter(self.prefixes)))
 
     def _prefill(self, slots: Any, requests: Sequence[SlotRequest], starts: Sequence[int]) -> None:
         """Prefill ``requests`` (each from its ``start``) into ``slots`` and choose their first tokens."""
@@ -377,11 +402,10 @@ class SlotDecoder:
         self.next_token[slots] = token
         self.position[slots] = lengths
         self.done[slots] = self.eos_mask[token] & ~self.ignore_eos[slots] | (self.max_new[slots] <= 1)
-        stored = self._store_after
-        if stored is not None and stored[0] in slots.tolist():
-            self._store_after = None
-            if len(stored[1]) >= PREFIX_MIN:
-                self._store_prefix(*stored)
+        for slot in slots.tolist():
+            tokens = self._store_after.pop(slot, None)
+            if tokens is not None and len(tokens) >= PREFIX_MIN:
+                self._store_prefix(slot, tokens)
 
     def _fill(self, slots: Any, prompts: Sequence[Sequence[int]], starts: Sequence[int]) -> Any:
         """Run each prompt from its ``start`` through the model at its own positions, writing K/V into

@@ -215,9 +215,9 @@ def shared_prefix_prompts(prefix_length: int, suffix_lengths, seed: int):
 def test_a_shared_prompt_prefix_is_computed_once_and_answers_equal_generate(model_type):
     """Batches admitted one after another: two prompts sharing a 40-token prefix (computed once, then
     each suffix), a third (only its suffix), the bare prefix (one token: the last is always
-    prefilled), an unrelated prompt (whole; it becomes the stored prefix) and one that shares the
-    old prefix again (whole). Every answer equals ``generate`` on its prompt alone; the tokens run
-    through the model are exactly those the reuse leaves."""
+    prefilled), an unrelated prompt (whole; stored beside the first), one that shares the first
+    prefix again (only its suffix) and one that continues the unrelated prompt (only its 3 new tokens). Every answer equals ``generate`` on its prompt alone; the tokens
+    run through the model are exactly those the reuse leaves."""
     import torch
 
     from af_tasks.engine.slots import SlotDecoder, SlotRequest, serve
@@ -225,8 +225,9 @@ def test_a_shared_prompt_prefix_is_computed_once_and_answers_equal_generate(mode
     model = tiny_model(model_type)
     prefix, (a, b, c, d) = shared_prefix_prompts(40, [9, 3, 17, 5], seed=11)
     [unrelated] = random_prompts([45], seed=13)
-    batches = [[a, b], [c], [prefix], [unrelated], [d]]
-    expected = [40 + 9 + 3, 17, 1, 45, len(d)]
+    follow_up = unrelated + [7, 8, 9]  # the lone unrelated prompt was stored whole after its prefill
+    batches = [[a, b], [c], [prefix], [unrelated], [d], [follow_up]]
+    expected = [40 + 9 + 3, 17, 1, 45, 5, 3]
     decoder = SlotDecoder(model, slots=2, max_len=64, eos_ids=[EOS], pad_id=0)
     waiting = list(reversed(batches))
     prefilled, answers = [], {}
@@ -248,6 +249,39 @@ def test_a_shared_prompt_prefix_is_computed_once_and_answers_equal_generate(mode
         for before, after in zip(prefilled, [*prefilled[1:], decoder.prefilled_tokens], strict=True)
     ]
     assert spent == expected
+
+
+def test_two_system_prompts_in_one_batch_are_each_computed_once_and_the_oldest_is_dropped():
+    """One admission of prompts under two different 40-token prefixes (an eval whose conditions differ
+    in the system prompt): each prefix is computed once, each prompt then costs its suffix. With
+    more prefixes stored than ``PREFIX_ENTRIES`` holds, the least recently used is dropped (a prompt
+    under it costs its whole length again) and the recently used one kept; first tokens equal
+    ``generate``'s throughout."""
+    import torch
+
+    from af_tasks.engine.slots import PREFIX_ENTRIES, SlotDecoder, SlotRequest
+
+    model = tiny_model("llama")
+    _, (a, c) = shared_prefix_prompts(40, [9, 17], seed=21)
+    _, (b, d) = shared_prefix_prompts(40, [3, 5], seed=31)
+    decoder = SlotDecoder(model, slots=4, max_len=64, eos_ids=[EOS], pad_id=0)
+    with torch.inference_mode():
+        decoder.admit([(slot, SlotRequest(tuple(p), 1)) for slot, p in enumerate([a, b, c, d])])
+        assert decoder.prefilled_tokens == 2 * 40 + 9 + 3 + 17 + 5
+        assert decoder.out[:4, 0].tolist() == [generate_greedy(model, p, 1)[0] for p in (a, b, c, d)]
+
+        def spent(slot, prompt):
+            before = decoder.prefilled_tokens
+            decoder.admit([(slot, SlotRequest(tuple(prompt), 1))])
+            assert decoder.out[slot, 0].item() == generate_greedy(model, prompt, 1)[0]
+            return decoder.prefilled_tokens - before
+
+        assert spent(0, a) == 9  # a's prefix is now the most recently used
+        for seed in range(41, 41 + 10 * (PREFIX_ENTRIES - 1), 10):  # each pair stores a new prefix
+            pair = shared_prefix_prompts(40, [2, 2], seed=seed)[1]
+            decoder.admit([(0, SlotRequest(tuple(pair[0]), 1)), (1, SlotRequest(tuple(pair[1]), 1))])
+        assert spent(2, a) == 9  # kept
+        assert spent(3, b) == len(b)  # b's prefix, the least recently used, was dropped
 
 
 def test_a_reused_prefix_leaves_the_same_cache_as_a_whole_prefill():

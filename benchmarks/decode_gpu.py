@@ -33,7 +33,6 @@ library versions and the commit (``COMMIT`` in the environment).
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import platform
@@ -291,7 +290,8 @@ def check_section(model, device: str, rows: Rows, slots: int = 32, max_len: int 
     shallow = type(config).from_dict({**config.to_dict(), "num_hidden_layers": 4})
     with torch.device(device):
         exact = AutoModelForCausalLM.from_config(shallow, dtype=torch.float32).eval()  # 7B widths, 4 layers
-    half = copy.deepcopy(exact).to(model.dtype)
+        half = AutoModelForCausalLM.from_config(shallow, dtype=model.dtype).eval()
+    half.load_state_dict(exact.state_dict())  # not .to(dtype): that also rounds the rotary frequencies
     torch.manual_seed(1)
     shared = torch.randint(10, shallow.vocab_size, (lengths["shared_prefix_tokens"],)).tolist()
     prompts = [shared + torch.randint(10, shallow.vocab_size, (n,)).tolist() for n in (140, 151, 9, 160)]

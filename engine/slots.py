@@ -57,6 +57,10 @@ PREFIX_ENTRIES = 4
 """Prefixes kept at once (least recently used dropped first): an evaluation whose conditions differ in
 the system prompt has one per condition."""
 
+PREFIX_MEMORY_SHARE = 0.1
+"""A prefix is stored only if its K/V take at most this share of the device memory left: reuse saves
+compute, and must never be what runs the cache's growth out of memory."""
+
 SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3")
 
 UNSUPPORTED_SAMPLING = {
@@ -342,7 +346,8 @@ class SlotDecoder:
                 self._store_after[slots[members[0]]] = tuple(prompts[members[0]])
                 continue
             tokens = tuple(prompts[members[0]][:common])
-            self._store_prefix(slots[members[0]], tokens, compute=True)
+            if not self._store_prefix(slots[members[0]], tokens, compute=True):
+                continue
             self._copy_prefixes([(tokens, slots[i], common) for i in members])
             for i in members:
                 starts[i] = common
@@ -373,12 +378,19 @@ class SlotDecoder:
                 self.values[layer][index, :, :length] = values[:, :length]
             self.prefixes[tokens] = self.prefixes.pop(tokens)  # most recently used last
 
-    def _store_prefix(self, slot: int, tokens: tuple[int, ...], compute: bool = False) -> None:
+    def _store_prefix(self, slot: int, tokens: tuple[int, ...], compute: bool = False) -> bool:
         """Keep ``tokens``' K/V as a stored prefix, read from ``slot``'s cache (after running them
         through the model into it when ``compute``), dropping the least recently used beyond
-        ``PREFIX_ENTRIES``."""
+        ``PREFIX_ENTRIES``; False (nothing stored or computed) when memory is short
+        (``PREFIX_MEMORY_SHARE``)."""
         import torch
 
+        from af_tasks.engine.memory import available_bytes
+
+        size = 2 * len(self.layers) * self.kv_heads * self.head_dim * len(tokens)
+        free = available_bytes(self.device)
+        if free is not None and size * torch.finfo(self.dtype).bits // 8 > PREFIX_MEMORY_SHARE * free:
+            return False
         if compute:
             self._fill(torch.tensor([slot], device=self.device), [tokens], [0])
         self.prefixes.pop(tokens, None)
@@ -388,6 +400,7 @@ class SlotDecoder:
         ]
         while len(self.prefixes) > PREFIX_ENTRIES:
             self.prefixes.pop(next(iter(self.prefixes)))
+        return True
 
     def _prefill(self, slots: Any, requests: Sequence[SlotRequest], starts: Sequence[int]) -> None:
         """Prefill ``requests`` (each from its ``start``) into ``slots`` and choose their first tokens."""

@@ -310,6 +310,31 @@ def test_a_reused_prefix_leaves_the_same_cache_as_a_whole_prefill():
                 )
 
 
+def test_no_prefix_is_stored_when_memory_is_short(monkeypatch):
+    """With less memory left than a prefix's K/V need (ten times over), nothing is stored or computed
+    apart, every prompt is prefilled whole, and answers still equal ``generate``."""
+    import torch
+
+    from af_tasks.engine import memory
+    from af_tasks.engine.slots import SlotDecoder, SlotRequest, decode_all
+
+    model = tiny_model("llama")
+    _, prompts = shared_prefix_prompts(40, [9, 3, 17], seed=11)
+    decoder, second = (SlotDecoder(model, slots=3, max_len=64, eos_ids=[EOS], pad_id=0) for _ in range(2))
+    per_token = 2 * 2 * 2 * 16 * 4  # K and V x layers x KV heads x head dim x fp32 bytes
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 10 * 40 * per_token - 1)
+    with torch.inference_mode():
+        results = decode_all(decoder, [SlotRequest(tuple(p), 6) for p in prompts])
+        references = [generate_greedy(model, p, 6) for p in prompts]
+    assert not decoder.prefixes
+    assert decoder.prefilled_tokens == sum(len(p) for p in prompts)
+    assert [r.tokens for r in results] == references
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 10 * 40 * per_token)
+    with torch.inference_mode():
+        decode_all(second, [SlotRequest(tuple(p), 6) for p in prompts])
+    assert second.prefilled_tokens == 40 + 9 + 3 + 17  # just enough: stored
+
+
 def test_without_prefix_reuse_every_prompt_token_is_prefilled():
     """``reuse_prefix=False`` (the benchmarks' baseline arm): the same prompts cost their full length
     and give the same answers."""

@@ -30,7 +30,7 @@ def main() -> None:
 
     from af_tasks.core.prompting import PromptConfig
     from af_tasks.core.records import chat_example, load_seed_set
-    from af_tasks.engine.slots import common_prefix
+    from af_tasks.engine.prefixes import common_prefix
 
     tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
     records = load_seed_set()

@@ -11,7 +11,9 @@ How, for decoder-only models of the Llama family (Llama, Mistral, Qwen2, Qwen3: 
   as the slots' positions reach its end, never sized from ``max_tokens``; a request's prompt is prefilled into
   its slot's rows (right-padded batches of newcomers, causal attention, written straight into the
   cache) and each slot then decodes at its own position; stale entries of a reused slot are never read
-  (each row attends only to positions up to its own);
+  (each row attends only to positions up to its own); a prompt prefix that requests share is computed
+  once and its K/V copied into each newcomer's slot, which then prefills only its own tokens
+  (``af_tasks.engine.prefixes``);
 - the decode step runs the model's own modules (embedding, norms, projections, rotary, MLP; on CUDA
   with q/k/v and gate/up fused into one matrix each) with a per-row cache write and an attention that
   reads each KV group once for its query heads: SDPA over the first ``length`` cache positions (the
@@ -49,17 +51,6 @@ DECODE_ATTENTIONS = ("flex", "sdpa", "varlen")
 
 PREFILL_TOKENS = 16_384
 """Most padded prompt tokens prefilled in one forward (bounds the prefill's activation memory)."""
-
-PREFIX_MIN = 32
-"""Fewest leading prompt tokens shared with a stored prefix worth reusing (below it: prefilled whole)."""
-
-PREFIX_ENTRIES = 4
-"""Prefixes kept at once (least recently used dropped first): an evaluation whose conditions differ in
-the system prompt has one per condition."""
-
-PREFIX_MEMORY_SHARE = 0.1
-"""A prefix is stored only if its K/V take at most this share of the device memory left: reuse saves
-compute, and must never be what runs the cache's growth out of memory."""
 
 SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3")
 
@@ -208,10 +199,13 @@ class SlotDecoder:
         self.keys: list[Any] = []
         self.values: list[Any] = []
         self.ensure_length(max_len)
+        from af_tasks.engine.prefixes import PrefixStore
+
         self.reuse_prefix = reuse_prefix
-        self.prefixes: dict[tuple[int, ...], list[tuple[Any, Any]]] = {}
-        """Stored prefixes (tokens -> per layer (keys, values) [kv_heads, len(tokens), head_dim]), the
-        most recently used last."""
+        bytes_per_token = (
+            2 * len(self.layers) * self.kv_heads * self.head_dim * torch.finfo(self.dtype).bits // 8
+        )
+        self.prefixes = PrefixStore(self.device, bytes_per_token)
         self.prefilled_tokens = 0
         """Prompt tokens run through the model so far (reused prefix tokens are not)."""
         self._store_after: dict[int, tuple[int, ...]] = {}
@@ -321,27 +315,22 @@ class SlotDecoder:
 
     def _reuse_prefix(self, slots: Sequence[int], prompts: Sequence[Sequence[int]]) -> list[int]:
         """How many leading tokens of each prompt need no prefill, their K/V copied into the slot from
-        the stored prefix sharing most with it. Newcomers that match none are grouped by their first
-        ``PREFIX_MIN`` tokens: a group of two or more gets its common prefix computed once and stored;
-        a lone newcomer's whole prompt is stored after its prefill (``_prefill``). At least one token
-        of each prompt is always prefilled: its logits choose the first token."""
+        the stored prefix sharing most with it (``af_tasks.engine.prefixes``). Newcomers that match
+        none are grouped by their first tokens: a group of two or more gets its common prefix computed
+        once and stored; a lone newcomer's whole prompt is stored after its prefill (``_prefill``)."""
+        from af_tasks.engine.prefixes import PREFIX_MIN, group_newcomers
+
         if not self.reuse_prefix:
             return [0] * len(prompts)
         starts, copies = [], []
         for slot, prompt in zip(slots, prompts, strict=True):
-            tokens, length = self._match(prompt)
+            tokens, length = self.prefixes.match(prompt)
             starts.append(length)
             if length:
                 copies.append((tokens, slot, length))
         self._copy_prefixes(copies)  # before a new prefix may push one of them out
-        groups: dict[tuple[int, ...], list[int]] = {}
-        for index, start in enumerate(starts):
-            if not start:
-                groups.setdefault(tuple(prompts[index][:PREFIX_MIN]), []).append(index)
-        for members in groups.values():
-            common = min(
-                common_prefix([prompts[i] for i in members]), *(len(prompts[i]) - 1 for i in members)
-            )
+        fresh = [index for index, start in enumerate(starts) if not start]
+        for members, common in group_newcomers(prompts, fresh):
             if len(members) < 2 or common < PREFIX_MIN:
                 self._store_after[slots[members[0]]] = tuple(prompts[members[0]])
                 continue
@@ -353,19 +342,9 @@ class SlotDecoder:
                 starts[i] = common
         return starts
 
-    def _match(self, prompt: Sequence[int]) -> tuple[tuple[int, ...], int]:
-        """The stored prefix sharing most leading tokens with ``prompt`` and how many it shares,
-        leaving ``prompt``'s last token to prefill (0 when fewer than ``PREFIX_MIN``)."""
-        best, length = (), 0
-        for tokens in self.prefixes:
-            shared = min(common_prefix([prompt, tokens]), len(prompt) - 1)
-            if shared > length:
-                best, length = tokens, shared
-        return (best, length) if length >= PREFIX_MIN else ((), 0)
-
     def _copy_prefixes(self, copies: Sequence[tuple[tuple[int, ...], int, int]]) -> None:
         """For each (prefix, slot, length): the prefix's first ``length`` positions of K/V into the
-        slot's cache (one copy per layer for all slots of a prefix and length); marks it used."""
+        slot's cache (one copy per layer for all slots of a prefix and length)."""
         import torch
 
         grouped: dict[tuple[tuple[int, ...], int], list[int]] = {}
@@ -373,38 +352,31 @@ class SlotDecoder:
             grouped.setdefault((tokens, length), []).append(slot)
         for (tokens, length), slots in grouped.items():
             index = torch.tensor(slots, device=self.device)
-            for layer, (keys, values) in enumerate(self.prefixes[tokens]):
+            for layer, (keys, values) in enumerate(self.prefixes.use(tokens)):
                 self.keys[layer][index, :, :length] = keys[:, :length]
                 self.values[layer][index, :, :length] = values[:, :length]
-            self.prefixes[tokens] = self.prefixes.pop(tokens)  # most recently used last
 
     def _store_prefix(self, slot: int, tokens: tuple[int, ...], compute: bool = False) -> bool:
-        """Keep ``tokens``' K/V as a stored prefix, read from ``slot``'s cache (after running them
-        through the model into it when ``compute``), dropping the least recently used beyond
-        ``PREFIX_ENTRIES``; False (nothing stored or computed) when memory is short
-        (``PREFIX_MEMORY_SHARE``)."""
+        """Store ``tokens``' K/V read from ``slot``'s cache (after running them through the model into
+        it when ``compute``); False, with nothing computed, when the store's memory guard refuses."""
         import torch
 
-        from af_tasks.engine.memory import available_bytes
-
-        size = 2 * len(self.layers) * self.kv_heads * self.head_dim * len(tokens)
-        free = available_bytes(self.device)
-        if free is not None and size * torch.finfo(self.dtype).bits // 8 > PREFIX_MEMORY_SHARE * free:
+        if not self.prefixes.fits(len(tokens)):
             return False
         if compute:
             self._fill(torch.tensor([slot], device=self.device), [tokens], [0])
-        self.prefixes.pop(tokens, None)
-        self.prefixes[tokens] = [
+        layers = [
             (keys[slot, :, : len(tokens)].clone(), values[slot, :, : len(tokens)].clone())
             for keys, values in zip(self.keys, self.values, strict=True)
         ]
-        while len(self.prefixes) > PREFIX_ENTRIES:
-            self.prefixes.pop(next(iter(self.prefixes)))
+        self.prefixes.add(tokens, layers)
         return True
 
     def _prefill(self, slots: Any, requests: Sequence[SlotRequest], starts: Sequence[int]) -> None:
         """Prefill ``requests`` (each from its ``start``) into ``slots`` and choose their first tokens."""
         import torch
+
+        from af_tasks.engine.prefixes import PREFIX_MIN
 
         lengths = torch.tensor([len(r.prompt) for r in requests], device=self.device)
         last = self._fill(slots, [r.prompt for r in requests], starts)
@@ -651,18 +623,6 @@ class SlotDecoder:
             stopped = bool(tokens) and tokens[-1] in self.eos_ids
             results.append((slots[i], SlotResult(tokens=tokens, stopped=stopped)))
         return results
-
-
-def common_prefix(sequences: Sequence[Sequence[int]]) -> int:
-    """How many leading items all ``sequences`` share."""
-    if not sequences:
-        return 0
-    shortest = min(len(sequence) for sequence in sequences)
-    first = sequences[0]
-    for index in range(shortest):
-        if any(sequence[index] != first[index] for sequence in sequences[1:]):
-            return index
-    return shortest
 
 
 def fuse_projections(layers: Sequence[Any]) -> list[tuple[Any, Any, Any]] | None:

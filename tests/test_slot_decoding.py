@@ -259,7 +259,8 @@ def test_two_system_prompts_in_one_batch_are_each_computed_once_and_the_oldest_i
     ``generate``'s throughout."""
     import torch
 
-    from af_tasks.engine.slots import PREFIX_ENTRIES, SlotDecoder, SlotRequest
+    from af_tasks.engine.prefixes import PREFIX_ENTRIES
+    from af_tasks.engine.slots import SlotDecoder, SlotRequest
 
     model = tiny_model("llama")
     _, (a, c) = shared_prefix_prompts(40, [9, 17], seed=21)

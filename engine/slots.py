@@ -208,8 +208,6 @@ class SlotDecoder:
         self.prefixes = PrefixStore(self.device, bytes_per_token)
         self.prefilled_tokens = 0
         """Prompt tokens run through the model so far (reused prefix tokens are not)."""
-        self._store_after: dict[int, tuple[int, ...]] = {}
-        """slot -> prompt to store as a prefix once that slot's prefill has run."""
         self._graphs: dict[tuple[int, int], Any] = {}
         self._pool: Any = None
         self._forward: Callable[..., Any] = (
@@ -296,7 +294,7 @@ class SlotDecoder:
         self.seed_lo[slots], self.seed_hi[slots] = values(los, torch.long), values(his, torch.long)
         self.count[slots] = 0
         self.done[slots] = False
-        starts = self._reuse_prefix([slot for slot, _ in placed], [r.prompt for r in requests])
+        starts, lone = self._reuse_prefix([slot for slot, _ in placed], [r.prompt for r in requests])
         order = sorted(range(len(placed)), key=lambda i: starts[i])  # chunks of like starts
         first = 0
         while first < len(order):  # chunks of at most PREFILL_TOKENS padded new tokens
@@ -312,16 +310,21 @@ class SlotDecoder:
             chunk = order[first:end]
             self._prefill(slots[chunk], [requests[i] for i in chunk], [starts[i] for i in chunk])
             first = end
+        for slot, tokens in lone.items():  # a lone newcomer's prompt, now in its slot's cache
+            self._store_prefix(slot, tokens)
 
-    def _reuse_prefix(self, slots: Sequence[int], prompts: Sequence[Sequence[int]]) -> list[int]:
+    def _reuse_prefix(
+        self, slots: Sequence[int], prompts: Sequence[Sequence[int]]
+    ) -> tuple[list[int], dict[int, tuple[int, ...]]]:
         """How many leading tokens of each prompt need no prefill, their K/V copied into the slot from
         the stored prefix sharing most with it (``af_tasks.engine.prefixes``). Newcomers that match
         none are grouped by their first tokens: a group of two or more gets its common prefix computed
-        once and stored; a lone newcomer's whole prompt is stored after its prefill (``_prefill``)."""
+        once and stored; a lone newcomer (slot -> prompt, returned) is stored once prefilled."""
         from af_tasks.engine.prefixes import PREFIX_MIN, group_newcomers
 
+        lone: dict[int, tuple[int, ...]] = {}
         if not self.reuse_prefix:
-            return [0] * len(prompts)
+            return [0] * len(prompts), lone
         starts, copies = [], []
         for slot, prompt in zip(slots, prompts, strict=True):
             tokens, length = self.prefixes.match(prompt)
@@ -332,7 +335,8 @@ class SlotDecoder:
         fresh = [index for index, start in enumerate(starts) if not start]
         for members, common in group_newcomers(prompts, fresh):
             if len(members) < 2 or common < PREFIX_MIN:
-                self._store_after[slots[members[0]]] = tuple(prompts[members[0]])
+                if len(prompts[members[0]]) >= PREFIX_MIN:
+                    lone[slots[members[0]]] = tuple(prompts[members[0]])
                 continue
             tokens = tuple(prompts[members[0]][:common])
             if not self._store_prefix(slots[members[0]], tokens, compute=True):
@@ -340,7 +344,7 @@ class SlotDecoder:
             self._copy_prefixes([(tokens, slots[i], common) for i in members])
             for i in members:
                 starts[i] = common
-        return starts
+        return starts, lone
 
     def _copy_prefixes(self, copies: Sequence[tuple[tuple[int, ...], int, int]]) -> None:
         """For each (prefix, slot, length): the prefix's first ``length`` positions of K/V into the
@@ -376,8 +380,6 @@ class SlotDecoder:
         """Prefill ``requests`` (each from its ``start``) into ``slots`` and choose their first tokens."""
         import torch
 
-        from af_tasks.engine.prefixes import PREFIX_MIN
-
         lengths = torch.tensor([len(r.prompt) for r in requests], device=self.device)
         last = self._fill(slots, [r.prompt for r in requests], starts)
         logits = self.model.lm_head(self.model.model.norm(last)).float()
@@ -387,10 +389,6 @@ class SlotDecoder:
         self.next_token[slots] = token
         self.position[slots] = lengths
         self.done[slots] = self.eos_mask[token] & ~self.ignore_eos[slots] | (self.max_new[slots] <= 1)
-        for slot in slots.tolist():
-            tokens = self._store_after.pop(slot, None)
-            if tokens is not None and len(tokens) >= PREFIX_MIN:
-                self._store_prefix(slot, tokens)
 
     def _fill(self, slots: Any, prompts: Sequence[Sequence[int]], starts: Sequence[int]) -> Any:
         """Run each prompt from its ``start`` through the model at its own positions, writing K/V into

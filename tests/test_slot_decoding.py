@@ -281,6 +281,7 @@ def test_two_system_prompts_in_one_batch_are_each_computed_once_and_the_oldest_i
         for seed in range(41, 41 + 10 * (PREFIX_ENTRIES - 1), 10):  # each pair stores a new prefix
             pair = shared_prefix_prompts(40, [2, 2], seed=seed)[1]
             decoder.admit([(0, SlotRequest(tuple(pair[0]), 1)), (1, SlotRequest(tuple(pair[1]), 1))])
+        assert spent(1, random_prompts([20], seed=51)[0]) == 20  # too short to store: evicts nothing
         assert spent(2, a) == 9  # kept
         assert spent(3, b) == len(b)  # b's prefix, the least recently used, was dropped
 

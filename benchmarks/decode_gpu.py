@@ -415,6 +415,18 @@ def workload_section(model, tokenizer, device, args, rows: Rows) -> None:
                     timed(lambda c=call, e=engine, n=concurrency, k=count: c(e, n, k), device)
                     for _ in range(args.repeats)
                 ]
+                if args.profile and name == "slots" and device.startswith("cuda"):  # graphs already captured
+                    some = min(count, args.profile_requests)
+                    summary = profiled(lambda e=engine, n=concurrency, k=some: slots_run(e, n, k))
+                    rows.append(
+                        {
+                            "section": "profile",
+                            "arm": name,
+                            "concurrency": concurrency,
+                            "requests": some,
+                            **summary,
+                        }
+                    )
             except Exception as error:  # noqa: BLE001 - one arm (e.g. out of memory) must not lose the rest
                 rows.append(
                     {"section": "workload", "arm": name, "concurrency": concurrency, "error": repr(error)}
@@ -424,31 +436,7 @@ def workload_section(model, tokenizer, device, args, rows: Rows) -> None:
             finally:
                 del engine
                 if device.startswith("cuda"):
-                    torch.cuda.empty_cache()
-            if args.profile and name == "slots" and device.startswith("cuda"):
-                engine = GenerationEngine(
-                    model,
-                    tokenizer,
-                    name,
-                    cache="static",
-                    compile=args.compile,
-                    slots=True,
-                    slot_options=options,
-                )
-                some = min(count, args.profile_requests)
-                slots_run(engine, concurrency, min(concurrency, count))  # graphs captured before the trace
-                summary = profiled(lambda e=engine, n=concurrency, k=some: slots_run(e, n, k))
-                rows.append(
-                    {
-                        "section": "profile",
-                        "arm": name,
-                        "concurrency": concurrency,
-                        "requests": some,
-                        **summary,
-                    }
-                )
-                del engine
-                torch.cuda.empty_cache()  # the next arm gets the memory back (static at 256 met OOM without)
+                    torch.cuda.empty_cache()  # the next arm gets the memory back (static at 256 met OOM without)
             tokens = sum(answers[:count])
             speeds = [tokens / t for t in times]
             rows.append(

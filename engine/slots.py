@@ -195,6 +195,8 @@ class SlotDecoder:
         self.vocab_keys = mix32(torch.arange(vocab, device=self.device, dtype=torch.long))
         self.rows = torch.arange(slots, device=self.device)
         self._new_state()
+        self.bytes_per_token = 2 * len(self.layers) * self.kv_heads * self.head_dim * self.dtype.itemsize
+        """One token's K and V over all layers, in one slot."""
         self.max_len = 0
         self.keys: list[Any] = []
         self.values: list[Any] = []
@@ -202,10 +204,7 @@ class SlotDecoder:
         from af_tasks.engine.prefixes import PrefixStore
 
         self.reuse_prefix = reuse_prefix
-        bytes_per_token = (
-            2 * len(self.layers) * self.kv_heads * self.head_dim * torch.finfo(self.dtype).bits // 8
-        )
-        self.prefixes = PrefixStore(self.device, bytes_per_token)
+        self.prefixes = PrefixStore(self.device, self.bytes_per_token)
         self.prefilled_tokens = 0
         """Prompt tokens run through the model so far (reused prefix tokens are not)."""
         self._graphs: dict[tuple[int, int], Any] = {}
@@ -240,10 +239,10 @@ class SlotDecoder:
         if length <= self.max_len:
             return
         length = round_up(length, LENGTH_BUCKET)
-        per_position = 2 * len(self.layers) * self.slots * self.kv_heads * self.head_dim
-        needed = per_position * torch.finfo(self.dtype).bits // 8 * (length - self.max_len)
+        per_position = self.slots * self.bytes_per_token  # every slot's K and V in every layer
+        needed = per_position * (length - self.max_len)
         if self.max_len:  # growing holds one layer's old and new cache at once
-            needed += per_position // len(self.layers) * torch.finfo(self.dtype).bits // 8 * self.max_len
+            needed += per_position // len(self.layers) * self.max_len
         require_memory(
             self.device,
             needed,

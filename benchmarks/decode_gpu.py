@@ -16,7 +16,9 @@ The Mistral-7B architecture with random weights in bf16 (``generation_gpu.build_
   replacement) from the scratchpad protocol's lengths (``benchmarks/data/workload_lengths.json``,
   ``workload_lengths.py``); each request ends at its drawn length (EOS suppressed until then). At each
   ``--concurrency``: ``static`` = today's static batching (consecutive batches of that many requests,
-  each batch running until its longest row ends), ``slots`` = continuous batching with that many slots;
+  each batch running until its longest row ends), ``slots`` = continuous batching with that many slots
+  (``slots-serial``: finish flags read before the next chunk of steps is launched, not one chunk behind;
+  other ``slots-*`` arms: ``WORKLOAD_SLOT_OPTIONS``);
   ``plain`` = ``model.generate`` batches on the first ``--plain-requests`` requests. Reported: answer
   tokens/s (tokens the requests asked for / wall time) and time to finish.
 
@@ -56,12 +58,16 @@ from benchmarks.generation_gpu import (
 LENGTHS = Path(__file__).parent / "data" / "workload_lengths.json"
 WORKLOAD_SLOT_OPTIONS: dict[str, dict[str, Any]] = {
     "slots": {},
+    "slots-serial": {},
     "slots-noprefix": {"reuse_prefix": False},
     "slots-varlen": {"attention": "varlen"},
     "slots-sdpa": {"attention": "sdpa"},
 }
 """Workload arms that decode in slots, with their ``SlotDecoder`` options (defaults: prefix reuse on,
 decode attention by slot count)."""
+SERIAL_ARMS = frozenset({"slots-serial"})
+"""Slot arms served with ``pipelined=False``: each chunk's finish flags read (and newcomers admitted)
+before the next chunk is launched, the device idle meanwhile."""
 SAMPLED = dict(temperature=0.8, top_k=50, top_p=0.95)
 
 
@@ -209,6 +215,27 @@ def decode_section(model, tokenizer, device, args, bandwidth: float, rows: Rows)
             rows.append({"section": "profile", "arm": "slots", "batch": batch, **summary})
 
 
+def synchronizing_calls(run: Callable[[], Any]) -> list[dict[str, Any]]:
+    """Where ``run()`` made the host wait for the device, as PyTorch reports it
+    (``torch.cuda.set_sync_debug_mode``: blocking copies, ``.item()``/``.tolist()`` of device tensors,
+    stream and device synchronizations; not event waits), by source line, most frequent first."""
+    import warnings
+    from collections import Counter
+
+    import torch
+
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            run()
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    places = Counter(f"{Path(w.filename).name}:{w.lineno}" for w in caught if "synchroniz" in str(w.message))
+    print(f"sync-check: {sum(places.values())} synchronizing calls {places.most_common(8)}", flush=True)
+    return [{"where": where, "count": n} for where, n in places.most_common()]
+
+
 def profiled(run: Callable[[], Any]) -> dict:
     """``run()`` under ``torch.profiler``: device-busy time against wall time and the top kernels."""
     import torch
@@ -238,12 +265,13 @@ def check_section(model, device: str, rows: Rows, slots: int = 32, max_len: int 
     the path they replace: (1) the per-row flash decode kernel vs attention in fp32, with the slots'
     masked bf16 SDPA for scale; (2) a slot cache filled with a reused 632-token prefix vs a whole
     prefill, in fp32 (the logic: rounding only) and in bf16 beside a bf16 whole prefill (the scale:
-    bf16's own distance from fp32)."""
+    bf16's own distance from fp32); (3) pipelined serving (asynchronous copies, flags read a chunk
+    behind) against serial serving, completion for completion."""
     import torch
     from transformers import AutoModelForCausalLM
 
     from af_tasks.engine.decode_attention import per_row_attention
-    from af_tasks.engine.slots import SlotDecoder, SlotRequest
+    from af_tasks.engine.slots import SlotDecoder, SlotRequest, decode_all
 
     config = model.config.get_text_config(decoder=True)
     heads, kv_heads = config.num_attention_heads, config.num_key_value_heads
@@ -319,6 +347,29 @@ def check_section(model, device: str, rows: Rows, slots: int = 32, max_len: int 
         )
     rows.append(row)
     print(json.dumps(row), flush=True)
+
+    draw = random.Random(2)  # (3) flags read a chunk behind vs before the next chunk: the same completions
+    requests = [
+        SlotRequest(tuple(shared[: draw.choice((0, 632))] + prompts[i % 4][632:]), draw.randint(1, 60))
+        for i in range(48)
+    ]
+    completions = {}
+    for pipelined in (False, True):
+        decoder = SlotDecoder(exact, slots=8, max_len=1024, eos_ids=[0], pad_id=0)
+        with torch.inference_mode():
+            completions[pipelined] = [r.tokens for r in decode_all(decoder, requests, pipelined)]
+        del decoder
+    row = {
+        "section": "check",
+        "what": "48 greedy requests through 8 slots (fp32, 4 layers), pipelined vs serial serving",
+        "identical_completions": sum(
+            a == b for a, b in zip(completions[False], completions[True], strict=True)
+        ),
+        "requests": len(requests),
+        "tokens": sum(len(c) for c in completions[True]),
+    }
+    rows.append(row)
+    print(json.dumps(row), flush=True)
     del exact, half
 
 
@@ -362,13 +413,16 @@ def workload_section(model, tokenizer, device, args, rows: Rows) -> None:
             params = SamplingParams(max_new_tokens=max(answers[chunk]), greedy=True, ignore_eos=True)
             engine.generate_ids(prompts[chunk], params)
 
-    def slots_run(engine, concurrency, count=None):  # the slot decoder keeps its stored prefix
+    def slots_run(engine, concurrency, count=None, pipelined=None):  # the decoder keeps its stored prefix
         count = count or len(prompts)
         requests = [SlotRequest(tuple(p), n, ignore_eos=True) for p, n in zip(prompts, answers, strict=True)]
         longest = max(len(p) + n for p, n in zip(prompts, answers, strict=True))
         decoder = engine.slot_decoder(concurrency, longest)
         with torch.inference_mode():
-            decode_all(decoder, requests[:count])
+            decode_all(decoder, requests[:count], pipelined)
+
+    def serial_run(engine, concurrency, count=None):
+        slots_run(engine, concurrency, count, pipelined=False)
 
     def plain_run(_engine, concurrency, count=None):
         count = count or len(prompts)
@@ -392,7 +446,7 @@ def workload_section(model, tokenizer, device, args, rows: Rows) -> None:
                     disable_compile=True,
                 )
 
-    runners = {"static": static_run, "plain": plain_run}
+    runners = {"static": static_run, "plain": plain_run, **{name: serial_run for name in SERIAL_ARMS}}
     for concurrency in args.concurrency:
         for name in args.workload_arms:
             if name == "plain" and concurrency not in args.plain_concurrency:
@@ -415,6 +469,13 @@ def workload_section(model, tokenizer, device, args, rows: Rows) -> None:
                     timed(lambda c=call, e=engine, n=concurrency, k=count: c(e, n, k), device)
                     for _ in range(args.repeats)
                 ]
+                if args.sync_check and name in ("slots", *SERIAL_ARMS) and device.startswith("cuda"):
+                    some = min(count, 2 * concurrency)
+                    calls = synchronizing_calls(lambda c=call, e=engine, n=concurrency, k=some: c(e, n, k))
+                    rows.append(
+                        {"section": "sync-check", "arm": name, "concurrency": concurrency, "requests": some}
+                        | {"calls": calls}
+                    )
                 if args.profile and name == "slots" and device.startswith("cuda"):  # graphs already captured
                     some = min(count, args.profile_requests)
                     summary = profiled(lambda e=engine, n=concurrency, k=some: slots_run(e, n, k))
@@ -479,6 +540,9 @@ def main() -> None:
     parser.add_argument("--bandwidth-gib", type=float, default=4.0)
     parser.add_argument("--no-compile", dest="compile", action="store_false")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--sync-check", action="store_true", help="list where a slots workload run waits for the device"
+    )
     parser.add_argument(
         "--profile-requests", type=int, default=256, help="workload requests under the profiler"
     )

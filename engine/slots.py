@@ -22,7 +22,9 @@ How, for decoder-only models of the Llama family (Llama, Mistral, Qwen2, Qwen3: 
 - token choice (``af_tasks.engine.sampling``), the completion buffer, finish flags and positions are
   updated on the device inside the step, so on CUDA a whole step (forward compiled by
   ``torch.compile``, the rest eager) is captured once per (token-choice mode, length) as a CUDA graph and
-  replayed with no host work; the host looks at the finish flags once every ``POLL_STEPS`` steps.
+  replayed with no host work; the host looks at the finish flags once every ``POLL_STEPS`` steps,
+  on CUDA one chunk behind the device (``serve``: reading flags and admitting newcomers overlap the
+  decoding, and host-to-device copies are staged in pinned memory so they never wait for it).
 
 Arithmetic is the model's: greedy tokens equal ``model.generate``'s (tested on CPU in fp32), sampled
 tokens follow the same distribution (tested statistically; the random stream is per request).
@@ -33,13 +35,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 LENGTH_BUCKET = 256
 """The decode attention reads the cache up to the longest live row rounded up to this (one graph each)."""
 
 POLL_STEPS = 8
-"""Decode steps between two looks at the finish flags (each look waits for the GPU)."""
+"""Decode steps between two looks at the finish flags (launched together; a finished row's slot waits
+for the next look)."""
 
 FLEX_BLOCK = 128
 """Cache positions per FlexAttention block (``LENGTH_BUCKET`` is a multiple of it)."""
@@ -88,6 +91,18 @@ class SlotResult:
     """Generated ids, up to and including the EOS that ended it."""
     stopped: bool
     """Ended by EOS (else by ``max_new_tokens``)."""
+
+
+def to_device(values: Sequence[Any], dtype: Any, device: Any) -> Any:
+    """``values`` as a tensor on ``device`` without waiting for the work queued there: a plain
+    host-to-device copy waits for the stream to drain (the decode steps in flight), so on CUDA the
+    values are staged in pinned memory and copied asynchronously."""
+    import torch
+
+    host = torch.tensor(values, dtype=dtype)
+    if device.type != "cuda":
+        return host.to(device)
+    return host.pin_memory().to(device, non_blocking=True)
 
 
 def default_attention(device: Any, dtype: Any, slots: int) -> str:
@@ -197,6 +212,8 @@ class SlotDecoder:
         self._new_state()
         self.bytes_per_token = 2 * len(self.layers) * self.kv_heads * self.head_dim * self.dtype.itemsize
         """One token's K and V over all layers, in one slot."""
+        self._graphs: dict[tuple[int, int], Any] = {}
+        self._pool: Any = None
         self.max_len = 0
         self.keys: list[Any] = []
         self.values: list[Any] = []
@@ -207,8 +224,6 @@ class SlotDecoder:
         self.prefixes = PrefixStore(self.device, self.bytes_per_token)
         self.prefilled_tokens = 0
         """Prompt tokens run through the model so far (reused prefix tokens are not)."""
-        self._graphs: dict[tuple[int, int], Any] = {}
-        self._pool: Any = None
         self._forward: Callable[..., Any] = (
             compiled_decode_logits() if compile else SlotDecoder._decode_logits
         )
@@ -249,6 +264,8 @@ class SlotDecoder:
             f"KV cache of {self.slots} slots x {length} tokens",
             "lower --max-connections or -M batch_size (slots), or max_tokens",
         )
+        if self._graphs:  # they may still be replaying (``serve`` runs ahead); dropped below
+            torch.cuda.synchronize(self.device)
         shape = (self.slots, self.kv_heads, length, self.head_dim)
         for cache in (self.keys, self.values):
             for index in range(len(self.layers)):
@@ -278,12 +295,13 @@ class SlotDecoder:
 
         if not placed:
             return
-        slots = torch.tensor([slot for slot, _ in placed], device=self.device)
+        slot_list = [slot for slot, _ in placed]
+        slots = to_device(slot_list, torch.long, self.device)
         requests = [request for _, request in placed]
         los, his = zip(*(split_seed(request.seed) for request in requests), strict=True)
 
         def values(items, dtype):
-            return torch.tensor(items, dtype=dtype, device=self.device)
+            return to_device(items, dtype, self.device)
 
         self.max_new[slots] = values([r.max_new_tokens for r in requests], torch.long)
         self.temperature[slots] = values([r.temperature for r in requests], torch.float32)
@@ -293,7 +311,7 @@ class SlotDecoder:
         self.seed_lo[slots], self.seed_hi[slots] = values(los, torch.long), values(his, torch.long)
         self.count[slots] = 0
         self.done[slots] = False
-        starts, lone = self._reuse_prefix([slot for slot, _ in placed], [r.prompt for r in requests])
+        starts, lone = self._reuse_prefix(slot_list, [r.prompt for r in requests])
         order = sorted(range(len(placed)), key=lambda i: starts[i])  # chunks of like starts
         first = 0
         while first < len(order):  # chunks of at most PREFILL_TOKENS padded new tokens
@@ -307,7 +325,8 @@ class SlotDecoder:
                     break
                 width, latest, end = wider, later, end + 1
             chunk = order[first:end]
-            self._prefill(slots[chunk], [requests[i] for i in chunk], [starts[i] for i in chunk])
+            chunk_slots = values([slot_list[i] for i in chunk], torch.long)
+            self._prefill(chunk_slots, [requests[i] for i in chunk], [starts[i] for i in chunk])
             first = end
         for slot, tokens in lone.items():  # a lone newcomer's prompt, now in its slot's cache
             self._store_prefix(slot, tokens)
@@ -354,7 +373,7 @@ class SlotDecoder:
         for tokens, slot, length in copies:
             grouped.setdefault((tokens, length), []).append(slot)
         for (tokens, length), slots in grouped.items():
-            index = torch.tensor(slots, device=self.device)
+            index = to_device(slots, torch.long, self.device)
             for layer, (keys, values) in enumerate(self.prefixes.use(tokens)):
                 self.keys[layer][index, :, :length] = keys[:, :length]
                 self.values[layer][index, :, :length] = values[:, :length]
@@ -367,7 +386,7 @@ class SlotDecoder:
         if not self.prefixes.fits(len(tokens)):
             return False
         if compute:
-            self._fill(torch.tensor([slot], device=self.device), [tokens], [0])
+            self._fill(to_device([slot], torch.long, self.device), [tokens], [0])
         layers = [
             (keys[slot, :, : len(tokens)].clone(), values[slot, :, : len(tokens)].clone())
             for keys, values in zip(self.keys, self.values, strict=True)
@@ -379,7 +398,7 @@ class SlotDecoder:
         """Prefill ``requests`` (each from its ``start``) into ``slots`` and choose their first tokens."""
         import torch
 
-        lengths = torch.tensor([len(r.prompt) for r in requests], device=self.device)
+        lengths = to_device([len(r.prompt) for r in requests], torch.long, self.device)
         last = self._fill(slots, [r.prompt for r in requests], starts)
         logits = self.model.lm_head(self.model.model.norm(last)).float()
         token = self._choose(logits, slots)
@@ -400,10 +419,12 @@ class SlotDecoder:
         model = self.model.model
         rows, groups = len(prompts), self.heads // self.kv_heads
         width = max(len(prompt) - start for prompt, start in zip(prompts, starts, strict=True))
-        ids = torch.full((rows, width), self.pad_id, dtype=torch.long, device=self.device)
-        for row, (prompt, start) in enumerate(zip(prompts, starts, strict=True)):
-            ids[row, : len(prompt) - start] = torch.tensor(prompt[start:], device=self.device)
-        offsets = torch.tensor(list(starts), device=self.device)
+        padded = [
+            list(prompt[start:]) + [self.pad_id] * (width - len(prompt) + start)
+            for prompt, start in zip(prompts, starts, strict=True)
+        ]
+        ids = to_device(padded, torch.long, self.device)
+        offsets = to_device(list(starts), torch.long, self.device)
         positions = offsets[:, None] + torch.arange(width, device=self.device)
         self.prefilled_tokens += sum(
             len(prompt) - start for prompt, start in zip(prompts, starts, strict=True)
@@ -436,8 +457,8 @@ class SlotDecoder:
             )
             hidden = hidden + layer.self_attn.o_proj(attended.transpose(1, 2).reshape(rows, width, -1))
             hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
-        ends = torch.tensor(
-            [len(p) - s - 1 for p, s in zip(prompts, starts, strict=True)], device=self.device
+        ends = to_device(
+            [len(p) - s - 1 for p, s in zip(prompts, starts, strict=True)], torch.long, self.device
         )
         return hidden[torch.arange(rows, device=self.device), ends]
 
@@ -602,23 +623,43 @@ class SlotDecoder:
         self._pool = graph.pool()
         return graph
 
-    def finished(self, slots: Sequence[int]) -> list[tuple[int, SlotResult]]:
-        """The slots among ``slots`` whose request has ended, with their tokens (one device sync)."""
+    def snapshot(self) -> Snapshot:
+        """The finish flags, counts and completions as they will stand once the steps launched so far
+        have run, copied to host memory without waiting for them (on CUDA: pinned memory and an event;
+        ``Snapshot.finished`` waits)."""
         import torch
 
-        if not slots:
-            return []
-        index = torch.tensor(list(slots), device=self.device)
-        done, count = self.done[index].tolist(), self.count[index].tolist()
-        ended = [i for i, flag in enumerate(done) if flag]
-        if not ended:
-            return []
-        rows = self.out[index[ended]].tolist()
+        state = (self.done, self.count, self.out)
+        if self.device.type != "cuda":
+            return Snapshot(*(tensor.clone() for tensor in state), None, self.eos_ids)
+        copies = [tensor.to("cpu", non_blocking=True) for tensor in state]
+        event = torch.cuda.Event()
+        event.record()
+        return Snapshot(*copies, event, self.eos_ids)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A ``SlotDecoder``'s finish flags, counts and completion buffer in host memory at one point of its
+    stream (``event``: recorded there; None when already complete)."""
+
+    done: Any
+    count: Any
+    out: Any
+    event: Any
+    eos_ids: set[int]
+
+    def finished(self, slots: Sequence[int]) -> list[tuple[int, SlotResult]]:
+        """The slots among ``slots`` whose request had ended, with their tokens (waits for the event)."""
+        if self.event is not None:
+            self.event.synchronize()
+        done, count = self.done.tolist(), self.count.tolist()
         results = []
-        for i, row in zip(ended, rows, strict=True):
-            tokens = row[: count[i]]
-            stopped = bool(tokens) and tokens[-1] in self.eos_ids
-            results.append((slots[i], SlotResult(tokens=tokens, stopped=stopped)))
+        for slot in slots:
+            if done[slot]:
+                tokens = self.out[slot, : count[slot]].tolist()
+                stopped = bool(tokens) and tokens[-1] in self.eos_ids
+                results.append((slot, SlotResult(tokens=tokens, stopped=stopped)))
         return results
 
 
@@ -701,13 +742,44 @@ Take = Callable[[int, bool], "list[tuple[Any, SlotRequest]] | None"]
 decoding; None means no more will come."""
 
 
-def serve(decoder: SlotDecoder, take: Take, deliver: Callable[[Any, SlotResult], None]) -> None:
+class _Occupant(NamedTuple):
+    key: Any
+    request: SlotRequest
+    steps: int
+    """Decode steps launched for it so far."""
+    admission: int
+    """Which admission put it in its slot (a slot's next occupant has another)."""
+
+
+def serve(
+    decoder: SlotDecoder,
+    take: Take,
+    deliver: Callable[[Any, SlotResult], None],
+    pipelined: bool | None = None,
+) -> None:
     """Decode requests from ``take`` until it returns None with nothing left decoding, refilling free
-    slots at every poll; each result goes to ``deliver(key, result)`` as soon as its row has ended."""
+    slots at every poll; each result goes to ``deliver(key, result)`` once its row has ended.
+
+    ``pipelined`` (default on CUDA): each chunk of ``POLL_STEPS`` steps is launched before the previous
+    chunk's finish flags are read, so reading them, delivering and prefilling newcomers (host work, and
+    eager prefill is mostly kernel launches) overlap the device's decoding instead of leaving it idle;
+    a finished row's slot is refilled one chunk later than it would be otherwise."""
+    from itertools import count
+
     from af_tasks.engine.shapes import round_up
 
-    occupant: dict[int, tuple[Any, SlotRequest, int]] = {}  # slot -> (key, request, steps decoded)
+    if pipelined is None:
+        pipelined = decoder.device.type == "cuda"
+    occupant: dict[int, _Occupant] = {}
+    admissions = count()
+    behind: tuple[Snapshot, dict[int, int]] | None = None  # launched, not read: snapshot, slot -> admission
     closed = False
+
+    def read(snapshot: Snapshot, admitted: dict[int, int]) -> None:
+        current = [slot for slot, n in admitted.items() if slot in occupant and occupant[slot].admission == n]
+        for slot, result in snapshot.finished(current):
+            deliver(occupant.pop(slot).key, result)
+
     while True:
         free = [slot for slot in range(decoder.slots) if slot not in occupant]
         if free and not closed:
@@ -718,28 +790,35 @@ def serve(decoder: SlotDecoder, take: Take, deliver: Callable[[Any, SlotResult],
                 placed = list(zip(free, taken, strict=False))
                 decoder.ensure_length(max(len(r.prompt) for _, (_, r) in placed) + 1)
                 decoder.admit([(slot, request) for slot, (_, request) in placed])
-                occupant.update({slot: (key, request, 0) for slot, (key, request) in placed})
+                for slot, (key, request) in placed:
+                    occupant[slot] = _Occupant(key, request, 0, next(admissions))
         if not occupant:
             if closed:
                 return
             continue
-        for slot, result in decoder.finished(list(occupant)):
-            key = occupant.pop(slot)[0]
-            deliver(key, result)
-        if not occupant:
-            continue
-        remaining = max(r.max_new_tokens - 1 - steps for _, r, steps in occupant.values())
+        remaining = max(o.request.max_new_tokens - 1 - o.steps for o in occupant.values())
         steps = max(1, min(POLL_STEPS, remaining))
-        reach = max(len(r.prompt) + min(done + steps, r.max_new_tokens) for _, r, done in occupant.values())
+        reach = max(
+            len(o.request.prompt) + min(o.steps + steps, o.request.max_new_tokens) for o in occupant.values()
+        )
         decoder.ensure_length(reach)  # the cache grows with the positions reached, not with max_tokens
         length = round_up(reach, LENGTH_BUCKET)
-        mode = sampling_mode([r for _, r, _ in occupant.values()])
+        mode = sampling_mode([o.request for o in occupant.values()])
         for _ in range(steps):
             decoder.step(mode, length)
-        occupant = {slot: (key, r, done + steps) for slot, (key, r, done) in occupant.items()}
+        occupant = {slot: o._replace(steps=o.steps + steps) for slot, o in occupant.items()}
+        launched = (decoder.snapshot(), {slot: o.admission for slot, o in occupant.items()})
+        if behind is not None:
+            read(*behind)
+        behind = launched
+        if not pipelined:
+            read(*behind)
+            behind = None
 
 
-def decode_all(decoder: SlotDecoder, requests: Sequence[SlotRequest]) -> list[SlotResult]:
+def decode_all(
+    decoder: SlotDecoder, requests: Sequence[SlotRequest], pipelined: bool | None = None
+) -> list[SlotResult]:
     """Every request through ``serve``, results in order."""
     waiting = list(enumerate(requests))[::-1]
     results: dict[int, SlotResult] = {}
@@ -749,5 +828,5 @@ def decode_all(decoder: SlotDecoder, requests: Sequence[SlotRequest]) -> list[Sl
             return None
         return [waiting.pop() for _ in range(min(n, len(waiting)))]
 
-    serve(decoder, take, results.__setitem__)
+    serve(decoder, take, results.__setitem__, pipelined)
     return [results[i] for i in range(len(requests))]

@@ -49,23 +49,26 @@ def random_prompts(lengths, seed: int = 1) -> list[list[int]]:
 
 
 @pytest.mark.parametrize(
-    ("model_type", "attention", "fuse"),
+    ("model_type", "attention", "fuse", "pipelined"),
     [
-        ("llama", "sdpa", False),
-        ("mistral", "sdpa", False),
-        ("qwen2", "sdpa", False),
-        ("qwen3", "sdpa", False),
-        ("mistral", "varlen", False),  # per-row lengths: the flash kernel's contract, on CPU
-        ("qwen3", "varlen", True),
-        ("llama", "flex", True),  # the CUDA defaults, run eagerly on CPU
-        ("qwen2", "flex", True),  # biases fused too
-        ("qwen3", "flex", True),
+        ("llama", "sdpa", False, False),
+        ("mistral", "sdpa", False, False),
+        ("qwen2", "sdpa", False, False),
+        ("qwen3", "sdpa", False, False),
+        ("mistral", "varlen", False, False),  # per-row lengths: the flash kernel's contract, on CPU
+        ("qwen3", "varlen", True, False),
+        ("llama", "flex", True, False),  # the CUDA defaults, run eagerly on CPU
+        ("qwen2", "flex", True, False),  # biases fused too
+        ("qwen3", "flex", True, False),
+        ("llama", "sdpa", False, True),  # finish flags read one chunk behind, as on CUDA
+        ("mistral", "varlen", True, True),
     ],
 )
-def test_greedy_slots_equal_generate_while_slots_are_refilled(model_type, attention, fuse):
+def test_greedy_slots_equal_generate_while_slots_are_refilled(model_type, attention, fuse, pipelined):
     """7 requests of different prompt and answer lengths through 3 slots: every completion equals
     ``generate`` on its prompt alone, whatever ran in its slot before and beside it (with either
-    decode attention, fused projections or not; a 300-token prompt spans several flex blocks)."""
+    decode attention, fused projections or not; a 300-token prompt spans several flex blocks; with
+    the flags read as they are or one chunk behind)."""
     import torch
 
     from af_tasks.engine.slots import SlotDecoder, SlotRequest, decode_all
@@ -76,16 +79,18 @@ def test_greedy_slots_equal_generate_while_slots_are_refilled(model_type, attent
     decoder = SlotDecoder(model, slots=3, max_len=64, eos_ids=[EOS], pad_id=0, attention=attention, fuse=fuse)
     with torch.inference_mode():
         results = decode_all(
-            decoder, [SlotRequest(tuple(p), n) for p, n in zip(prompts, budgets, strict=True)]
+            decoder, [SlotRequest(tuple(p), n) for p, n in zip(prompts, budgets, strict=True)], pipelined
         )
         references = [generate_greedy(model, p, n) for p, n in zip(prompts, budgets, strict=True)]
     assert [r.tokens for r in results] == references
     assert [r.stopped for r in results] == [ref[-1] == EOS for ref in references]
 
 
-def test_eos_ends_a_row_and_its_slot_is_reused():
+@pytest.mark.parametrize("pipelined", [False, True])
+def test_eos_ends_a_row_and_its_slot_is_reused(pipelined):
     """A token the model emits early is made EOS: rows end there (``stopped``), shorter than their
-    budget, and still match ``generate``; with 2 slots the third request runs in a freed slot."""
+    budget, and still match ``generate``; with 2 slots the third request runs in a freed slot (also
+    when the flags are read a chunk behind: the old occupant's flags must not end the new one)."""
     import torch
 
     from af_tasks.engine.slots import SlotDecoder, SlotRequest, decode_all
@@ -98,7 +103,7 @@ def test_eos_ends_a_row_and_its_slot_is_reused():
     model.generation_config.eos_token_id = eos
     decoder = SlotDecoder(model, slots=2, max_len=64, eos_ids=[eos], pad_id=0)
     with torch.inference_mode():
-        results = decode_all(decoder, [SlotRequest(tuple(p), 20) for p in prompts])
+        results = decode_all(decoder, [SlotRequest(tuple(p), 20) for p in prompts], pipelined)
         references = []
         for prompt in prompts:
             out = model.generate(torch.tensor([prompt]), max_new_tokens=20, do_sample=False, pad_token_id=0)
@@ -137,6 +142,45 @@ def test_a_waiting_request_takes_a_slot_before_the_batch_drains():
     assert [key for key, _ in admitted] == [0, 1, 2, 3]
     assert all(long_running for _, long_running in admitted)
     assert [len(finished[i]) for i in range(4)] == [40, 3, 3, 3]
+
+
+def test_pipelined_serving_reads_each_chunks_flags_after_launching_the_next():
+    """The overlap ``serve`` promises on CUDA: every chunk's finish flags are read only once the
+    following chunk has been launched (so the host's reading and admitting run while the device
+    decodes), and all results still arrive, in full."""
+    import torch
+
+    from af_tasks.engine.slots import SlotDecoder, SlotRequest, decode_all
+
+    model = tiny_model("llama")
+    prompts = random_prompts([6, 9, 4, 7, 5], seed=21)
+    budgets = [30, 3, 12, 1, 20]
+    decoder = SlotDecoder(model, slots=2, max_len=64, eos_ids=[EOS], pad_id=0)
+    events: list[tuple[str, int]] = []
+    take_snapshot = decoder.snapshot
+
+    class Recorded:
+        def __init__(self, snapshot, number):
+            self.snapshot, self.number = snapshot, number
+
+        def finished(self, slots):
+            events.append(("read", self.number))
+            return self.snapshot.finished(slots)
+
+    def snapshot():
+        number = sum(kind == "launch" for kind, _ in events)
+        events.append(("launch", number))
+        return Recorded(take_snapshot(), number)
+
+    decoder.snapshot = snapshot
+    requests = [SlotRequest(tuple(p), n, ignore_eos=True) for p, n in zip(prompts, budgets, strict=True)]
+    with torch.inference_mode():
+        results = decode_all(decoder, requests, pipelined=True)
+    assert [len(r.tokens) for r in results] == budgets
+    reads = [number for kind, number in events if kind == "read"]
+    assert reads, "no chunk's flags were read"
+    for number in reads:  # chunk n read after chunk n + 1 launched
+        assert events.index(("read", number)) > events.index(("launch", number + 1))
 
 
 def test_a_longer_newcomer_grows_the_cache_without_touching_rows_in_flight():

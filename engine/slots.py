@@ -309,8 +309,8 @@ class SlotDecoder:
         self.top_p[slots] = values([r.top_p for r in requests], torch.float32)
         self.ignore_eos[slots] = values([r.ignore_eos for r in requests], torch.bool)
         self.seed_lo[slots], self.seed_hi[slots] = values(los, torch.long), values(his, torch.long)
-        self.count[slots] = 0
-        self.done[slots] = False
+        self.count.index_fill_(0, slots, 0)  # not ``[slots] = 0``: that copies the scalar over, and waits
+        self.done.index_fill_(0, slots, False)
         starts, lone = self._reuse_prefix(slot_list, [r.prompt for r in requests])
         order = sorted(range(len(placed)), key=lambda i: starts[i])  # chunks of like starts
         first = 0
@@ -403,7 +403,7 @@ class SlotDecoder:
         logits = self.model.lm_head(self.model.model.norm(last)).float()
         token = self._choose(logits, slots)
         self.out[slots, 0] = token
-        self.count[slots] = 1
+        self.count.index_fill_(0, slots, 1)
         self.next_token[slots] = token
         self.position[slots] = lengths
         self.done[slots] = self.eos_mask[token] & ~self.ignore_eos[slots] | (self.max_new[slots] <= 1)

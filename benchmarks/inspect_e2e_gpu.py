@@ -22,12 +22,17 @@ past it, judged by the longest run so far. The JSON names the GPU, driver, libra
 commit (``COMMIT`` in the environment).
 
 On the GPU machine (no network, no inspect_ai): carry ``.whl`` and ``.whl-inspect``
-(``benchmarks/gpu_carry.sh`` and ``benchmarks/gpu_carry.sh --inspect``), then from the repository root:
+(``benchmarks/gpu_carry.sh`` and ``benchmarks/gpu_carry.sh --inspect``), then from the repository root
+install into a folder whose path contains ``site-packages``: Inspect names an installed package's tasks
+``af_tasks/...`` only there (or for an editable install); elsewhere ``af_tasks/free_tier`` is not found,
+which the script checks before it starts.
 
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \\
-        .whl/*.whl .whl-inspect/*.whl && export PYTHONPATH=/tmp/site:$PWD PYTHONSAFEPATH=1
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \\
+        --target /tmp/site-packages .whl/*.whl .whl-inspect/*.whl \\
+        && export PYTHONPATH=/tmp/site-packages:$PWD PYTHONSAFEPATH=1
     COMMIT=$(git rev-parse HEAD) python3 benchmarks/inspect_e2e_gpu.py --limit 256 --max-tokens 128 \\
-        --budget-s 540 --out $OUT/inspect_e2e.json
+        --max-connections 32 --repeats 3 --budget-s 540 --out $OUT/inspect_e2e.json
+    # a later call on the same machine: add --reuse-model (the folder in /tmp is kept while it is warm)
     python benchmarks/inspect_e2e_gpu.py --tiny --limit 8 --repeats 1 --out /tmp/e2e.json  # CPU check
 """
 
@@ -89,6 +94,19 @@ def build_folder(model_dir: Path, tiny: bool, dtype: str, device: str) -> dict[s
         torch.cuda.empty_cache()  # the runs load the model in their own processes
     (model_dir / BUILT).write_text(json.dumps(record, indent=1) + "\n")
     return record
+
+
+def check_task_names() -> None:
+    """Refuse to start where Inspect would not find ``af_tasks/free_tier`` (see the docstring)."""
+    from inspect_ai._util.package import get_installed_package_name
+
+    import af_tasks.free_tier as module
+
+    if get_installed_package_name(module.free_tier) != "af_tasks":
+        raise SystemExit(
+            f"af_tasks is at {Path(module.__file__).parent.parent}, not under a folder named site-packages: "
+            "Inspect will not find af_tasks/free_tier there; install with pip --target /tmp/site-packages"
+        )
 
 
 def eval_command(arm: str, model_dir: Path, log_dir: Path, args: argparse.Namespace) -> list[str]:
@@ -210,6 +228,7 @@ def main() -> None:
     result: dict[str, Any] = {"machine": machine(device), "args": {k: str(v) for k, v in vars(args).items()}}
     import inspect_ai
 
+    check_task_names()
     result["machine"]["inspect_ai"] = inspect_ai.__version__
     result["command"] = eval_command("<arm>", model_dir, Path("<logs>"), args)
     result["af_judge"] = "no grader bound: the AF judge marks each sample unscored (reason no_grader)"
@@ -218,7 +237,11 @@ def main() -> None:
         "generation defaults, transformers' temperature 1.0, top_k 50, top_p 1.0"
     )
     built = model_dir / BUILT
-    if args.reuse_model and built.is_file() and json.loads(built.read_text())["tiny"] == args.tiny:
+    same = (
+        built.is_file()
+        and {"tiny": args.tiny, "dtype": args.dtype}.items() <= json.loads(built.read_text()).items()
+    )
+    if args.reuse_model and same:
         result["model"] = json.loads(built.read_text()) | {"reused": True}
     else:
         started = time.perf_counter()

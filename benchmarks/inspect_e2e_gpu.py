@@ -216,7 +216,12 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--max-connections", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--budget-s", type=float, default=None, help="start no run that would end later")
+    parser.add_argument(
+        "--budget-s",
+        type=float,
+        default=None,
+        help="start no run that would end later than this many seconds after the start (build included)",
+    )
     args = parser.parse_args()
     args.dtype = args.dtype or ("float32" if args.tiny else "bfloat16")
     model_dir = args.model_dir.resolve()

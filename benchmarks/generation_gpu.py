@@ -62,15 +62,16 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def build_model(device: str, tiny: bool, dtype=None):
-    """The preset's architecture (or a 2-layer Llama with ``tiny``), random weights; bf16 on CUDA."""
+def build_model(device: str, tiny: bool, dtype=None, **overrides: Any):
+    """The preset's architecture (or a 2-layer Llama with ``tiny``), random weights; bf16 on CUDA.
+    ``overrides`` replace architecture fields (e.g. ``vocab_size`` for a real tokenizer's)."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from af_tasks.core.presets import get_preset
 
     architecture = TINY_ARCHITECTURE if tiny else get_preset("mistral-7b").architecture
-    config = AutoConfig.for_model(**architecture)
+    config = AutoConfig.for_model(**(architecture | overrides))
     dtype = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
     torch.manual_seed(0)
     with torch.device(device):

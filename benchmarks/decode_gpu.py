@@ -265,8 +265,9 @@ def check_section(model, device: str, rows: Rows, slots: int = 32, max_len: int 
     the path they replace: (1) the per-row flash decode kernel vs attention in fp32, with the slots'
     masked bf16 SDPA for scale; (2) a slot cache filled with a reused 632-token prefix vs a whole
     prefill, in fp32 (the logic: rounding only) and in bf16 beside a bf16 whole prefill (the scale:
-    bf16's own distance from fp32); (3) pipelined serving (asynchronous copies, flags read a chunk
-    behind) against serial serving, completion for completion."""
+    bf16's own distance from fp32); (3) serving as on CUDA (asynchronous copies, flags read a chunk
+    behind, compiled step replayed as CUDA graphs, the cache grown after graphs were captured) against
+    serial eager serving, completion for completion."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -348,26 +349,36 @@ def check_section(model, device: str, rows: Rows, slots: int = 32, max_len: int 
     rows.append(row)
     print(json.dumps(row), flush=True)
 
-    draw = random.Random(2)  # (3) flags read a chunk behind vs before the next chunk: the same completions
-    requests = [
+    draw = random.Random(2)  # (3) serving as on CUDA (compiled step as CUDA graphs, flags read a chunk
+    # behind, the cache grown mid-decode after graphs were captured) vs serial eager serving
+    short = [SlotRequest(tuple(prompts[i % 4][632:]), draw.randint(100, 140)) for i in range(16)]
+    mixed = [
         SlotRequest(tuple(shared[: draw.choice((0, 632))] + prompts[i % 4][632:]), draw.randint(1, 60))
-        for i in range(48)
+        for i in range(32)
     ]
-    completions = {}
-    for pipelined in (False, True):
-        decoder = SlotDecoder(exact, slots=8, max_len=1024, eos_ids=[0], pad_id=0)
+    requests = short + mixed  # short prompts first: the cache starts at 256 positions and grows twice
+    completions, grown = {}, {}
+    for name, compile_, pipelined in (
+        ("serial", False, False),
+        ("pipelined", False, True),
+        ("graphs", True, True),
+    ):
+        decoder = SlotDecoder(exact, slots=8, max_len=1, eos_ids=[0], pad_id=0, compile=compile_)
         with torch.inference_mode():
-            completions[pipelined] = [r.tokens for r in decode_all(decoder, requests, pipelined)]
+            completions[name] = [r.tokens for r in decode_all(decoder, requests, pipelined)]
+        grown[name] = decoder.max_len
         del decoder
     row = {
         "section": "check",
-        "what": "48 greedy requests through 8 slots (fp32, 4 layers), pipelined vs serial serving",
-        "identical_completions": sum(
-            a == b for a, b in zip(completions[False], completions[True], strict=True)
-        ),
+        "what": "48 greedy requests through 8 slots (fp32, 4 layers): completions equal to serial eager serving",
         "requests": len(requests),
-        "tokens": sum(len(c) for c in completions[True]),
+        "tokens": sum(len(c) for c in completions["serial"]),
+        "cache_positions_at_end": grown,
     }
+    for name in ("pipelined", "graphs"):
+        row[f"identical_{name}"] = sum(
+            a == b for a, b in zip(completions["serial"], completions[name], strict=True)
+        )
     rows.append(row)
     print(json.dumps(row), flush=True)
     del exact, half

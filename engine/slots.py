@@ -284,6 +284,7 @@ class SlotDecoder:
             torch._dynamo.maybe_mark_dynamic(tensor, 0)
             torch._dynamo.maybe_mark_dynamic(tensor, 2)
         self._graphs = {}
+        self._pool = None  # a pool whose graphs are all gone cannot be captured into again (allocator assert)
 
     # ---- prefill ------------------------------------------------------------------------------------
 

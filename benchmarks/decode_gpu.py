@@ -9,7 +9,8 @@ The Mistral-7B architecture with random weights in bf16 (``generation_gpu.build_
   projections) greedy,
   ``slots-sampled`` (temperature 0.8, top-k 50, top-p 0.95, seeded), and the slot decoder without one
   of its defaults: ``slots-sdpa`` / ``slots-flex`` (one decode attention whatever the slot
-  count), ``slots-unfused`` (separate projections). Decode tokens/s = rows x (new - 1) / (full run - prefill-only run). The bound counts the
+  count; ``slots-varlen``, ``slots-grouped``: the flash or the grouped Triton kernel), ``slots-unfused``
+  (separate projections). Decode tokens/s = rows x (new - 1) / (full run - prefill-only run). The bound counts the
   bytes one step must read: every weight once plus the KV cache of every row's context (its mean over
   the decode), at the bandwidth of a large device-to-device copy measured in the same run.
 - ``workload``: ``--requests`` requests whose prompt and answer lengths are drawn (seeded, with
@@ -62,6 +63,7 @@ WORKLOAD_SLOT_OPTIONS: dict[str, dict[str, Any]] = {
     "slots-noprefix": {"reuse_prefix": False},
     "slots-varlen": {"attention": "varlen"},
     "slots-sdpa": {"attention": "sdpa"},
+    "slots-grouped": {"attention": "grouped"},
 }
 """Workload arms that decode in slots, with their ``SlotDecoder`` options (defaults: prefix reuse on,
 decode attention by slot count)."""
@@ -148,6 +150,7 @@ def decode_arms(model, tokenizer, device: str, compile: bool) -> dict[str, Calla
         "slots-flex": through(slot_engine(attention="flex")),
         "slots-unfused": through(slot_engine(fuse=False)),
         "slots-varlen": through(slot_engine(attention="varlen")),
+        "slots-grouped": through(slot_engine(attention="grouped")),
     }
 
 
@@ -271,7 +274,12 @@ def check_section(model, device: str, rows: Rows, slots: int = 32, max_len: int 
     import torch
     from transformers import AutoModelForCausalLM
 
-    from af_tasks.engine.decode_attention import per_row_attention
+    from af_tasks.engine.decode_attention import (
+        grouped_attention,
+        grouped_available,
+        grouped_programs,
+        per_row_attention,
+    )
     from af_tasks.engine.slots import SlotDecoder, SlotRequest, decode_all
 
     config = model.config.get_text_config(decoder=True)
@@ -302,6 +310,11 @@ def check_section(model, device: str, rows: Rows, slots: int = 32, max_len: int 
         ]
     )
     kernel = per_row_attention(query, keys, values, used, max_len, scale)
+    grouped = (
+        grouped_attention(query, keys, values, used, max_len, scale, grouped_programs(device))
+        if grouped_available(device, query.dtype)
+        else None
+    )
     mask = (torch.arange(max_len, device=device)[None, :] < used[:, None])[:, None, None, :]
     sdpa = torch.nn.functional.scaled_dot_product_attention(
         query.reshape(slots, kv_heads, groups, dim), keys, values, attn_mask=mask, scale=scale
@@ -310,6 +323,7 @@ def check_section(model, device: str, rows: Rows, slots: int = 32, max_len: int 
         "section": "check",
         "what": "decode attention, relative max error vs fp32",
         "varlen_kernel": relative_error(kernel, reference),
+        "grouped_kernel": None if grouped is None else relative_error(grouped, reference),
         "sdpa_bf16": relative_error(sdpa, reference),
     }
     rows.append(row)
@@ -382,6 +396,108 @@ def check_section(model, device: str, rows: Rows, slots: int = 32, max_len: int 
     rows.append(row)
     print(json.dumps(row), flush=True)
     del exact, half
+
+
+# ---- attention section -----------------------------------------------------------------------------
+
+
+def attention_section(model, device: str, args, bandwidth: float, rows: Rows) -> None:
+    """The decode attention alone, one layer's call at the model's head shapes, per slot count: each
+    row's cache used up to a length drawn as in the workload (prompt 775 + an answer part way: uniform
+    775-1,372 positions; 1,024 at one slot) in a cache of 1,536. Time per call (CUDA events around
+    ``ATTENTION_CALLS`` calls, median of ``ATTENTION_REPEATS``; launches included) against the time to
+    read the used K/V once at the copy bandwidth; the grouped kernel also at other key blocks and
+    program counts."""
+    import torch
+
+    config = model.config.get_text_config(decoder=True)
+    heads, kv_heads = config.num_attention_heads, config.num_key_value_heads
+    dim = config.hidden_size // heads
+    dtype, max_len, scale = model.dtype, 1536, dim**-0.5
+    generator = torch.Generator(device=device).manual_seed(0)
+    for slots in args.attention_slots:
+        query = torch.randn(slots, heads, 1, dim, generator=generator, device=device, dtype=dtype)
+        keys = torch.randn(slots, kv_heads, max_len, dim, generator=generator, device=device, dtype=dtype)
+        values = torch.randn_like(keys)
+        used = (
+            torch.full((slots,), 1024, device=device)
+            if slots == 1
+            else torch.randint(775, 1373, (slots,), generator=generator, device=device)
+        )
+        kernels = attention_kernels(query, keys, values, used, scale)
+        read = int(used.sum()) * kv_heads * dim * 2 * keys.element_size()  # K and V of the used positions
+        bound = read / bandwidth
+        for name, call in kernels.items():
+            for _ in range(3):
+                call()
+            times = []
+            for _ in range(ATTENTION_REPEATS):  # each: the mean of ATTENTION_CALLS back-to-back calls
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                for _ in range(ATTENTION_CALLS):
+                    call()
+                end.record()
+                end.synchronize()
+                times.append(start.elapsed_time(end) / 1e3 / ATTENTION_CALLS)
+            row = {
+                "section": "attention",
+                "kernel": name,
+                "slots": slots,
+                "used_positions": int(used.sum()),
+                "seconds": spread(times),
+                "bound_s": bound,
+                "of_bound": bound / statistics.median(times),
+            }
+            rows.append(row)
+            print(
+                f"attention {slots:>3} slots {name:<8} {statistics.median(times) * 1e6:8.1f} us "
+                f"(bound {bound * 1e6:7.1f} us: {row['of_bound']:.0%})",
+                flush=True,
+            )
+
+
+ATTENTION_CALLS = 20
+ATTENTION_REPEATS = 7
+
+
+def attention_kernels(query, keys, values, used, scale: float) -> dict[str, Callable[[], Any]]:
+    """The decode attentions to time on these tensors (query [slots, heads, 1, d], the cache, ``used``
+    positions per slot): varlen, masked SDPA over the whole cache, and grouped where Triton runs."""
+    import torch
+
+    from af_tasks.engine.decode_attention import (
+        grouped_attention,
+        grouped_available,
+        grouped_programs,
+        per_row_attention,
+    )
+
+    slots, heads, _, dim = query.shape
+    kv_heads, max_len = keys.shape[1], keys.shape[2]
+    mask = (torch.arange(max_len, device=query.device)[None, :] < used[:, None])[:, None, None, :]
+    grouped_query = query.reshape(slots, kv_heads, heads // kv_heads, dim)
+    kernels = {
+        "varlen": lambda: per_row_attention(query, keys, values, used, max_len, scale),
+        "sdpa": lambda: torch.nn.functional.scaled_dot_product_attention(
+            grouped_query, keys, values, attn_mask=mask, scale=scale
+        ),
+    }
+    if grouped_available(query.device, query.dtype):
+        from af_tasks.engine.decode_attention import GROUPED_BLOCK, GROUPED_PROGRAMS_PER_SM
+        from af_tasks.engine.grouped_decode import grouped_decode_attention
+
+        programs = grouped_programs(query.device)
+        kernels["grouped"] = lambda: grouped_attention(query, keys, values, used, max_len, scale, programs)
+        flat, in_use = query.reshape(slots, heads, dim), used.to(torch.int32)
+        per_sm = programs // GROUPED_PROGRAMS_PER_SM
+        for block in (32, 64, 128):  # the kernel's two knobs around its defaults
+            for factor in (1, 2, 4, 8, 16):
+                if (block, factor) == (GROUPED_BLOCK, GROUPED_PROGRAMS_PER_SM):
+                    continue
+                kernels[f"grouped-b{block}-p{factor}"] = lambda b=block, p=factor * per_sm: (
+                    grouped_decode_attention(flat, keys, values, in_use, max_len, scale, p, b)
+                )
+    return kernels
 
 
 # ---- workload section ------------------------------------------------------------------------------
@@ -536,12 +652,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--tiny", action="store_true", help="a 2-layer random Llama (CPU smoke run)")
-    parser.add_argument("--sections", default="check,decode,workload")
+    parser.add_argument("--sections", default="check,attention,decode,workload")
     parser.add_argument("--batch-sizes", default="1,32")
     parser.add_argument("--prompt-tokens", type=int, default=512)
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--arms", default="plain,static,slots,slots-sampled,slots-sdpa,slots-unfused")
     parser.add_argument("--concurrency", default="32,128,256")
+    parser.add_argument("--attention-slots", default="1,32,128,256")
     parser.add_argument("--workload-arms", default="static,slots,slots-noprefix,slots-varlen,plain")
     parser.add_argument("--plain-concurrency", default="32")
     parser.add_argument("--requests", type=int, default=512)
@@ -558,7 +675,7 @@ def main() -> None:
         "--profile-requests", type=int, default=256, help="workload requests under the profiler"
     )
     args = parser.parse_args()
-    for name in ("batch_sizes", "concurrency", "plain_concurrency"):
+    for name in ("batch_sizes", "concurrency", "plain_concurrency", "attention_slots"):
         setattr(args, name, [int(v) for v in getattr(args, name).split(",") if v])
     args.arms = args.arms.split(",")
     args.workload_arms = args.workload_arms.split(",")
@@ -584,6 +701,8 @@ def main() -> None:
     sections = args.sections.split(",")
     if "check" in sections:
         check_section(model, args.device, rows)
+    if "attention" in sections and args.device.startswith("cuda"):
+        attention_section(model, args.device, args, bandwidth, rows)
     if "decode" in sections:
         decode_section(model, tokenizer, args.device, args, bandwidth, rows)
     if "workload" in sections:

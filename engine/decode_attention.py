@@ -12,6 +12,12 @@ tokens, all at the same position, so no causal mask is needed: each reads its se
 ``position + 1`` keys. On CUDA this is one call of torch's flash kernel; elsewhere
 ``varlen_reference`` computes the same contract sequence by sequence (the CPU check of the index
 arithmetic; the GPU benchmark compares the kernel with SDPA).
+
+That kernel tiles 128 query rows and a (slot, KV head) has only its group's 4, so at many slots it is
+bound by padding. ``grouped_attention`` is the alternative: a Triton kernel
+(``af_tasks.engine.grouped_decode``) whose 16-row tile holds one group and whose keys may be split across
+programs (flash-decoding), the splits combined by log-sum-exp; ``af_tasks.engine.split_keys`` holds
+that arithmetic in plain torch (the CPU reference CI runs).
 """
 
 from __future__ import annotations
@@ -88,3 +94,54 @@ def varlen_reference(
         k, v = keys[k0 : k0 + n].transpose(0, 1), values[k0 : k0 + n].transpose(0, 1)
         out[q0:q1] = torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=scale).transpose(0, 1)
     return out
+
+
+GROUPED_BLOCK = 64
+"""Keys per step of the grouped kernel's loop (and the unit its splits are made of)."""
+
+GROUPED_PROGRAMS_PER_SM = 4
+"""Programs (slot x KV head x split) aimed for per multiprocessor: enough reads in flight to stream."""
+
+
+def grouped_available(device: Any, dtype: Any) -> bool:
+    """Whether the grouped Triton kernel can run here: a CUDA device of compute capability 8.0 or
+    later, half-precision values, and Triton importable."""
+    import importlib.util
+
+    import torch
+
+    device = torch.device(device)
+    if device.type != "cuda" or dtype not in (torch.float16, torch.bfloat16):
+        return False
+    return torch.cuda.get_device_capability(device)[0] >= 8 and importlib.util.find_spec("triton") is not None
+
+
+def grouped_programs(device: Any) -> int:
+    """Programs the grouped kernel aims for on ``device`` (``GROUPED_PROGRAMS_PER_SM`` per multiprocessor;
+    elsewhere 64, so that the CPU reference splits its keys as well)."""
+    import torch
+
+    device = torch.device(device)
+    if device.type != "cuda":
+        return 64
+    return GROUPED_PROGRAMS_PER_SM * torch.cuda.get_device_properties(device).multi_processor_count
+
+
+def grouped_attention(
+    query: Any, keys: Any, values: Any, used: Any, length: int, scale: float, programs: int
+) -> Any:
+    """``per_row_attention``'s contract (query [rows, heads, 1, d], the whole cache, ``used`` keys per
+    row, ``length`` their bound; [rows, heads, d]) through the grouped kernel on CUDA, through
+    ``split_reference`` elsewhere; ``programs``: ``grouped_programs``."""
+    import torch
+
+    rows, heads, _, dim = query.shape
+    flat = query.reshape(rows, heads, dim)
+    in_use = used.to(torch.int32)
+    if not query.is_cuda:
+        from af_tasks.engine.split_keys import split_reference
+
+        return split_reference(flat, keys, values, in_use, length, scale, programs, GROUPED_BLOCK)
+    from af_tasks.engine.grouped_decode import grouped_decode_attention
+
+    return grouped_decode_attention(flat, keys, values, in_use, length, scale, programs, GROUPED_BLOCK)

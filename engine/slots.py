@@ -50,7 +50,7 @@ FLEX_BLOCK = 128
 FLEX_MAX_SLOTS = 4
 """Largest slot count whose default decode attention on CUDA is FlexAttention (see ``SlotDecoder``)."""
 
-DECODE_ATTENTIONS = ("flex", "sdpa", "varlen")
+DECODE_ATTENTIONS = ("flex", "sdpa", "varlen", "grouped")
 
 PREFILL_TOKENS = 16_384
 """Most padded prompt tokens prefilled in one forward (bounds the prefill's activation memory)."""
@@ -165,9 +165,11 @@ class SlotDecoder:
         reuse_prefix: bool = True,
     ):
         """``attention``: ``flex`` (FlexAttention's decoding kernel, reading only each row's own cache
-        blocks), ``sdpa`` (one masked SDPA over the first ``length`` positions) or ``varlen`` (flash
-        attention's variable-length kernel reading each row up to its own position:
-        ``af_tasks.engine.decode_attention``; on CPU its reference); default ``default_attention``.
+        blocks), ``sdpa`` (one masked SDPA over the first ``length`` positions), ``varlen`` (flash
+        attention's variable-length kernel reading each row up to its own position) or ``grouped`` (a
+        Triton kernel that reads each row up to its position for a tile holding one KV head's query
+        heads: ``af_tasks.engine.decode_attention``; on CPU their references); default
+        ``default_attention``.
         ``fuse`` (default on CUDA): the q/k/v and gate/up projections of each layer as one matrix each
         (``fuse_projections``). ``reuse_prefix``: keep the K/V of a prompt prefix that requests share
         (an evaluation's system prompt and template) and copy it into a newcomer's slot instead of
@@ -197,6 +199,9 @@ class SlotDecoder:
             raise ValueError(
                 f"attention must be one of {', '.join(DECODE_ATTENTIONS)}, not {self.attention!r}"
             )
+        from af_tasks.engine.decode_attention import grouped_programs
+
+        self.grouped_programs = grouped_programs(self.device) if self.attention == "grouped" else 0
         self.fused = None
         if on_cuda if fuse is None else fuse:
             self.fused = getattr(model, "_slot_fused_projections", None) or fuse_projections(self.layers)
@@ -490,7 +495,7 @@ class SlotDecoder:
         """Logits [slots, vocab] (float32) for one token per slot at its position; writes its K/V."""
         import torch
 
-        from af_tasks.engine.decode_attention import per_row_attention
+        from af_tasks.engine.decode_attention import grouped_attention, per_row_attention
 
         model = self.model.model
         rows = tokens.shape[0]
@@ -512,6 +517,10 @@ class SlotDecoder:
                 attended = attend(query, layer_keys[:, :, :length], layer_values[:, :, :length], scale)
             elif self.attention == "varlen":
                 attended = per_row_attention(query, layer_keys, layer_values, positions + 1, length, scale)
+            elif self.attention == "grouped":
+                attended = grouped_attention(
+                    query, layer_keys, layer_values, positions + 1, length, scale, self.grouped_programs
+                )
             else:
                 attended = torch.nn.functional.scaled_dot_product_attention(
                     query.reshape(rows, self.kv_heads, -1, self.head_dim),

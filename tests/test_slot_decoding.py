@@ -62,6 +62,8 @@ def random_prompts(lengths, seed: int = 1) -> list[list[int]]:
         ("qwen3", "flex", True, False),
         ("llama", "sdpa", False, True),  # finish flags read one chunk behind, as on CUDA
         ("mistral", "varlen", True, True),
+        ("llama", "grouped", False, False),  # keys split across programs, combined by log-sum-exp
+        ("qwen3", "grouped", True, True),
     ],
 )
 def test_greedy_slots_equal_generate_while_slots_are_refilled(model_type, attention, fuse, pipelined):
@@ -598,3 +600,100 @@ def test_engine_seeds_repeat_per_call_and_differ_within_one(embedded_model_dir):
     assert engine.slots and first == again
     assert first[0] != first[1]
     assert reseeded[0] != first[0]
+
+
+def exact_attention(query, keys, values, used, scale):
+    """Row by row in float64: query [rows, heads, d] over keys[row, h // groups, :used[row]]."""
+    import torch
+
+    groups = query.shape[1] // keys.shape[1]
+    return torch.stack(
+        [
+            torch.nn.functional.scaled_dot_product_attention(
+                query[row][:, None].double(),
+                keys[row].repeat_interleave(groups, 0)[:, :count].double(),
+                values[row].repeat_interleave(groups, 0)[:, :count].double(),
+                scale=scale,
+            )[:, 0]
+            for row, count in enumerate(used.tolist())
+        ]
+    )
+
+
+@pytest.mark.parametrize("programs", [1, 24, 10_000])
+def test_split_keys_combined_by_log_sum_exp_equal_whole_attention(programs):
+    """The grouped decode kernel's arithmetic (``split_reference``): a row's keys cut into splits as
+    ``split_plan`` cuts them (one split, some, one per block), each split's softmax and log-sum-exp,
+    then ``combine_splits``, equal attention over the row's keys at once; rows end on a split boundary,
+    inside one, after one key, at the cache's end."""
+    import torch
+
+    from af_tasks.engine.split_keys import split_plan, split_reference
+
+    torch.manual_seed(3)
+    rows, kv_heads, groups, length, dim, block = 6, 2, 4, 200, 16, 16
+    query = torch.randn(rows, kv_heads * groups, dim)
+    keys, values = torch.randn(rows + 2, kv_heads, length, dim), torch.randn(rows + 2, kv_heads, length, dim)
+    splits, per_split = split_plan(rows, kv_heads, length, block, programs)
+    used = torch.tensor([1, per_split, per_split + 1, 2 * per_split - 3, 131, length], dtype=torch.int32)
+    used = used.clamp(1, length)
+    got = split_reference(query, keys, values, used, length, 0.25, programs, block)
+    assert torch.allclose(got.double(), exact_attention(query, keys, values, used, 0.25), atol=1e-5)
+    assert splits == {1: 1, 24: 2, 10_000: 13}[programs]
+
+
+def test_split_plan_covers_the_keys_in_whole_blocks_with_no_empty_split():
+    """Splits are whole blocks, together cover ``length`` keys, each holds at least one key of a row
+    that uses them all, and their number reaches the programs aimed for where the keys allow."""
+    from af_tasks.engine.split_keys import split_plan
+
+    for rows, kv_heads, length, block, programs in [
+        (1, 8, 1024, 64, 528),
+        (128, 8, 1024, 64, 528),
+        (3, 2, 256, 64, 64),
+        (1, 1, 1, 64, 100),
+        (2, 8, 1000, 64, 96),
+    ]:
+        splits, per_split = split_plan(rows, kv_heads, length, block, programs)
+        assert per_split % block == 0
+        assert (splits - 1) * per_split < length <= splits * per_split
+        blocks = -(-length // block)
+        assert splits == blocks or rows * kv_heads * splits >= programs
+
+
+def test_grouped_kernel_equals_its_reference_in_the_triton_interpreter():
+    """The Triton kernel itself (``af_tasks.engine.grouped_decode``) run by Triton's CPU interpreter
+    equals ``split_reference`` for one split and many, also traced by ``torch.compile`` (where Triton
+    is installed; on the GPU
+    ``benchmarks/decode_gpu.py``'s check compares the compiled kernel with fp32 attention)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("triton")
+    script = """
+import json, torch
+from af_tasks.engine.split_keys import split_reference
+from af_tasks.engine.grouped_decode import grouped_decode_attention
+torch.manual_seed(0)
+rows, kv, groups, length, dim = 5, 2, 4, 200, 32
+q = torch.randn(rows, kv * groups, dim)
+k, v = torch.randn(rows + 1, kv, length, dim), torch.randn(rows + 1, kv, length, dim)
+used = torch.tensor([1, 7, 64, 65, 200], dtype=torch.int32)
+errors = {}
+for programs in (1, 40, 1000):
+    got = grouped_decode_attention(q, k, v, used, length, 0.3, programs, 16)
+    errors[programs] = (got - split_reference(q, k, v, used, length, 0.3, programs, 16)).abs().max().item()
+compiled = torch.compile(grouped_decode_attention, backend="aot_eager", fullgraph=True, dynamic=True)
+got = compiled(q, k, v, used, length, 0.3, 40, 16)  # opaque to tracing, as in the compiled decode step
+errors["compiled"] = (got - split_reference(q, k, v, used, length, 0.3, 40, 16)).abs().max().item()
+print(json.dumps(errors))
+"""
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    errors = json.loads(done.stdout.strip().splitlines()[-1])
+    assert max(errors.values()) < 1e-5, errors

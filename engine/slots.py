@@ -642,9 +642,9 @@ class SlotDecoder:
         state = (self.done, self.count, self.out)
         if self.device.type != "cuda":
             return Snapshot(*(tensor.clone() for tensor in state), None, self.eos_ids)
-        copies = [tensor.to("cpu", non_blocking=True) for tensor in state]
+        copies = [tensor.to("cpu", non_blocking=True) for tensor in state]  # on the device's stream
         event = torch.cuda.Event()
-        event.record()
+        event.record(torch.cuda.current_stream(self.device))  # that stream, whichever device is current
         return Snapshot(*copies, event, self.eos_ids)
 
 

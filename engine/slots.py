@@ -202,6 +202,8 @@ class SlotDecoder:
         from af_tasks.engine.decode_attention import grouped_programs
 
         self.grouped_programs = grouped_programs(self.device) if self.attention == "grouped" else 0
+        if self.attention == "grouped" and self.head_dim & (self.head_dim - 1):
+            raise ValueError(f"attention 'grouped' needs a power-of-two head size, not {self.head_dim}")
         self.fused = None
         if on_cuda if fuse is None else fuse:
             self.fused = getattr(model, "_slot_fused_projections", None) or fuse_projections(self.layers)

@@ -697,3 +697,19 @@ print(json.dumps(errors))
     assert done.returncode == 0, done.stderr[-2000:]
     errors = json.loads(done.stdout.strip().splitlines()[-1])
     assert max(errors.values()) < 1e-5, errors
+
+
+def test_grouped_attention_refuses_a_head_size_its_kernel_cannot_tile():
+    """The kernel's tiles need a power-of-two head size: another one is refused when the decoder is
+    built, naming the size, not at the first GPU step."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from af_tasks.engine.slots import SlotDecoder
+    from af_tasks.engine.tiny import TINY_LLAMA
+
+    config = AutoConfig.for_model(model_type="llama", vocab_size=VOCAB, **{**TINY_LLAMA, "hidden_size": 48})
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
+    with pytest.raises(ValueError, match="power-of-two head size, not 12"):
+        SlotDecoder(model, slots=2, max_len=16, eos_ids=[EOS], pad_id=0, attention="grouped")
+    SlotDecoder(model, slots=2, max_len=16, eos_ids=[EOS], pad_id=0, attention="varlen")  # others run

@@ -149,7 +149,9 @@ def log_facts(log_dir: Path) -> dict[str, Any]:
                 counts["scored"] += 1
     usage = log.stats.model_usage if log.stats else {}
     results = log.results
+    timing = phases(log, samples)
     return {
+        **timing,
         "log": logs[0].name,
         "status": log.status,
         "error": str(log.error.message) if log.error else None,
@@ -162,6 +164,29 @@ def log_facts(log_dir: Path) -> dict[str, Any]:
         "generate_config": log.plan.config.model_dump(exclude_none=True),
         "task_args": log.eval.task_args,
         "scorers": scorers,
+    }
+
+
+def phases(log: Any, samples: list[Any]) -> dict[str, Any]:
+    """Where a run's time went, from the log's clocks: ``eval_s`` from the eval's start to its end (the
+    rest of the wall time is process start, imports and log writing); ``first_result_s`` from the start
+    to the first sample's end (model load, warm-up and compilation, the first answers);
+    ``sample_total_s`` each sample's own running time. The eval's clock is kept in whole seconds, the
+    samples' finer, so the two can disagree by up to a second."""
+    from datetime import datetime
+
+    def seconds(later: str | None, earlier: str | None) -> float | None:
+        if not later or not earlier:
+            return None
+        return round((datetime.fromisoformat(later) - datetime.fromisoformat(earlier)).total_seconds(), 2)
+
+    started = log.stats.started_at if log.stats else None
+    ended = [sample.completed_at for sample in samples if sample.completed_at]
+    totals = [sample.total_time for sample in samples if sample.total_time is not None]
+    return {
+        "eval_s": seconds(log.stats.completed_at if log.stats else None, started),
+        "first_result_s": seconds(min(ended), started) if ended else None,
+        "sample_total_s": spread(totals) if totals else None,
     }
 
 

@@ -33,12 +33,15 @@ def _partial_attention(
     scale,
     stride_q_row,
     stride_q_head,
+    stride_q_dim,
     stride_k_slot,
     stride_k_head,
     stride_k_pos,
+    stride_k_dim,
     stride_v_slot,
     stride_v_head,
     stride_v_pos,
+    stride_v_dim,
     kv_heads,
     split_length,
     splits,
@@ -51,8 +54,8 @@ def _partial_attention(
     group's query heads, normalized within the split, and the split's log-sum-exp (-inf when empty)."""
     sequence = tl.program_id(0)
     split = tl.program_id(1)
-    row = sequence // kv_heads
-    kv_head = sequence % kv_heads
+    row = (sequence // kv_heads).to(tl.int64)  # 64-bit offsets: a large cache passes 2**31 elements
+    kv_head = (sequence % kv_heads).to(tl.int64)
     in_use = tl.load(used + row)
     start = split * split_length
     end = tl.minimum(start + split_length, in_use)
@@ -61,7 +64,7 @@ def _partial_attention(
     real = group < GROUPS
     heads = kv_head * GROUPS + group
     q = tl.load(
-        query + row * stride_q_row + heads[:, None] * stride_q_head + dims[None, :],
+        query + row * stride_q_row + heads[:, None] * stride_q_head + dims[None, :] * stride_q_dim,
         mask=real[:, None],
         other=0.0,
     )
@@ -74,7 +77,9 @@ def _partial_attention(
         positions = first + tl.arange(0, BLOCK_N)
         valid = positions < end
         k = tl.load(
-            key_base + positions[:, None] * stride_k_pos + dims[None, :], mask=valid[:, None], other=0.0
+            key_base + positions[:, None] * stride_k_pos + dims[None, :] * stride_k_dim,
+            mask=valid[:, None],
+            other=0.0,
         )
         scores = tl.dot(q, tl.trans(k)) * scale
         scores = tl.where(valid[None, :], scores, float("-inf"))
@@ -83,7 +88,9 @@ def _partial_attention(
         weights = tl.exp(scores - new_best[:, None])
         total = total * rescale + tl.sum(weights, 1)
         v = tl.load(
-            value_base + positions[:, None] * stride_v_pos + dims[None, :], mask=valid[:, None], other=0.0
+            value_base + positions[:, None] * stride_v_pos + dims[None, :] * stride_v_dim,
+            mask=valid[:, None],
+            other=0.0,
         )
         acc = acc * rescale[:, None] + tl.dot(weights.to(v.dtype), v)
         best = new_best
@@ -124,14 +131,9 @@ def grouped_decode_attention(
         partial_out,
         partial_lse,
         scale,
-        query.stride(0),
-        query.stride(1),
-        keys.stride(0),
-        keys.stride(1),
-        keys.stride(2),
-        values.stride(0),
-        values.stride(1),
-        values.stride(2),
+        *query.stride(),
+        *keys.stride(),
+        *values.stride(),
         kv_heads,
         split_length,
         splits,

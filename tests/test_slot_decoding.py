@@ -663,7 +663,8 @@ def test_split_plan_covers_the_keys_in_whole_blocks_with_no_empty_split():
 
 def test_grouped_kernel_equals_its_reference_in_the_triton_interpreter():
     """The Triton kernel itself (``af_tasks.engine.grouped_decode``) run by Triton's CPU interpreter
-    equals ``split_reference`` for one split and many, also traced by ``torch.compile`` (where Triton
+    equals ``split_reference`` for one split and many, for a query not contiguous in its last
+    dimension, and traced by ``torch.compile`` (where Triton
     is installed; on the GPU
     ``benchmarks/decode_gpu.py``'s check compares the compiled kernel with fp32 attention)."""
     import json
@@ -685,6 +686,9 @@ errors = {}
 for programs in (1, 40, 1000):
     got = grouped_decode_attention(q, k, v, used, length, 0.3, programs, 16)
     errors[programs] = (got - split_reference(q, k, v, used, length, 0.3, programs, 16)).abs().max().item()
+strided = torch.randn(rows, dim, kv * groups).transpose(1, 2)  # a query whose last dimension is not contiguous
+got = grouped_decode_attention(strided, k, v, used, length, 0.3, 40, 16)
+errors["strided"] = (got - split_reference(strided, k, v, used, length, 0.3, 40, 16)).abs().max().item()
 compiled = torch.compile(grouped_decode_attention, backend="aot_eager", fullgraph=True, dynamic=True)
 got = compiled(q, k, v, used, length, 0.3, 40, 16)  # opaque to tracing, as in the compiled decode step
 errors["compiled"] = (got - split_reference(q, k, v, used, length, 0.3, 40, 16)).abs().max().item()

@@ -4,8 +4,8 @@ Why: torch's flash kernel (``per_row_attention``) tiles 128 query rows, and a de
 head (Mistral's query heads per KV head), so at 128 slots it spends its time on padding (42 % of the
 copy bandwidth in the workload profile, ``BENCHMARKS.md``). Here one program reads one (slot, KV head)'s
 keys and values once, up to that slot's own position, for a 16-row tile holding its group of query
-heads; the keys can be split across programs (flash-decoding) so few slots still fill the GPU, and the
-splits are combined by their log-sum-exp.
+heads; the keys can be split across programs (flash-decoding) so few slots still fill the GPU, and a
+second kernel combines the splits by their log-sum-exp (with one split the first writes the output).
 
 Importing this module imports Triton: ``af_tasks.engine.decode_attention`` imports it only when this
 attention is chosen. ``TRITON_INTERPRET=1`` runs the kernel on CPU tensors (the local check; CI checks
@@ -16,7 +16,7 @@ import torch
 import triton
 import triton.language as tl
 
-from af_tasks.engine.split_keys import combine_splits, split_plan
+from af_tasks.engine.split_keys import split_plan
 
 GROUP_TILE = 16
 """Query rows per program: the group of query heads of one KV head, padded (``tl.dot`` needs 16)."""
@@ -49,9 +49,11 @@ def _partial_attention(
     TILE: tl.constexpr,
     BLOCK_N: tl.constexpr,
     DIM: tl.constexpr,
+    DIRECT: tl.constexpr,
 ):
     """One (row, KV head, split): softmax-weighted values of keys [start, min(end, used[row])) for the
-    group's query heads, normalized within the split, and the split's log-sum-exp (-inf when empty)."""
+    group's query heads, normalized within the split, and the split's log-sum-exp (-inf when empty).
+    ``DIRECT`` (one split): the output itself, in ``partial_out``'s dtype, and no log-sum-exp."""
     sequence = tl.program_id(0)
     split = tl.program_id(1)
     row = (sequence // kv_heads).to(tl.int64)  # 64-bit offsets: a large cache passes 2**31 elements
@@ -99,8 +101,29 @@ def _partial_attention(
     out = acc / safe_total[:, None]
     lse = tl.where(filled, best + tl.log(safe_total), float("-inf"))
     slot_row = (row * kv_heads * GROUPS + heads) * splits + split  # [rows, heads, splits] flattened
+    out = out.to(partial_out.dtype.element_ty)
     tl.store(partial_out + slot_row[:, None] * DIM + dims[None, :], out, mask=real[:, None])
-    tl.store(partial_lse + slot_row, lse, mask=real)
+    if not DIRECT:
+        tl.store(partial_lse + slot_row, lse, mask=real)
+
+
+@triton.jit
+def _combine_splits(partial_out, partial_lse, output, splits, SPLITS: tl.constexpr, DIM: tl.constexpr):
+    """One (row, head): its splits' outputs weighted by their share of the whole softmax (from their
+    log-sum-exps; an empty split weighs 0), written in ``output``'s dtype: ``combine_splits``."""
+    index = tl.program_id(0).to(tl.int64)
+    split = tl.arange(0, SPLITS)
+    present = split < splits
+    lse = tl.load(partial_lse + index * splits + split, mask=present, other=float("-inf"))
+    weights = tl.exp(lse - tl.max(lse, 0))
+    dims = tl.arange(0, DIM)
+    parts = tl.load(
+        partial_out + (index * splits + split)[:, None] * DIM + dims[None, :],
+        mask=present[:, None],
+        other=0.0,
+    )
+    out = tl.sum(parts * weights[:, None], 0) / tl.sum(weights, 0)
+    tl.store(output + index * DIM + dims, out.to(output.dtype.element_ty))
 
 
 @torch.library.custom_op("af_tasks::grouped_decode_attention", mutates_args=())
@@ -121,8 +144,10 @@ def grouped_decode_attention(
     kv_heads = keys.shape[1]
     groups = heads // kv_heads
     splits, split_length = split_plan(rows, kv_heads, length, block, programs)
-    partial_out = torch.empty((rows, heads, splits, dim), device=query.device, dtype=torch.float32)
-    partial_lse = torch.empty((rows, heads, splits), device=query.device, dtype=torch.float32)
+    output = torch.empty((rows, heads, dim), device=query.device, dtype=query.dtype)
+    direct = splits == 1  # one kernel writes the output; else partials, then one combining kernel
+    partial_out = output if direct else torch.empty((rows, heads, splits, dim), device=query.device)
+    partial_lse = torch.empty((rows, heads, splits), device=query.device)
     _partial_attention[(rows * kv_heads, splits)](
         query,
         keys,
@@ -141,8 +166,13 @@ def grouped_decode_attention(
         TILE=max(GROUP_TILE, triton.next_power_of_2(groups)),
         BLOCK_N=block,
         DIM=dim,
+        DIRECT=direct,
     )
-    return combine_splits(partial_out, partial_lse).to(query.dtype)
+    if not direct:
+        _combine_splits[(rows * heads,)](
+            partial_out, partial_lse, output, splits, SPLITS=triton.next_power_of_2(splits), DIM=dim
+        )
+    return output
 
 
 @grouped_decode_attention.register_fake

@@ -274,12 +274,6 @@ def check_section(model, device: str, rows: Rows, slots: int = 32, max_len: int 
     import torch
     from transformers import AutoModelForCausalLM
 
-    from af_tasks.engine.decode_attention import (
-        grouped_attention,
-        grouped_available,
-        grouped_programs,
-        per_row_attention,
-    )
     from af_tasks.engine.slots import SlotDecoder, SlotRequest, decode_all
 
     config = model.config.get_text_config(decoder=True)
@@ -309,23 +303,19 @@ def check_section(model, device: str, rows: Rows, slots: int = 32, max_len: int 
             for r in range(slots)
         ]
     )
-    kernel = per_row_attention(query, keys, values, used, max_len, scale)
+    kernels = attention_kernels(query, keys, values, used, scale, variants=False)
     grouped: Any = "not available here (needs Triton, sm80+, half precision)"
-    if grouped_available(device, query.dtype):
+    if "grouped" in kernels:
         try:
-            grouped = grouped_attention(query, keys, values, used, max_len, scale, grouped_programs(device))
+            grouped = relative_error(kernels["grouped"](), reference)
         except Exception as error:  # noqa: BLE001 - recorded; the other checks still run
             grouped = f"failed: {error!r}"
-    mask = (torch.arange(max_len, device=device)[None, :] < used[:, None])[:, None, None, :]
-    sdpa = torch.nn.functional.scaled_dot_product_attention(
-        query.reshape(slots, kv_heads, groups, dim), keys, values, attn_mask=mask, scale=scale
-    ).reshape(slots, heads, dim)
     row = {
         "section": "check",
         "what": "decode attention, relative max error vs fp32",
-        "varlen_kernel": relative_error(kernel, reference),
-        "grouped_kernel": grouped if isinstance(grouped, str) else relative_error(grouped, reference),
-        "sdpa_bf16": relative_error(sdpa, reference),
+        "varlen_kernel": relative_error(kernels["varlen"](), reference),
+        "grouped_kernel": grouped,
+        "sdpa_bf16": relative_error(kernels["sdpa"](), reference),
     }
     rows.append(row)
     print(json.dumps(row), flush=True)
@@ -475,9 +465,12 @@ def time_calls(call: Callable[[], Any]) -> list[float]:
     return times
 
 
-def attention_kernels(query, keys, values, used, scale: float) -> dict[str, Callable[[], Any]]:
-    """The decode attentions to time on these tensors (query [slots, heads, 1, d], the cache, ``used``
-    positions per slot): varlen, masked SDPA over the whole cache, and grouped where Triton runs."""
+def attention_kernels(
+    query, keys, values, used, scale: float, variants: bool = True
+) -> dict[str, Callable[[], Any]]:
+    """The decode attentions on these tensors (query [slots, heads, 1, d], the cache, ``used`` positions
+    per slot), each returning [slots, heads, d]: varlen, masked SDPA over the whole cache, and grouped
+    where Triton runs (with ``variants``, also at other key blocks and program counts)."""
     import torch
 
     from af_tasks.engine.decode_attention import (
@@ -495,23 +488,22 @@ def attention_kernels(query, keys, values, used, scale: float) -> dict[str, Call
         "varlen": lambda: per_row_attention(query, keys, values, used, max_len, scale),
         "sdpa": lambda: torch.nn.functional.scaled_dot_product_attention(
             grouped_query, keys, values, attn_mask=mask, scale=scale
-        ),
+        ).reshape(slots, heads, dim),
     }
     if grouped_available(query.device, query.dtype):
         from af_tasks.engine.decode_attention import GROUPED_BLOCK, GROUPED_PROGRAMS_PER_SM
-        from af_tasks.engine.grouped_decode import grouped_decode_attention
 
         programs = grouped_programs(query.device)
         kernels["grouped"] = lambda: grouped_attention(query, keys, values, used, max_len, scale, programs)
-        flat, in_use = query.reshape(slots, heads, dim), used.to(torch.int32)
-        per_sm = programs // GROUPED_PROGRAMS_PER_SM
-        for block in (32, 64, 128):  # the kernel's two knobs around its defaults
-            for factor in (1, 2, 4, 8, 16):
-                if (block, factor) == (GROUPED_BLOCK, GROUPED_PROGRAMS_PER_SM):
-                    continue
-                kernels[f"grouped-b{block}-p{factor}"] = lambda b=block, p=factor * per_sm: (
-                    grouped_decode_attention(flat, keys, values, in_use, max_len, scale, p, b)
-                )
+        if variants:
+            per_sm = programs // GROUPED_PROGRAMS_PER_SM
+            for block in (32, 64, 128):  # the kernel's two knobs around its defaults
+                for factor in (1, 2, 4, 8, 16):
+                    if (block, factor) == (GROUPED_BLOCK, GROUPED_PROGRAMS_PER_SM):
+                        continue
+                    kernels[f"grouped-b{block}-p{factor}"] = lambda b=block, p=factor * per_sm: (
+                        grouped_attention(query, keys, values, used, max_len, scale, p, b)
+                    )
     return kernels
 
 

@@ -25,15 +25,23 @@ from __future__ import annotations
 from typing import Any
 
 
-def varlen_available(device: Any, dtype: Any) -> bool:
-    """Whether torch's flash kernel can run ``per_row_attention`` here: a CUDA device of compute
-    capability 8.0 or later, half-precision values, and a torch whose kernel takes ``seqused_k``."""
+def half_on_sm80(device: Any, dtype: Any) -> bool:
+    """Half-precision values on a CUDA device of compute capability 8.0 or later: what both decode
+    kernels (flash's variable-length one and the grouped Triton one) need."""
     import torch
 
     device = torch.device(device)
     if device.type != "cuda" or dtype not in (torch.float16, torch.bfloat16):
         return False
-    if torch.cuda.get_device_capability(device)[0] < 8:
+    return torch.cuda.get_device_capability(device)[0] >= 8
+
+
+def varlen_available(device: Any, dtype: Any) -> bool:
+    """Whether torch's flash kernel can run ``per_row_attention`` here: ``half_on_sm80`` and a torch
+    whose kernel takes ``seqused_k``."""
+    import torch
+
+    if not half_on_sm80(device, dtype):
         return False
     return "seqused_k" in str(torch.ops.aten._flash_attention_forward.default._schema)
 
@@ -104,16 +112,10 @@ GROUPED_PROGRAMS_PER_SM = 4
 
 
 def grouped_available(device: Any, dtype: Any) -> bool:
-    """Whether the grouped Triton kernel can run here: a CUDA device of compute capability 8.0 or
-    later, half-precision values, and Triton importable."""
+    """Whether the grouped Triton kernel can run here: ``half_on_sm80`` and Triton importable."""
     import importlib.util
 
-    import torch
-
-    device = torch.device(device)
-    if device.type != "cuda" or dtype not in (torch.float16, torch.bfloat16):
-        return False
-    return torch.cuda.get_device_capability(device)[0] >= 8 and importlib.util.find_spec("triton") is not None
+    return half_on_sm80(device, dtype) and importlib.util.find_spec("triton") is not None
 
 
 def grouped_programs(device: Any) -> int:
@@ -128,11 +130,18 @@ def grouped_programs(device: Any) -> int:
 
 
 def grouped_attention(
-    query: Any, keys: Any, values: Any, used: Any, length: int, scale: float, programs: int
+    query: Any,
+    keys: Any,
+    values: Any,
+    used: Any,
+    length: int,
+    scale: float,
+    programs: int,
+    block: int = GROUPED_BLOCK,
 ) -> Any:
     """``per_row_attention``'s contract (query [rows, heads, 1, d], the whole cache, ``used`` keys per
     row, ``length`` their bound; [rows, heads, d]) through the grouped kernel on CUDA, through
-    ``split_reference`` elsewhere; ``programs``: ``grouped_programs``."""
+    ``split_reference`` elsewhere; ``programs``: ``grouped_programs``; ``block``: keys per loop step."""
     import torch
 
     rows, heads, _, dim = query.shape
@@ -141,7 +150,7 @@ def grouped_attention(
     if not query.is_cuda:
         from af_tasks.engine.split_keys import split_reference
 
-        return split_reference(flat, keys, values, in_use, length, scale, programs, GROUPED_BLOCK)
+        return split_reference(flat, keys, values, in_use, length, scale, programs, block)
     from af_tasks.engine.grouped_decode import grouped_decode_attention
 
-    return grouped_decode_attention(flat, keys, values, in_use, length, scale, programs, GROUPED_BLOCK)
+    return grouped_decode_attention(flat, keys, values, in_use, length, scale, programs, block)

@@ -17,14 +17,14 @@ VOCAB = 384
 EOS = 5
 
 
-def tiny_model(model_type: str):
+def tiny_model(model_type: str, **overrides):
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from af_tasks.engine.tiny import TINY_LLAMA
 
     extra = {"sliding_window": None} if model_type == "mistral" else {}
-    config = AutoConfig.for_model(model_type=model_type, vocab_size=VOCAB, **TINY_LLAMA, **extra)
+    config = AutoConfig.for_model(model_type=model_type, vocab_size=VOCAB, **(TINY_LLAMA | extra | overrides))
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
     model.generation_config.eos_token_id = EOS
@@ -706,14 +706,9 @@ print(json.dumps(errors))
 def test_grouped_attention_refuses_a_head_size_its_kernel_cannot_tile():
     """The kernel's tiles need a power-of-two head size: another one is refused when the decoder is
     built, naming the size, not at the first GPU step."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
-
     from af_tasks.engine.slots import SlotDecoder
-    from af_tasks.engine.tiny import TINY_LLAMA
 
-    config = AutoConfig.for_model(model_type="llama", vocab_size=VOCAB, **{**TINY_LLAMA, "hidden_size": 48})
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
+    model = tiny_model("llama", hidden_size=48)  # 4 heads of 12
     with pytest.raises(ValueError, match="power-of-two head size, not 12"):
         SlotDecoder(model, slots=2, max_len=16, eos_ids=[EOS], pad_id=0, attention="grouped")
     SlotDecoder(model, slots=2, max_len=16, eos_ids=[EOS], pad_id=0, attention="varlen")  # others run

@@ -395,10 +395,9 @@ def check_section(model, device: str, rows: Rows, slots: int = 32, max_len: int 
 def attention_section(model, device: str, args, bandwidth: float, rows: Rows) -> None:
     """The decode attention alone, one layer's call at the model's head shapes, per slot count: each
     row's cache used up to a length drawn as in the workload (prompt 775 + an answer part way: uniform
-    775-1,372 positions; 1,024 at one slot) in a cache of 1,536. Time per call (CUDA events around
-    ``ATTENTION_CALLS`` calls, median of ``ATTENTION_REPEATS``; launches included) against the time to
-    read the used K/V once at the copy bandwidth; the grouped kernel also at other key blocks and
-    program counts."""
+    775-1,372 positions; 1,024 at one slot) in a cache of 1,536. Time per call (``time_calls``: replayed
+    as one CUDA graph, as inside the decode step) against the time to read the used K/V once at the
+    copy bandwidth; the grouped kernel also at other key blocks and program counts."""
     import torch
 
     config = model.config.get_text_config(decoder=True)
@@ -420,7 +419,7 @@ def attention_section(model, device: str, args, bandwidth: float, rows: Rows) ->
         bound = read / bandwidth
         for name, call in kernels.items():
             try:
-                times = time_calls(call)
+                times, timing = time_calls(call)
             except Exception as error:  # noqa: BLE001 - one kernel that fails to build must not lose the rest
                 rows.append({"section": "attention", "kernel": name, "slots": slots, "error": repr(error)})
                 print(f"attention {slots:>3} slots {name:<8} failed: {error!r}", flush=True)
@@ -431,13 +430,14 @@ def attention_section(model, device: str, args, bandwidth: float, rows: Rows) ->
                 "slots": slots,
                 "used_positions": int(used.sum()),
                 "seconds": spread(times),
+                "timing": timing,
                 "bound_s": bound,
                 "of_bound": bound / statistics.median(times),
             }
             rows.append(row)
             print(
                 f"attention {slots:>3} slots {name:<8} {statistics.median(times) * 1e6:8.1f} us "
-                f"(bound {bound * 1e6:7.1f} us: {row['of_bound']:.0%})",
+                f"(bound {bound * 1e6:7.1f} us: {row['of_bound']:.0%}; {timing})",
                 flush=True,
             )
 
@@ -446,23 +446,44 @@ ATTENTION_CALLS = 20
 ATTENTION_REPEATS = 7
 
 
-def time_calls(call: Callable[[], Any]) -> list[float]:
-    """Seconds per call of ``call`` on the GPU: after 3 warm-up calls, ``ATTENTION_REPEATS`` times the
-    mean over ``ATTENTION_CALLS`` back-to-back calls (CUDA events)."""
+def time_calls(call: Callable[[], Any]) -> tuple[list[float], str]:
+    """Seconds per call of ``call`` on the GPU, and how they were taken: ``ATTENTION_CALLS`` back-to-back
+    calls captured as one CUDA graph (how the decode step runs them: kernel time without the host's
+    launch cost, which at few slots is most of an eager call), replayed ``ATTENTION_REPEATS`` times
+    between CUDA events, after warm-up calls; ``eager`` where the call cannot be captured."""
     import torch
 
-    for _ in range(3):
-        call()
+    side = torch.cuda.Stream()  # warm-up (Triton's compile, flash's workspace) off the capture stream
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            call()
+    torch.cuda.current_stream().wait_stream(side)
+    torch.cuda.synchronize()
+    try:
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            for _ in range(ATTENTION_CALLS):
+                call()
+        run, timing = graph.replay, "cuda graph"
+    except Exception:  # noqa: BLE001 - timed eagerly instead, and said so
+        torch.cuda.synchronize()
+
+        def run() -> None:
+            for _ in range(ATTENTION_CALLS):
+                call()
+
+        timing = "eager"
+    run()
     times = []
     for _ in range(ATTENTION_REPEATS):
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
-        for _ in range(ATTENTION_CALLS):
-            call()
+        run()
         end.record()
         end.synchronize()
         times.append(start.elapsed_time(end) / 1e3 / ATTENTION_CALLS)
-    return times
+    return times, timing
 
 
 def attention_kernels(
@@ -665,7 +686,7 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--arms", default="plain,static,slots,slots-sampled,slots-sdpa,slots-unfused")
     parser.add_argument("--concurrency", default="32,128,256")
-    parser.add_argument("--attention-slots", default="1,32,128,256")
+    parser.add_argument("--attention-slots", default="1,32,64,128,256")
     parser.add_argument("--workload-arms", default="static,slots,slots-noprefix,slots-varlen,plain")
     parser.add_argument("--plain-concurrency", default="32")
     parser.add_argument("--requests", type=int, default=512)

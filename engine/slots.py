@@ -50,6 +50,9 @@ FLEX_BLOCK = 128
 FLEX_MAX_SLOTS = 4
 """Largest slot count whose default decode attention on CUDA is FlexAttention (see ``SlotDecoder``)."""
 
+GROUPED_MIN_SLOTS = 64
+"""Smallest slot count whose default decode attention on CUDA is the grouped Triton kernel."""
+
 DECODE_ATTENTIONS = ("flex", "sdpa", "varlen", "grouped")
 
 PREFILL_TOKENS = 16_384
@@ -105,17 +108,22 @@ def to_device(values: Sequence[Any], dtype: Any, device: Any) -> Any:
     return host.pin_memory().to(device, non_blocking=True)
 
 
-def default_attention(device: Any, dtype: Any, slots: int) -> str:
-    """The decode attention measured fastest for this many slots (H100, Mistral-7B shape, full-length
-    rows: flex 78 % of the bound at 1 slot vs varlen 74 %; at 32 varlen 75 % vs sdpa 72 %, and varlen
-    alone skips each row's unused cache): flex up to ``FLEX_MAX_SLOTS`` on CUDA, then varlen where
-    the flash kernel runs, else sdpa."""
-    from af_tasks.engine.decode_attention import varlen_available
+def default_attention(device: Any, dtype: Any, slots: int, head_dim: int) -> str:
+    """The decode attention measured fastest for this many slots (H100, Mistral-7B shape): flex up to
+    ``FLEX_MAX_SLOTS`` (78 % of the bound at 1 slot, full-length rows, vs varlen 74 %); from
+    ``GROUPED_MIN_SLOTS`` the grouped kernel where Triton runs (rows of mixed lengths: 89 % of the K/V
+    read bound at 128 slots vs varlen 69 %, and the 512-request workload at 128 in 26.0 s vs 31.2 s);
+    between them, without Triton or at a head size that is not a power of two (the kernel's tile
+    needs one), varlen where the flash kernel runs (75 % at 32 vs sdpa 72 %), else sdpa."""
+    from af_tasks.engine.decode_attention import grouped_available, varlen_available
 
     if device.type != "cuda":
         return "sdpa"
     if slots <= FLEX_MAX_SLOTS:
         return "flex"
+    power_of_two = head_dim & (head_dim - 1) == 0
+    if slots >= GROUPED_MIN_SLOTS and power_of_two and grouped_available(device, dtype):
+        return "grouped"
     return "varlen" if varlen_available(device, dtype) else "sdpa"
 
 
@@ -194,7 +202,7 @@ class SlotDecoder:
         self.pad_id = pad_id
         self.graphs = self.device.type == "cuda" and compile
         on_cuda = self.device.type == "cuda"
-        self.attention = attention or default_attention(self.device, self.dtype, slots)
+        self.attention = attention or default_attention(self.device, self.dtype, slots, self.head_dim)
         if self.attention not in DECODE_ATTENTIONS:
             raise ValueError(
                 f"attention must be one of {', '.join(DECODE_ATTENTIONS)}, not {self.attention!r}"

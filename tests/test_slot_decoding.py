@@ -712,3 +712,29 @@ def test_grouped_attention_refuses_a_head_size_its_kernel_cannot_tile():
     with pytest.raises(ValueError, match="power-of-two head size, not 12"):
         SlotDecoder(model, slots=2, max_len=16, eos_ids=[EOS], pad_id=0, attention="grouped")
     SlotDecoder(model, slots=2, max_len=16, eos_ids=[EOS], pad_id=0, attention="varlen")  # others run
+
+
+def test_default_attention_follows_the_measured_slot_ranges(monkeypatch):
+    """On CUDA the default is the kernel measured fastest at that slot count: flex up to
+    ``FLEX_MAX_SLOTS``, grouped from ``GROUPED_MIN_SLOTS`` (only where Triton runs and the head size is a
+    power of two, which its tile needs), varlen between and as grouped's fallback, sdpa where neither
+    kernel runs; on CPU always sdpa. The kernels' availability is set here (no GPU in CI)."""
+    import torch
+
+    from af_tasks.engine import decode_attention
+    from af_tasks.engine.slots import FLEX_MAX_SLOTS, GROUPED_MIN_SLOTS, default_attention
+
+    cuda, half = torch.device("cuda"), torch.bfloat16
+    available = {"grouped": True, "varlen": True}
+    monkeypatch.setattr(decode_attention, "grouped_available", lambda *_: available["grouped"])
+    monkeypatch.setattr(decode_attention, "varlen_available", lambda *_: available["varlen"])
+    assert default_attention(cuda, half, FLEX_MAX_SLOTS, 128) == "flex"
+    assert default_attention(cuda, half, FLEX_MAX_SLOTS + 1, 128) == "varlen"
+    assert default_attention(cuda, half, GROUPED_MIN_SLOTS - 1, 128) == "varlen"
+    assert default_attention(cuda, half, GROUPED_MIN_SLOTS, 128) == "grouped"
+    assert default_attention(cuda, half, 256, 96) == "varlen"  # not a power of two
+    available["grouped"] = False
+    assert default_attention(cuda, half, 256, 128) == "varlen"
+    available["varlen"] = False
+    assert default_attention(cuda, half, 256, 128) == "sdpa"
+    assert default_attention(torch.device("cpu"), half, 256, 128) == "sdpa"

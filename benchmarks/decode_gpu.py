@@ -178,9 +178,10 @@ def decode_section(model, tokenizer, device, args, bandwidth: float, rows: Rows)
         prompts = random_prompts(batch, args.prompt_tokens, vocab, special, seed=batch)
         full: dict[str, list[float]] = {name: [] for name in arms}
         prefill: dict[str, list[float]] = {name: [] for name in arms}
-        for run in arms.values():  # warm-up: compilation, graph capture
-            run(prompts, args.new_tokens)
-            run(prompts, 1)
+        warmup = {  # compilation (the first arm compiles into an empty cache) and graph capture
+            name: timed(lambda run=run, given=prompts: (run(given, args.new_tokens), run(given, 1)), device)
+            for name, run in arms.items()
+        }
         for repeat in range(args.repeats):
             order = list(arms) if repeat % 2 == 0 else list(arms)[::-1]
             for name in order:
@@ -202,6 +203,7 @@ def decode_section(model, tokenizer, device, args, bandwidth: float, rows: Rows)
                 "decode_tokens_per_s": spread(speeds),
                 "full_run_s": spread(full[name]),
                 "prefill_s": spread(prefill[name]),
+                "warmup_s": warmup[name],
                 "bound_tokens_per_s": bound,
                 "of_bound": statistics.median(speeds) / bound,
                 "bound_weights_only_tokens_per_s": batch * bandwidth / weights,
@@ -619,7 +621,8 @@ def workload_section(model, tokenizer, device, args, rows: Rows) -> None:
             )
             try:
                 call = runners.get(name, slots_run)
-                call(engine, concurrency, min(concurrency, count))  # warm-up
+                first = min(concurrency, count)  # warm-up: compilation, graph capture, one batch of requests
+                warmup = timed(lambda c=call, e=engine, n=concurrency, k=first: c(e, n, k), device)
                 times = [
                     timed(lambda c=call, e=engine, n=concurrency, k=count: c(e, n, k), device)
                     for _ in range(args.repeats)
@@ -666,6 +669,7 @@ def workload_section(model, tokenizer, device, args, rows: Rows) -> None:
                     "slot_options": options,
                     "tokens_per_s": spread(speeds),
                     "time_s": spread(times),
+                    "warmup_s": warmup,
                 }
             )
             print(

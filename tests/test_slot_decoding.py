@@ -738,3 +738,35 @@ def test_default_attention_follows_the_measured_slot_ranges(monkeypatch):
     available["varlen"] = False
     assert default_attention(cuda, half, 256, 128) == "sdpa"
     assert default_attention(torch.device("cpu"), half, 256, 128) == "sdpa"
+
+
+def test_compiled_decoding_compiles_one_layer_for_every_depth(monkeypatch):
+    """With ``compile`` (the CUDA default; here through inductor on CPU) the decode step compiles one
+    decoder layer that serves every layer: greedy answers equal eager decoding's in fp32 while slots are
+    refilled, and a model of another depth decodes without tracing anything again (compiling the whole
+    step traced each depth anew: 32 layers took ~20 s of tracing on every process start)."""
+    import torch
+    from torch._dynamo.utils import counters
+
+    from af_tasks.engine import slots
+    from af_tasks.engine.slots import SlotDecoder, SlotRequest, decode_all
+
+    monkeypatch.setattr(slots, "_COMPILED", {})
+    torch._dynamo.reset()
+    counters.clear()
+    prompts = random_prompts([3, 17, 9, 30, 5, 12, 21])
+    requests = [SlotRequest(tuple(p), n) for p, n in zip(prompts, (9, 4, 14, 6, 11, 2, 8), strict=True)]
+
+    def answers(model, compile: bool):
+        decoder = SlotDecoder(model, slots=3, max_len=32, eos_ids=[EOS], pad_id=0, compile=compile)
+        assert decoder.attention == "sdpa"  # CPU; the CUDA attentions share the compiled layer
+        with torch.inference_mode():
+            return [r.tokens for r in decode_all(decoder, requests)]
+
+    deep = tiny_model("mistral", num_hidden_layers=4)
+    assert answers(deep, compile=True) == answers(deep, compile=False)
+    traced = counters["stats"]["unique_graphs"]
+    assert traced >= 1
+    shallow = tiny_model("mistral", num_hidden_layers=2)
+    assert answers(shallow, compile=True) == answers(shallow, compile=False)
+    assert counters["stats"]["unique_graphs"] == traced

@@ -113,8 +113,9 @@ def to_device(values: Sequence[Any], dtype: Any, device: Any) -> Any:
 def default_attention(device: Any, dtype: Any, slots: int, head_dim: int) -> str:
     """The decode attention measured fastest for this many slots (H100, Mistral-7B shape): flex up to
     ``FLEX_MAX_SLOTS`` (78 % of the bound at 1 slot, full-length rows, vs varlen 74 %); from
-    ``GROUPED_MIN_SLOTS`` the grouped kernel where Triton runs (rows of mixed lengths: 89 % of the K/V
-    read bound at 128 slots vs varlen 69 %, and the 512-request workload at 128 in 26.0 s vs 31.2 s);
+    ``GROUPED_MIN_SLOTS`` the grouped kernel where Triton runs (rows of mixed lengths, timed as CUDA
+    graphs: 95 % of the K/V read bound at 128 slots vs varlen 76 %, 86 % vs 65 % at 64; the 512-request
+    workload at 128 in 26.0 s vs 31.2 s);
     between them, without Triton or at a head size that is not a power of two (the kernel's tile
     needs one), varlen where the flash kernel runs (75 % at 32 vs sdpa 72 %), else sdpa."""
     from af_tasks.engine.decode_attention import grouped_available, varlen_available

@@ -37,7 +37,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 LENGTH_BUCKET = 256
 """The decode attention reads the cache up to the longest live row rounded up to this (one graph each)."""
@@ -784,7 +784,7 @@ def flex_block_mask(positions: Any, length: int) -> Any:
 _COMPILED: dict[str, Any] = {}
 
 
-def compiled_decode(scope: str) -> Callable[..., Any]:
+def compiled_decode(scope: Literal["layer", "step"]) -> Callable[..., Any]:
     """The decode step's ``torch.compile``d part, once per process: ``layer`` compiles
     ``SlotDecoder._decode_layer`` (the default), ``step`` the whole ``SlotDecoder._decode_logits``
     (FlexAttention, up to ``FLEX_MAX_SLOTS``: its block mask, a closure over the positions, is built
@@ -793,7 +793,7 @@ def compiled_decode(scope: str) -> Callable[..., Any]:
     Why one layer: the layers share one class, and the layer, its weights, the decoder, the slot count
     and the cache length are all arguments, so one compiled layer serves every layer, decoder size and
     replica of ``-M devices``. Tracing is one layer's work instead of the whole depth's (32 layers: ~20 s
-    on every process start, warm compile cache or not), and a cold compile generates one layer's
+    on every process start on a 2-core CPU, warm compile cache or not), and a cold compile generates one layer's
     kernels (H100, Mistral-7B: first 32-slot decode 6.8 s with graph capture); inside the step's CUDA
     graph the eager code between layers costs no host time, and at 32 slots it decoded at 77 % of the
     bound (75 % compiled whole, an earlier run). Why the whole step for FlexAttention: per layer it

@@ -118,6 +118,11 @@ def grouped_available(device: Any, dtype: Any) -> bool:
     return half_on_sm80(device, dtype) and importlib.util.find_spec("triton") is not None
 
 
+def grouped_tiles_head(head_dim: int) -> bool:
+    """Whether the grouped kernel can tile heads of this size: its tiles need a power of two."""
+    return head_dim > 0 and head_dim & (head_dim - 1) == 0
+
+
 def grouped_programs(device: Any) -> int:
     """Programs the grouped kernel aims for on ``device`` (``GROUPED_PROGRAMS_PER_SM`` per multiprocessor;
     elsewhere 64, so that the CPU reference splits its keys as well)."""

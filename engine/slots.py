@@ -118,14 +118,13 @@ def default_attention(device: Any, dtype: Any, slots: int, head_dim: int) -> str
     workload at 128 in 26.0 s vs 31.2 s);
     between them, without Triton or at a head size that is not a power of two (the kernel's tile
     needs one), varlen where the flash kernel runs (75 % at 32 vs sdpa 72 %), else sdpa."""
-    from af_tasks.engine.decode_attention import grouped_available, varlen_available
+    from af_tasks.engine.decode_attention import grouped_available, grouped_tiles_head, varlen_available
 
     if device.type != "cuda":
         return "sdpa"
     if slots <= FLEX_MAX_SLOTS:
         return "flex"
-    power_of_two = head_dim & (head_dim - 1) == 0
-    if slots >= GROUPED_MIN_SLOTS and power_of_two and grouped_available(device, dtype):
+    if slots >= GROUPED_MIN_SLOTS and grouped_tiles_head(head_dim) and grouped_available(device, dtype):
         return "grouped"
     return "varlen" if varlen_available(device, dtype) else "sdpa"
 
@@ -210,10 +209,10 @@ class SlotDecoder:
             raise ValueError(
                 f"attention must be one of {', '.join(DECODE_ATTENTIONS)}, not {self.attention!r}"
             )
-        from af_tasks.engine.decode_attention import grouped_programs
+        from af_tasks.engine.decode_attention import grouped_programs, grouped_tiles_head
 
         self.grouped_programs = grouped_programs(self.device) if self.attention == "grouped" else 0
-        if self.attention == "grouped" and self.head_dim & (self.head_dim - 1):
+        if self.attention == "grouped" and not grouped_tiles_head(self.head_dim):
             raise ValueError(f"attention 'grouped' needs a power-of-two head size, not {self.head_dim}")
         self.fused = None
         if on_cuda if fuse is None else fuse:

@@ -5,15 +5,17 @@ of the preset SAE's size at the preset's hook. Checks that the captured hook equ
 ``output_hidden_states`` at that point, then times the suite's own path (``af_tasks.sae.activations``:
 forward stopped after the hooked layer, reasoning-span selection, SAE encode and pooling on the
 GPU; top-k SAEs through the sparse path, ``encoder(sae, sparse=True)``) on seed-set scratchpads, in
-arms (``--arms``): ``sparse`` (eager layers: the baseline), ``compiled`` (the layers through
-``torch.compile``, the suite's CUDA default), ``dense``, ``no_sae`` and ``compiled_no_sae``. Each arm
+arms (``--arms``, ``ARMS``): ``sparse`` (eager layers, padded batches: the baseline), ``compiled`` (the
+layers through ``torch.compile`` and each batch packed in one row: the suite's CUDA default),
+``compiled_padded``, ``packed``, ``dense``, ``no_sae`` and ``compiled_no_sae``. Each arm
 runs one warm-up pass (compile time included, reported), then ``--repeats`` timed passes interleaved
 over the arms; medians, min and max per arm, ratios of medians. ``compiled_agreement`` compares the
-compiled and eager hooked activations of the widest batch (max per-token relative norm difference,
-tolerance ``AGREEMENT_TOLERANCE``) beside eager's own spread (the same texts one at a time), and the
-pooled SAE features of the two arms. The JSON names GPU, driver, torch, transformers and the commit.
-``--profile`` runs one more pass of the sparse and compiled arms under ``torch.profiler`` and prints
-the ops that take the most GPU time. ``--tiny --device cpu`` runs it all on a 2-layer Llama in fp32
+hooked activations of the widest batch, compiled and packed, with eager padded ones (max per-token
+relative norm difference, tolerance ``AGREEMENT_TOLERANCE``) beside eager's own spread (the same texts one
+at a time), and the pooled SAE features of the two arms. The JSON names GPU, driver, torch, transformers and the commit.
+``--profile`` runs one more pass of the sparse, compiled and compiled_no_sae arms under
+``torch.profiler``, prints the ops that take the most GPU time and the gaps where the GPU waited, and
+stores the summaries in the JSON (``profiles``). ``--tiny --device cpu`` runs it all on a 2-layer Llama in fp32
 (a check of the script, no figures).
 
     PYTHONPATH=. python benchmarks/sae_extraction_gpu.py --presets mistral-7b --out sae_extraction_gpu.json
@@ -36,6 +38,7 @@ import os
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from af_tasks.engine.tiny import TINY_LLAMA
 
@@ -107,7 +110,7 @@ def extract(
     max_tokens: int,
     batch_size: int,
     compile: bool,
-    pad_multiple: int | None,
+    packed: bool,
     texts,
     stats=None,
 ):
@@ -115,7 +118,7 @@ def extract(
     from af_tasks.sae.activations import iter_token_activations, pool
 
     batches = iter_token_activations(
-        reader, texts, [hook], "all", max_tokens, batch_size, stats, compile=compile, pad_multiple=pad_multiple
+        reader, texts, [hook], "all", max_tokens, batch_size, stats, compile=compile, packed=packed
     )  # fmt: skip
     return pool(batches, len(texts), transforms=transforms)[hook]
 
@@ -148,27 +151,49 @@ def relative_difference(got, want) -> dict[str, float]:
 
 
 def compiled_agreement(reader, hook: str, texts: list[str], max_tokens: int, batch_size: int) -> dict:
-    """The hooked activations of one batch (the widest ``batch_size`` texts) from the compiled layers vs
-    the eager ones, next to what eager itself moves by when the same texts run one at a time (other
-    matrix shapes, other kernels): the dtype's own noise floor for this forward."""
+    """The hooked activations of one batch (the widest ``batch_size`` texts) from the compiled layers and
+    from packed rows (the suite's CUDA default: both) vs eager padded ones (the reference path), next to
+    what eager itself moves by when the same texts run one at a time (other matrix shapes, other kernels):
+    the dtype's own noise floor for this forward."""
     import torch
 
     from af_tasks.sae.activations import iter_token_activations
 
     batch = sorted(texts, key=len)[-batch_size:]
 
-    def tokens(compile: bool, size: int):
-        found = iter_token_activations(reader, batch, [hook], "all", max_tokens, size, compile=compile)
+    def tokens(compile: bool, size: int, packed: bool):
+        found = iter_token_activations(
+            reader, batch, [hook], "all", max_tokens, size, compile=compile, packed=packed
+        )
         return torch.cat([b.acts[hook] for b in found])  # rows in the same order for any batch size
 
-    eager = tokens(False, batch_size)
-    compiled = relative_difference(tokens(True, batch_size), eager)
-    floor = relative_difference(tokens(False, 1), eager)
+    found = {
+        "eager": tokens(False, batch_size, packed=False),
+        "compiled": tokens(True, batch_size, packed=True),
+        "compiled_padded": tokens(True, batch_size, packed=False),
+        "packed": tokens(False, batch_size, packed=True),
+        "eager_one_at_a_time": tokens(False, 1, packed=False),
+    }
+    eager = found["eager"]
+    compiled = relative_difference(found["compiled"], eager)
+    # Which is nearer the exact values: the same batch eager and padded with the weights in fp32 (a bf16
+    # weight is exact in fp32, and the cast is undone bit for bit), the dtype's error left out.
+    halves = [t for t in (*reader.model.parameters(), *reader.model.buffers()) if t.dtype == torch.bfloat16]
+    for t in halves:
+        t.data = t.data.float()
+    try:
+        exact = tokens(False, batch_size, packed=False)
+    finally:
+        for t in halves:
+            t.data = t.data.to(torch.bfloat16)
     return {
         "texts": len(batch),
         "tokens": int(eager.shape[0]),
         "compiled_vs_eager": compiled,
-        "eager_one_at_a_time_vs_batched": floor,
+        "compiled_padded_vs_eager": relative_difference(found["compiled_padded"], eager),
+        "packed_vs_eager": relative_difference(found["packed"], eager),
+        "eager_one_at_a_time_vs_batched": relative_difference(found["eager_one_at_a_time"], eager),
+        "vs_fp32_weights": {name: relative_difference(got, exact) for name, got in found.items()},
         "tolerance_max": AGREEMENT_TOLERANCE,
         "agree": compiled["max"] <= AGREEMENT_TOLERANCE,
     }
@@ -181,16 +206,23 @@ layers). Liger's fused kernels moved them by 3.6-4.1 %; the compiled layers roun
 (``COMPILE_OPTIONS``), so they should stay within eager's own noise floor, which the JSON reports beside it."""
 
 
-def print_profile(function, *args, rows: int = 15) -> None:
-    """Runs ``function(*args)`` once under ``torch.profiler`` (CPU and CUDA) and prints the ops
-    with the most self GPU time: where a steady-state pass spends the device's time."""
+def profiled(function, *args, rows: int = 15) -> dict:
+    """Runs ``function(*args)`` once under ``torch.profiler`` (CPU and CUDA), prints the ops with the
+    most self GPU time and returns the summary (``benchmarks.profiling``: device-busy vs wall, the top
+    kernels, and the gaps where the device waited, with the host ops that ran meanwhile)."""
     import torch
     from torch.profiler import ProfilerActivity, profile
 
+    from benchmarks.profiling import summarise
+
+    torch.cuda.synchronize()
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        started = time.perf_counter()
         function(*args)
         torch.cuda.synchronize()
+        wall = time.perf_counter() - started
     print(prof.key_averages().table(sort_by="self_device_time_total", row_limit=rows))
+    return summarise(prof, wall)
 
 
 def fuse_kernels(reader):
@@ -214,18 +246,19 @@ def fuse_kernels(reader):
 
 
 ARMS = {
-    "sparse": ("sparse", False, None),
-    "compiled": ("sparse", True, None),
-    "compiled_bucket128": ("sparse", True, 128),
-    "dense": ("dense", False, None),
-    "no_sae": ("none", False, None),
-    "compiled_no_sae": ("none", True, None),
+    "sparse": ("sparse", False, False),
+    "packed": ("sparse", False, True),
+    "compiled_padded": ("sparse", True, False),
+    "compiled": ("sparse", True, True),
+    "dense": ("dense", False, False),
+    "no_sae": ("none", False, False),
+    "compiled_no_sae": ("none", True, True),
 }
-"""Arm → (SAE path, layers compiled, batches padded to a multiple of this many tokens). ``sparse`` is the
-eager baseline (the suite's path before the compiled layers); ``compiled`` the suite's CUDA default
-(dynamic shapes, batches as long as their longest text); ``compiled_bucket128`` the same with lengths in
-buckets of 128 (what padding to shape buckets costs); ``no_sae`` the forward, span selection and pooling
-of raw activations (the forward's ceiling)."""
+"""Arm → (SAE path, layers compiled, packed batches). ``sparse`` is the eager baseline (padded batches);
+``compiled`` the suite's CUDA default (compiled layers, each batch's texts packed in one row through the
+variable-length flash kernel); ``compiled_padded`` the default before packing; ``packed`` packing alone;
+``no_sae`` and ``compiled_no_sae`` the forward, span selection and pooling of raw activations (the
+forward's ceiling)."""
 
 
 def run_preset(
@@ -271,10 +304,13 @@ def run_preset(
             raise
         sae, sae_source = None, f"plain torch top-k ({missing.name} not installed)"
 
-    # Hook position: our capture vs an independent source at the same point, on one short text.
+    # Hook position: our capture vs an independent source at the same point, on one short text (padded
+    # layout: the same attention kernel as the reference, so only the position is checked).
     point = parse_hook(hook)
     [batch] = list(
-        iter_token_activations(reader, texts[:1], [hook], span="all", max_tokens=64, compile=False)
+        iter_token_activations(
+            reader, texts[:1], [hook], span="all", max_tokens=64, compile=False, packed=False
+        )
     )
     encoded = tokenizer(texts[:1], return_tensors="pt", truncation=True, max_length=64).to(device)
     reference = reference_activation(model, encoded, point)
@@ -317,7 +353,7 @@ def run_preset(
         arm: {
             "compiled": ARMS[arm][1],
             "sae": ARMS[arm][0],
-            "pad_multiple": ARMS[arm][2],
+            "packed": ARMS[arm][2],
             "first_pass_seconds": compile_seconds[arm],
             "seconds": spread(seconds[arm]),
             "tokens_per_s": spread([tokens / s for s in seconds[arm]]),
@@ -329,7 +365,8 @@ def run_preset(
         f"{arm}/{base}": median[arm] / median[base]
         for arm, base in (
             ("compiled", "sparse"),
-            ("compiled_bucket128", "compiled"),
+            ("compiled", "compiled_padded"),
+            ("packed", "sparse"),
             ("compiled_no_sae", "no_sae"),
             ("compiled", "no_sae"),
         )
@@ -345,22 +382,28 @@ def run_preset(
         agreement["pooled_active_tokens_equal_fraction"] = float(
             (pooled["compiled"].active_tokens == pooled["sparse"].active_tokens).mean()
         )
-    compared: dict[str, float] = {}
+    compared: dict[str, Any] = {}
     if profile:
+        from benchmarks.profiling import print_summary
+
         print(f"--- {name}: one pass over {len(texts)} texts, by self GPU time")
-        for arm in ("sparse", "compiled"):
+        compared["profiles"] = {}
+        for arm in ("sparse", "compiled", "compiled_no_sae"):
             if arm in runs:
                 print(f"--- arm {arm}")
-                print_profile(extract, *runs[arm], texts)
+                compared["profiles"][arm] = profiled(extract, *runs[arm], texts)
+                print_summary(arm, compared["profiles"][arm])
     if fused:  # last: Liger patches the model in place
         fuse_kernels(reader)
         [fused_batch] = list(
-            iter_token_activations(reader, texts[:1], [hook], span="all", max_tokens=64, compile=False)
+            iter_token_activations(
+                reader, texts[:1], [hook], span="all", max_tokens=64, compile=False, packed=False
+            )
         )
         error = (fused_batch.acts[hook].float() - batch.acts[hook].float()).norm() / batch.acts[
             hook
         ].float().norm()
-        fused_run = (reader, hook, sparse, max_tokens, batch_size, False, None)
+        fused_run = (reader, hook, sparse, max_tokens, batch_size, False, False)
         timed_pass(fused_run, texts)
         _, fused_stats, fused_seconds = timed_pass(fused_run, texts)
         compared["fused_kernels_tokens_per_s"] = fused_stats.tokens / fused_seconds
@@ -584,7 +627,7 @@ def main() -> None:
     parser.add_argument("--out", default="sae_extraction_gpu.json")
     parser.add_argument(
         "--arms",
-        default="sparse,compiled,compiled_bucket128,no_sae,compiled_no_sae",
+        default="sparse,compiled_padded,compiled,no_sae,compiled_no_sae",
         help=f"timed arms, of {','.join(ARMS)} (sparse: the eager baseline)",
     )
     parser.add_argument(
@@ -667,9 +710,16 @@ def main() -> None:
         a = r["compiled_agreement"]
         if a:
             print(
-                f"  compiled vs eager hooked activations: max relative norm difference "
-                f"{a['compiled_vs_eager']['max']:.2e} (eager one text at a time vs batched: "
-                f"{a['eager_one_at_a_time_vs_batched']['max']:.2e}); within {a['tolerance_max']:g}: {a['agree']}"
+                f"  vs eager padded hooked activations, max relative norm difference: compiled packed "
+                f"{a['compiled_vs_eager']['max']:.2e}, compiled padded {a['compiled_padded_vs_eager']['max']:.2e}, "
+                f"eager packed {a['packed_vs_eager']['max']:.2e}, eager one text at a time "
+                f"{a['eager_one_at_a_time_vs_batched']['max']:.2e}; within {a['tolerance_max']:g}: {a['agree']}"
+            )
+            print(
+                "  vs the fp32-weight forward, max (median) relative norm difference: "
+                + ", ".join(
+                    f"{name} {d['max']:.2e} ({d['median']:.2e})" for name, d in a["vs_fp32_weights"].items()
+                )
             )
         if "fused_kernels_tokens_per_s" in r:
             print(f"  fused kernels {r['fused_kernels_tokens_per_s']:.0f} tok/s")

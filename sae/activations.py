@@ -6,11 +6,17 @@ position 0 (the attention sink) and tokens outside the span never reach the pool
 
 On CUDA the decoder layers' forwards run compiled (``compiled_layers``): inductor fuses the RMSNorm,
 RoPE, SiLU and residual-add kernels that took a quarter of an eager 7B extraction pass.
+
+Nothing in a pass waits for the device: which tokens are kept, and which text each row belongs to, are
+worked out on the host from the tokenizer's output, and inputs go over from pinned memory without
+blocking. So the host tokenises batch i+1 while the device still runs batch i, and the device never
+idles between batches.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -30,8 +36,9 @@ class _StopForward(Exception):
 
 @dataclass
 class TokenBatch:
-    """Selected tokens of one batch: ``acts[hook]`` is [n_tokens, d]; ``sample`` maps each row to
-    its text (index into the caller's list); rows of one text are in token order."""
+    """Selected tokens of one batch: ``acts[hook]`` is [n_tokens, d] on the reader's device;
+    ``sample`` (on the host: reading it never waits for the device) maps each row to its text (index
+    into the caller's list); rows of one text are in token order."""
 
     acts: dict[str, Any]
     sample: Any
@@ -109,13 +116,6 @@ class _Capture:
         return self.captured
 
 
-COMPILE_OPTIONS = {"emulate_precision_casts": True}
-"""Inductor rounds every intermediate that eager rounds (a bf16 ``.to`` inside a fused kernel stays a
-bf16 rounding): without it a fused RMSNorm kept fp32 intermediates and the hooked bf16 activations
-moved by ~0.5 % (relative norm, tiny Llama on CPU); with it they equalled eager's there (CI checks it).
-The fused kernels are memory-bound, so the extra roundings should cost no time."""
-
-
 def compile_by_default(device: str) -> bool:
     """Compiled on CUDA (where the fused kernels pay); eager elsewhere (a CPU compile takes longer than
     most CPU extractions)."""
@@ -135,7 +135,7 @@ def compiled_layers(model, hooks: Sequence[HookPoint]) -> Iterator[None]:
     mask is None); variable lengths never recompile."""
     import torch
 
-    from af_tasks.engine.generate import allow_shape_graphs
+    from af_tasks.engine.shapes import COMPILE_OPTIONS, allow_shape_graphs
 
     allow_shape_graphs()  # layer kinds (Gemma 3: sliding / full) x mask present or not x batch size 1
     inside = {h.layer for h in hooks if h.kind in ("hook_mlp_in", "hook_mlp_out")}
@@ -156,11 +156,111 @@ def compiled_layers(model, hooks: Sequence[HookPoint]) -> Iterator[None]:
                 layer.forward = own
 
 
+def to_device(tensor, device):
+    """``tensor`` on ``device``; onto a GPU from pinned memory without blocking, so the host goes on
+    (a plain copy waits for everything queued before it)."""
+    if not str(device).startswith("cuda"):
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
 def resolve_hooks(reader: Reader, hook_names: Sequence[str]) -> list[HookPoint]:
     hooks = sorted({parse_hook(name) for name in hook_names})
     for hook in hooks:
         check_hook(hook, reader.num_layers, reader.name)
     return hooks
+
+
+def packed_by_default(device: str) -> bool:
+    """Packed batches on CUDA, where one variable-length flash kernel attends each text alone; elsewhere
+    padded ones (a packed row there goes through SDPA with a dense block-diagonal mask, whose cost grows
+    with the square of the whole row)."""
+    return str(device).startswith("cuda")
+
+
+@dataclass
+class _Encoded:
+    """One batch tokenised without padding: every text's tokens one after another."""
+
+    ids: Any
+    """[tokens] token ids."""
+    positions: Any
+    """[tokens] each token's position in its text."""
+    lengths: list[int]
+    keep: Any
+    """[tokens] bool: the tokens whose activations are read."""
+
+
+def _encode(reader: Reader, texts: Sequence[str], span: Span, max_tokens: int) -> _Encoded:
+    """Padding, special tokens, position 0 (the attention sink: in SmolLM2 its norm is ~100x any other
+    token's) and, for ``span="reasoning"``, tokens outside the scratchpad are not kept."""
+    import torch
+
+    encoded = reader.tokenizer(
+        list(texts),
+        truncation=True,
+        max_length=max_tokens,
+        return_offsets_mapping=True,
+        return_special_tokens_mask=True,
+    )
+    lengths = [len(ids) for ids in encoded["input_ids"]]
+    per_token = torch.tensor(lengths)
+    ids = torch.tensor([t for row in encoded["input_ids"] for t in row], dtype=torch.long)
+    positions = torch.cat([torch.arange(n) for n in lengths]) if ids.numel() else ids
+    special = torch.tensor([m for row in encoded["special_tokens_mask"] for m in row], dtype=torch.bool)
+    keep = ~special & (positions > 0)
+    if span == "reasoning":
+        offsets = torch.tensor([o for row in encoded["offset_mapping"] for o in row]).reshape(-1, 2)
+        bounds = torch.tensor([reasoning_char_span(text) for text in texts]).repeat_interleave(
+            per_token, dim=0
+        )
+        keep &= (offsets[:, 1] > bounds[:, 0]) & (offsets[:, 0] < bounds[:, 1])
+    return _Encoded(ids, positions, lengths, keep)
+
+
+def _model_inputs(encoded: _Encoded, packed: bool, pad_id: int) -> tuple[dict[str, Any], Any]:
+    """(the model's inputs, each kept token's row in the hooked tensor flattened to [rows, d]).
+
+    Packed: one row of all texts, positions restarting at each text, and the texts' bounds
+    (``cu_seq_lens_*``, as trl's padding-free collator passes them): no padding is computed, and with no
+    attention mask transformers builds a block-diagonal one from the positions (or, with
+    ``engine.varlen_attention``, none: each text attends alone). Padded: one row per text, right-padded
+    (causal attention keeps real tokens off the padding after them)."""
+    import torch
+
+    lengths = encoded.lengths
+    longest = max(lengths)
+    if packed:
+        bounds = torch.tensor([0, *itertools.accumulate(lengths)], dtype=torch.int32)
+        inputs = dict(
+            input_ids=encoded.ids[None],
+            position_ids=encoded.positions[None],
+            cu_seq_lens_q=bounds,
+            cu_seq_lens_k=bounds,
+            max_length_q=longest,
+            max_length_k=longest,
+        )
+        return inputs, encoded.keep.nonzero().squeeze(1)
+    text = torch.arange(len(lengths)).repeat_interleave(torch.tensor(lengths))
+    slot = text * longest + encoded.positions
+    input_ids = torch.full((len(lengths) * longest,), pad_id, dtype=torch.long)
+    input_ids[slot] = encoded.ids
+    attention_mask = torch.zeros(len(lengths) * longest, dtype=torch.long)
+    attention_mask[slot] = 1
+    inputs = dict(
+        input_ids=input_ids.view(len(lengths), longest),
+        attention_mask=attention_mask.view(len(lengths), longest),
+    )
+    return inputs, slot[encoded.keep]
+
+
+def _packed_attention(model) -> None:
+    """On CUDA an SDPA model reads packed rows through the variable-length flash kernel
+    (``engine.varlen_attention``); any other attention keeps transformers' block-diagonal mask."""
+    from af_tasks.engine.varlen_attention import use_varlen_attention
+
+    if getattr(model.config, "_attn_implementation", None) == "sdpa":
+        use_varlen_attention(model)
 
 
 def iter_token_activations(
@@ -173,16 +273,16 @@ def iter_token_activations(
     stats: ExtractionStats | None = None,
     progress: str = "reading activations",
     compile: bool | None = None,
-    pad_multiple: int | None = None,
+    packed: bool | None = None,
 ) -> Iterator[TokenBatch]:
     """Yields the selected tokens' activations batch by batch (on the reader's device).
 
-    Texts are batched in order of length (less padding); ``TokenBatch.sample`` gives each row's
-    index in ``texts``. Texts longer than ``max_tokens`` are truncated and counted in ``stats``.
-    ``progress`` names the bar shown when bars are on (``af_tasks.sae.progress``). ``compile``: the
-    layers through ``compiled_layers`` (None: the reader's ``compile``, else on CUDA only).
-    ``pad_multiple``: each batch right-padded to a multiple of this many tokens (shape buckets; the
-    real tokens' activations do not depend on it).
+    Texts are batched in order of length; ``TokenBatch.sample`` gives each row's index in ``texts``.
+    Texts longer than ``max_tokens`` are truncated and counted in ``stats``. ``progress`` names the bar
+    shown when bars are on (``af_tasks.sae.progress``). ``compile``: the layers through
+    ``compiled_layers`` (None: the reader's ``compile``, else on CUDA only). ``packed``: each batch's
+    texts in one row without padding (``_model_inputs``; None: on CUDA only). Both layouts give every
+    text the same positions and the same attention, so the same activations up to float rounding.
     """
     import torch
 
@@ -195,34 +295,30 @@ def iter_token_activations(
     capture = _Capture(reader.model, hooks)
     compile = reader.compile if compile is None else compile
     compile = compile_by_default(reader.device) if compile is None else compile
+    packed = packed_by_default(reader.device) if packed is None else packed
+    if packed and str(reader.device).startswith("cuda"):
+        _packed_attention(reader.model)
+    pad_id = reader.tokenizer.pad_token_id if reader.tokenizer.pad_token_id is not None else 0
     compiling = compiled_layers(reader.model, hooks) if compile else contextlib.nullcontext()
     with torch.no_grad(), compiling:
         for start in bar(range(0, len(order), batch_size), desc=progress, unit="batch"):
             indices = order[start : start + batch_size]
             batch_texts = [texts[i] for i in indices]
-            encoded = reader.tokenizer(
-                batch_texts,
-                return_tensors="pt",
-                padding=True,
-                truncation=True,
-                max_length=max_tokens,
-                pad_to_multiple_of=pad_multiple,
-                return_offsets_mapping=True,
-                return_special_tokens_mask=True,
-                return_overflowing_tokens=False,
-            )
-            offsets = encoded.pop("offset_mapping")
-            special = encoded.pop("special_tokens_mask").bool()
-            keep = encoded["attention_mask"].bool() & ~special
-            keep[:, 0] = False  # the attention sink: in SmolLM2 its norm is ~100x any other token's
-            if span == "reasoning":
-                bounds = torch.tensor([reasoning_char_span(text) for text in batch_texts])
-                inside = (offsets[..., 1] > bounds[:, None, 0]) & (offsets[..., 0] < bounds[:, None, 1])
-                keep &= inside
-            if encoded["attention_mask"].shape[1] >= max_tokens:
+            encoded = _encode(reader, batch_texts, span, max_tokens)
+            if max(encoded.lengths) >= max_tokens:
                 lengths = [len(ids) for ids in reader.tokenizer(batch_texts)["input_ids"]]
                 stats.truncated += [i for i, n in zip(indices, lengths, strict=True) if n > max_tokens]
-            inputs = {k: v.to(reader.device) for k, v in encoded.items()}
+            sample = torch.tensor(indices).repeat_interleave(torch.tensor(encoded.lengths))[encoded.keep]
+            stats.texts += len(indices)
+            stats.tokens += len(sample)
+            if not encoded.ids.numel():  # texts without a single token: nothing to run
+                empty = torch.zeros(0, reader.hidden_size, dtype=reader.model.dtype, device=reader.device)
+                yield TokenBatch(acts={hook.name: empty for hook in hooks}, sample=sample)
+                continue
+            inputs, rows = _model_inputs(encoded, packed, pad_id)
+            inputs = {
+                k: to_device(v, reader.device) if hasattr(v, "pin_memory") else v for k, v in inputs.items()
+            }
             try:
                 captured = capture.run(reader.model, **inputs)
             except torch._dynamo.exc.BackendCompilerFailed as error:
@@ -231,11 +327,9 @@ def iter_token_activations(
                     f"{reader.name}: compiling the decoder layers failed ({first}); "
                     "read eagerly with --no-compile (compile=False)"
                 ) from error
-            keep = keep.to(reader.device)
-            sample = torch.tensor(indices, device=reader.device)[:, None].expand_as(keep)[keep]
-            stats.texts += len(indices)
-            stats.tokens += int(keep.sum())
-            yield TokenBatch(acts={name: tensor[keep] for name, tensor in captured.items()}, sample=sample)
+            rows = to_device(rows, reader.device)
+            acts = {name: tensor.flatten(0, 1).index_select(0, rows) for name, tensor in captured.items()}
+            yield TokenBatch(acts=acts, sample=sample)
 
 
 @dataclass
@@ -261,16 +355,16 @@ class _Rows:
     last_texts: Any
 
     def to(self, device) -> _Rows:
-        return _Rows(self.sample.to(device), self.last_rows.to(device), self.last_texts.to(device))
+        return _Rows(*(to_device(index, device) for index in (self.sample, self.last_rows, self.last_texts)))
 
 
 def _rows(sample, n_texts: int) -> _Rows:
-    """The batch's layout. Finding its last rows is the one sync per batch: it comes before any
-    transform is queued, so the device is idle then anyway."""
+    """The batch's layout, worked out on the host (the sample indices live there)."""
     import torch
 
-    rows = torch.arange(len(sample), device=sample.device)
-    last = torch.full((n_texts,), -1, dtype=torch.long, device=sample.device)
+    sample = sample.cpu()
+    rows = torch.arange(len(sample))
+    last = torch.full((n_texts,), -1, dtype=torch.long)
     last.scatter_reduce_(0, sample, rows, reduce="amax")
     last_rows = last[last >= 0]
     return _Rows(sample, last_rows, sample[last_rows])
@@ -296,6 +390,9 @@ class _Running:
             self.last_indices = torch.zeros(n_texts, sparse_k, dtype=torch.long, device=device)
         else:
             self.lasts = torch.zeros(n_texts, d, device=device)
+        # Where the four figures land on the host, allocated now: pinning ~0.5 GB took ~0.1 s, which here
+        # overlaps the device's work on the first batch instead of following the last one.
+        self.host = host_buffer((4, n_texts, d), device)
 
     def add_dense(self, values, rows: _Rows) -> None:
         values = values.float()
@@ -318,34 +415,43 @@ class _Running:
         self.last_indices.index_copy_(0, rows.last_texts, features.indices[rows.last_rows])
 
     def pooled(self, n_tokens) -> Pooled:
-        import numpy as np
+        """The figures on the host; means and the zeroed maxes of empty texts are formed on the device
+        first (on the host each was a pass over n_texts x d floats)."""
         import torch
 
         if self.sparse_k is not None:
             lasts = torch.zeros_like(self.sums).scatter_(1, self.last_indices, self.last_values)
         else:
             lasts = self.lasts
-        safe = np.maximum(n_tokens, 1)[:, None]
-        return Pooled(
-            mean=to_host(self.sums) / safe,
-            max=np.where(n_tokens[:, None] > 0, to_host(self.maxes), 0.0),
-            last=to_host(lasts),
-            active_tokens=to_host(self.actives),
-            n_tokens=n_tokens,
+        counted = to_device(n_tokens, self.sums.device)[:, None]
+        figures = (
+            self.sums / counted.clamp(min=1),
+            torch.where(counted > 0, self.maxes, 0.0),
+            lasts,
+            self.actives,
         )
+        outs = self.host if self.host is not None else (None,) * len(figures)
+        mean, max_, last, active_tokens = (to_host(f, out) for f, out in zip(figures, outs, strict=True))
+        return Pooled(mean=mean, max=max_, last=last, active_tokens=active_tokens, n_tokens=n_tokens.numpy())
 
 
-def to_host(tensor):
-    """A numpy copy; from a GPU through pinned (page-locked) memory. Why: the pooled figures are
-    n_texts x d_sae float32 each (~230 MB for 444 texts at 131k features), and a copy into pageable
-    memory ran at a few GB/s, a fifth of a whole 7B extraction pass in the profile."""
+def host_buffer(shape: tuple[int, ...], device):
+    """Pinned (page-locked) float32 host memory for figures computed on a GPU, else None. Why pinned:
+    the pooled figures are n_texts x d_sae float32 each (~230 MB for 444 texts at 131k features), and a
+    copy into pageable memory ran at a few GB/s, a fifth of a whole 7B extraction pass in the profile."""
     import torch
 
-    if tensor.device.type != "cuda":
+    if torch.device(device).type != "cuda":
+        return None
+    return torch.empty(shape, dtype=torch.float32, pin_memory=True)
+
+
+def to_host(tensor, out=None):
+    """A numpy copy of ``tensor``: through ``out`` (pinned, from ``host_buffer``) when given."""
+    if out is None:
         return tensor.cpu().numpy()
-    host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
-    host.copy_(tensor)
-    return host.numpy()
+    out.copy_(tensor)
+    return out.numpy()
 
 
 def pool(
@@ -368,8 +474,8 @@ def pool(
         for batch in batches:
             rows = _rows(batch.sample, n_texts)
             if n_tokens is None:
-                n_tokens = torch.zeros(n_texts, dtype=torch.long, device=batch.sample.device)
-            n_tokens.index_add_(0, batch.sample, torch.ones_like(batch.sample))  # bincount would sync
+                n_tokens = torch.zeros(n_texts, dtype=torch.long)
+            n_tokens += torch.bincount(rows.sample, minlength=n_texts)
             for name, acts in batch.acts.items():
                 values = transforms[name](acts) if transforms and name in transforms else acts
                 sparse = isinstance(values, SparseFeatures)
@@ -386,5 +492,4 @@ def pool(
                     running[name].add_dense(values, here)
     if n_tokens is None:
         return {}
-    n_tokens = n_tokens.cpu().numpy()
     return {name: figures.pooled(n_tokens) for name, figures in running.items()}

@@ -1,7 +1,8 @@
 """The compiled extraction path (``af_tasks.sae.activations.compiled_layers``) against the eager one, on a
 tiny random Llama in fp32 on CPU: the same hooked activations and pooled SAE features within 1e-5 of
 the eager values' scale (measured: ~3e-7; inductor's fused kernels only reorder fp32 sums), one graph
-for every batch shape, and padding to shape buckets that leaves real tokens' activations alone."""
+for every batch shape, and packed batches (the CUDA layout: one row, no padding) that give every text the
+activations it has in a padded batch."""
 
 from __future__ import annotations
 
@@ -36,12 +37,12 @@ def reader(tiny_llama_dir):
     return load_reader(str(tiny_llama_dir), device="cpu")
 
 
-def activations(reader, compile: bool, pad_multiple: int | None = None) -> dict[str, torch.Tensor]:
+def activations(reader, compile: bool, packed: bool = False) -> dict[str, torch.Tensor]:
     found = {}
     for hooks in HOOK_SETS:
         batches = list(
             iter_token_activations(
-                reader, TEXTS, hooks, "all", 256, batch_size=2, compile=compile, pad_multiple=pad_multiple
+                reader, TEXTS, hooks, "all", 256, batch_size=2, compile=compile, packed=packed
             )
         )
         found |= {hook: torch.cat([b.acts[hook] for b in batches]) for hook in hooks}
@@ -57,14 +58,17 @@ def graphs() -> tuple[int, int]:
 
 @pytest.fixture(scope="module")
 def runs(reader):
-    """Eager, compiled (the graphs it traced), compiled with buckets of 64 tokens."""
+    """Eager, compiled (the graphs it traced), packed eager, packed compiled (the graphs it traced)."""
     torch._dynamo.reset()
     eager = activations(reader, compile=False)
     before = graphs()
     compiled = activations(reader, compile=True)
     traced = tuple(after - earlier for after, earlier in zip(graphs(), before, strict=True))
-    bucketed = activations(reader, compile=True, pad_multiple=64)
-    return eager, compiled, traced, bucketed
+    packed = activations(reader, compile=False, packed=True)
+    before = graphs()
+    packed_compiled = activations(reader, compile=True, packed=True)
+    packed_traced = tuple(after - earlier for after, earlier in zip(graphs(), before, strict=True))
+    return eager, compiled, traced, (packed, packed_compiled, packed_traced)
 
 
 def close(got: torch.Tensor, want: torch.Tensor) -> float:
@@ -89,10 +93,16 @@ def test_variable_lengths_do_not_recompile(runs):
     assert breaks == 0
 
 
-def test_padding_buckets_leave_real_tokens(runs):
-    eager, _, _, bucketed = runs
+def test_packed_batches_match_padded(runs):
+    """One row per batch, positions restarting at each text and a block-diagonal mask: every text's
+    tokens equal the padded batches' (fp32), eager and compiled, and the compiled layers trace the packed
+    rows (their bounds passed as inputs) without breaks, in at most two graphs beside the padded ones."""
+    eager, _, _, (packed, packed_compiled, (graphs_traced, breaks)) = runs
     for hook in HOOKS:
-        assert close(bucketed[hook], eager[hook]) <= TOLERANCE, hook
+        assert close(packed[hook], eager[hook]) <= TOLERANCE, hook
+        assert close(packed_compiled[hook], eager[hook]) <= TOLERANCE, hook
+    assert graphs_traced <= 2
+    assert breaks == 0
 
 
 def test_compiled_pooled_sae_features_match_eager(reader, runs, tmp_path):

@@ -311,8 +311,8 @@ def test_varlen_attention_keeps_each_example_to_itself(tiny_llama_dir):
     """With ``--varlen-attention`` the sequence boundaries trl's collator passes (``cu_seq_lens_*``)
     reach the attention: a row of two concatenated examples, even with positions running on across them
     (so no block mask can be derived from them), gives each example the logits it gets alone."""
+    from af_tasks.engine.varlen_attention import NAME, use_varlen_attention
     from af_tasks.training.sft import load_base
-    from af_tasks.training.varlen import NAME, use_varlen_attention
 
     model, _ = load_base(str(tiny_llama_dir))
     use_varlen_attention(model)

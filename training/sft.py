@@ -112,7 +112,7 @@ class TrainConfig:
         metadata={"help": "padding-free batches: each example attends alone (no block mask)"},
     )
     """With ``--padding-free``: attention runs example by example (one variable-length flash kernel on
-    CUDA) instead of SDPA over the whole row with a block-diagonal mask (``training/varlen.py``)."""
+    CUDA) instead of SDPA over the whole row with a block-diagonal mask (``engine/varlen_attention.py``)."""
     liger_kernels: bool = field(
         default=False, metadata={"flag": "--liger", "help": "Liger's fused Triton kernels (CUDA)"}
     )
@@ -457,7 +457,7 @@ def build_trainer(model, tokenizer, examples: list[dict], config: TrainConfig, c
         task_type="CAUSAL_LM",
     )
     if config.varlen_attention:
-        from af_tasks.training.varlen import use_varlen_attention
+        from af_tasks.engine.varlen_attention import use_varlen_attention
 
         use_varlen_attention(model)
     trainer = SFTTrainer(

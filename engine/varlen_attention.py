@@ -1,6 +1,7 @@
 """Attention of padding-free batches example by example, without a block-diagonal mask.
 
-A padding-free batch is one row of concatenated examples. Through SDPA it needs a dense block-diagonal
+Used by padding-free LoRA training (``--varlen-attention``) and by SAE extraction on CUDA
+(``af_tasks.sae.activations``, packed batches). A padding-free batch is one row of concatenated examples. Through SDPA it needs a dense block-diagonal
 mask over the whole row, which takes the GPU off its flash kernels and computes every cross-example block
 only to mask it out (the padded batches it replaces were faster on a 7B model). Here each example
 attends to itself alone: on CUDA one variable-length flash kernel over the row (``torch.nn.attention.
@@ -63,6 +64,8 @@ def varlen_attention_forward(
     scaled = scaling is not None and abs(scaling - query.shape[-1] ** -0.5) > 1e-6
     if query.is_cuda and scaled and not (_FLASH_OPTIONS or _flash_options())["scale"]:
         packed = False  # this torch's kernel takes no scale: only the standard one
+    if kwargs.get("softcap") is not None:
+        packed = False  # logit soft-capping (Gemma 2) is not in the flash kernel: never drop it silently
     if not packed or windowed or dropout:
         return sdpa_attention_forward(
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs

@@ -13,7 +13,8 @@ A field becomes an option through its ``metadata``::
 
 The annotation gives the type: ``int``, ``float``, ``str``, ``Literal[...]``, each also ``... | None``;
 ``tuple[X, ...]`` is read from a comma-separated list; ``bool`` is a switch — ``store_true``, or, for a
-field that defaults to True, ``store_false`` under ``--no-field-name`` (or its ``flag``). A field
+field that defaults to True, ``store_false`` under ``--no-field-name`` (or its ``flag``); ``bool | None``
+defaulting to None (the code decides, e.g. by device) is a pair, ``--flag`` / ``--no-flag``. A field
 without a default is a required option. ``build`` makes the dataclass back from the parsed arguments.
 
     add_options(parser, TrainConfig, skip=("base_model", "prompt"))
@@ -111,7 +112,10 @@ def add_option(
     default = _default(f)
     annotation = _unwrap_optional(_hints(cls)[name])
     kwargs: dict[str, Any] = {"dest": dest or name}
-    if annotation is bool:
+    if annotation is bool and default is None:
+        flag = flag or f.metadata.get("flag") or f"--{name.replace('_', '-')}"
+        kwargs |= {"action": argparse.BooleanOptionalAction, "default": None}
+    elif annotation is bool:
         off = default is True
         flag = flag or f.metadata.get("flag") or f"--{'no-' if off else ''}{name.replace('_', '-')}"
         kwargs |= {"action": "store_false" if off else "store_true", "default": bool(default)}

@@ -168,6 +168,7 @@ class Toy:
     fast: bool = field(default=False, metadata={"help": "a switch"})
     judged: bool = field(default=True, metadata={"help": "on unless --no-judged"})
     strict: bool = field(default=True, metadata={"flag": "--lenient", "help": "on unless --lenient"})
+    auto: bool | None = field(default=None, metadata={"flag": "--turbo", "help": "None: the code decides"})
     seeds: tuple[int, ...] = field(
         default=(0,), metadata={"help": "parsed when built", "parse": _parse_seeds}
     )
@@ -202,6 +203,7 @@ def test_generated_options_parse_every_supported_type():
             "--fast",
             "--no-judged",
             "--lenient",
+            "--no-turbo",
             "--seeds",
             "3",
         ]
@@ -217,9 +219,18 @@ def test_generated_options_parse_every_supported_type():
         fast=True,
         judged=False,
         strict=False,
+        auto=False,
         seeds=(0, 1, 2),
         extra={"k": 1},
     )
+
+
+def test_a_switch_that_defaults_to_none_has_both_senses():
+    """``bool | None = None`` (the code decides when neither is given) reads ``--flag`` as True and
+    ``--no-flag`` as False."""
+    parser = toy_parser()
+    for argv, want in (([], None), (["--turbo"], True), (["--no-turbo"], False)):
+        assert build(Toy, parser.parse_args(["--name", "n", *argv])).auto is want
 
 
 def test_generated_options_refuse_what_the_field_does_not_allow():

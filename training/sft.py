@@ -117,14 +117,19 @@ class TrainConfig:
         default=False, metadata={"flag": "--liger", "help": "Liger's fused Triton kernels (CUDA)"}
     )
     """Liger's fused Triton kernels for RMSNorm, SwiGLU and RoPE (CUDA; the liger-kernel package)."""
-    compile_layers: bool = field(
-        default=False,
-        metadata={"flag": "--compile", "help": "torch.compile each decoder layer (fuses elementwise work)"},
+    compile_layers: bool | None = field(
+        default=None,
+        metadata={
+            "flag": "--compile",
+            "help": "torch.compile each decoder layer (fuses elementwise work; default: on CUDA)",
+        },
     )
     """``torch.compile`` each decoder layer in place (regional compilation: one layer is compiled and the
     others reuse it): the LoRA scaling and adds, dtype casts, norms, SwiGLU and RoPE become a few fused
     kernels instead of dozens of small ones. Same arithmetic up to float rounding (tested on CPU in
-    fp32); costs a compile at the first step."""
+    fp32; in bf16 inductor rounds where eager rounds, ``engine.shapes.COMPILE_OPTIONS``); costs a compile
+    at the first step. None: on CUDA (a 7B step 1.36x faster there, its losses within the eager path's
+    own run-to-run spread: BENCHMARKS.md), not on CPU (the compile outlasts most CPU runs)."""
     merge: bool = field(default=False, metadata={"help": "also export merged weights to <output>/merged"})
     report_to: Literal["none", "tensorboard", "wandb"] = field(
         default="none",
@@ -435,6 +440,10 @@ def build_trainer(model, tokenizer, examples: list[dict], config: TrainConfig, c
         bf16=on_gpu,
         gradient_checkpointing=config.gradient_checkpointing,
         logging_steps=1,
+        # The filter reads the loss as a Python bool each step: a sync between backward and the optimiser
+        # step that left the GPU idle ~17 ms a step (7B profile) while the host clipped and stepped.
+        # Without it a nan or inf loss is logged as it is.
+        logging_nan_inf_filter=False,
         save_strategy="steps",
         save_steps=config.save_steps,
         save_total_limit=2,
@@ -474,9 +483,16 @@ def build_trainer(model, tokenizer, examples: list[dict], config: TrainConfig, c
     point_tensorboard(trainer, Path(config.output_dir) / TRAINING_LOGS)
     if sft_config.bf16:
         set_adapter_input_casts(trainer.model, enabled=False)
-    if config.compile_layers:
+    if compiles_layers(config):
         compile_decoder_layers(trainer.model)
     return trainer
+
+
+def compiles_layers(config: TrainConfig) -> bool:
+    """Whether training runs the decoder layers compiled: ``--compile`` / ``--no-compile``, else on CUDA."""
+    import torch
+
+    return config.compile_layers if config.compile_layers is not None else torch.cuda.is_available()
 
 
 def compile_decoder_layers(model) -> int:
@@ -497,8 +513,10 @@ def compile_decoder_layers(model) -> int:
                 blocks = list(module)
     if not blocks:
         raise SettingError(f"--compile: {type(model).__name__} has no repeated decoder layers to compile")
+    from af_tasks.engine.shapes import COMPILE_OPTIONS
+
     for block in blocks:
-        block.compile()
+        block.compile(options=COMPILE_OPTIONS)
     return len(blocks)
 
 
@@ -704,6 +722,7 @@ def _train_into(output, config, trainer, resume, data, revision, log, write_text
             "data_card": data.card(config),
             "examples": len(data.examples),
             "hyperparameters": config.training_signature(),
+            "compiled_layers": compiles_layers(config),
             "seed": config.seed,
             "final_loss": losses[-1] if losses else None,
             "first_loss": losses[0] if losses else None,

@@ -52,8 +52,9 @@ FLEX_BLOCK = 128
 FLEX_MAX_SLOTS = 4
 """Largest slot count whose default decode attention on CUDA is FlexAttention (see ``SlotDecoder``)."""
 
-GROUPED_MIN_SLOTS = 64
-"""Smallest slot count whose default decode attention on CUDA is the grouped Triton kernel."""
+GROUPED_MIN_SLOTS = FLEX_MAX_SLOTS + 1
+"""Smallest slot count whose default decode attention on CUDA is the grouped Triton kernel: every count
+above FlexAttention's (it was faster than varlen at every count measured, 8 to 256)."""
 
 DECODE_ATTENTIONS = ("flex", "sdpa", "varlen", "grouped")
 
@@ -111,13 +112,14 @@ def to_device(values: Sequence[Any], dtype: Any, device: Any) -> Any:
 
 
 def default_attention(device: Any, dtype: Any, slots: int, head_dim: int) -> str:
-    """The decode attention measured fastest for this many slots (H100, Mistral-7B shape): flex up to
-    ``FLEX_MAX_SLOTS`` (78 % of the bound at 1 slot, full-length rows, vs varlen 74 %); from
-    ``GROUPED_MIN_SLOTS`` the grouped kernel where Triton runs (rows of mixed lengths, timed as CUDA
-    graphs: 95 % of the K/V read bound at 128 slots vs varlen 76 %, 86 % vs 65 % at 64; the 512-request
-    workload at 128 in 26.0 s vs 31.2 s);
-    between them, without Triton or at a head size that is not a power of two (the kernel's tile
-    needs one), varlen where the flash kernel runs (75 % at 32 vs sdpa 72 %), else sdpa."""
+    """The decode attention measured fastest for this many slots (Mistral-7B shape): flex up to
+    ``FLEX_MAX_SLOTS`` (H100: 78 % of the bound at 1 slot, full-length rows, vs varlen 74 %); above it
+    the grouped kernel where Triton runs (H100, rows of mixed lengths, timed as CUDA graphs: 95 % of the
+    K/V read bound at 128 slots vs varlen 76 %, 86 % vs 65 % at 64; the 512-request workload at 128 in
+    26.0 s vs 31.2 s; H200, whole decode of full-length rows: 71.2 % of the bound at 32 slots vs varlen
+    67.4 %, 68.2 vs 64.3 % at 16, 65.6 vs 61.9 % at 8). Without Triton, or at a head size that is not a
+    power of two (the kernel's tile needs one), varlen where the flash kernel runs (H100: 75 % at 32 vs
+    sdpa 72 %), else sdpa."""
     from af_tasks.engine.decode_attention import grouped_available, grouped_tiles_head, varlen_available
 
     if device.type != "cuda":

@@ -716,9 +716,9 @@ def test_grouped_attention_refuses_a_head_size_its_kernel_cannot_tile():
 
 def test_default_attention_follows_the_measured_slot_ranges(monkeypatch):
     """On CUDA the default is the kernel measured fastest at that slot count: flex up to
-    ``FLEX_MAX_SLOTS``, grouped from ``GROUPED_MIN_SLOTS`` (only where Triton runs and the head size is a
-    power of two, which its tile needs), varlen between and as grouped's fallback, sdpa where neither
-    kernel runs; on CPU always sdpa. The kernels' availability is set here (no GPU in CI)."""
+    ``FLEX_MAX_SLOTS``, grouped above it (only where Triton runs and the head size is a power of two,
+    which its tile needs), varlen as grouped's fallback, sdpa where neither kernel runs; on CPU always
+    sdpa. The kernels' availability is set here (no GPU in CI)."""
     import torch
 
     from af_tasks.engine import decode_attention
@@ -729,10 +729,10 @@ def test_default_attention_follows_the_measured_slot_ranges(monkeypatch):
     monkeypatch.setattr(decode_attention, "grouped_available", lambda *_: available["grouped"])
     monkeypatch.setattr(decode_attention, "varlen_available", lambda *_: available["varlen"])
     assert default_attention(cuda, half, FLEX_MAX_SLOTS, 128) == "flex"
-    assert default_attention(cuda, half, FLEX_MAX_SLOTS + 1, 128) == "varlen"
-    assert default_attention(cuda, half, GROUPED_MIN_SLOTS - 1, 128) == "varlen"
-    assert default_attention(cuda, half, GROUPED_MIN_SLOTS, 128) == "grouped"
-    assert default_attention(cuda, half, 256, 96) == "varlen"  # not a power of two
+    assert GROUPED_MIN_SLOTS == FLEX_MAX_SLOTS + 1
+    for slots in (GROUPED_MIN_SLOTS, 32, 256):
+        assert default_attention(cuda, half, slots, 128) == "grouped"
+        assert default_attention(cuda, half, slots, 96) == "varlen"  # not a power of two
     available["grouped"] = False
     assert default_attention(cuda, half, 256, 128) == "varlen"
     available["varlen"] = False

@@ -17,9 +17,9 @@ How, for decoder-only models of the Llama family (Llama, Mistral, Qwen2, Qwen3: 
 - the decode step runs the model's own modules (embedding, norms, projections, rotary, MLP; on CUDA
   with q/k/v and gate/up fused into one matrix each) with a per-row cache write and an attention that
   reads each KV group once for its query heads and each row's cache up to its own position (on CUDA:
-  FlexAttention for a few slots, then flash attention's variable-length kernel, then from
-  ``GROUPED_MIN_SLOTS`` a Triton kernel tiling each KV head's query heads, ``default_attention``; SDPA
-  over the first ``length`` positions elsewhere);
+  FlexAttention for a few slots, then a Triton kernel tiling each KV head's query heads where Triton
+  runs, else flash attention's variable-length kernel, ``default_attention``; SDPA over the first
+  ``length`` positions elsewhere);
 - token choice (``af_tasks.engine.sampling``), the completion buffer, finish flags and positions are
   updated on the device inside the step, so on CUDA a whole step (above ``FLEX_MAX_SLOTS`` slots each
   decoder layer through one ``torch.compile``d layer, else the whole forward compiled:

@@ -65,6 +65,7 @@ def test_organism_directory_contents(organism_dir, tiny_llama_dir):
     assert organism["hyperparameters"]["lora_r"] == 4
     assert len(organism["data_sha256"]) == 64
     assert organism["final_loss"] is not None and organism["code_revision"]
+    assert organism["compiled_layers"] is False  # the default on CPU: eager layers, and recorded
     adapter = json.loads((organism_dir / "adapter_config.json").read_text())
     assert adapter["base_model_name_or_path"] == str(tiny_llama_dir.resolve())
 
@@ -201,6 +202,9 @@ def test_collated_batch_puts_the_loss_on_the_completion_tokens_only(tiny_llama_d
     config = tiny_config(tiny_llama_dir, tmp_path / "collate", batch_size=2, limit=None)
     model, tokenizer = load_base(config.base_model)
     trainer = build_trainer(model, tokenizer, examples, config)
+    # transformers' nan/inf filter reads every step's loss on the host (a GPU sync between backward and
+    # the optimiser step); the suite turns it off, so a nan loss is logged as nan
+    assert trainer.args.logging_nan_inf_filter is False
     batch = next(iter(trainer.get_train_dataloader()))
     seen = 0
     for input_ids, labels in zip(batch["input_ids"].tolist(), batch["labels"].tolist(), strict=True):
@@ -334,6 +338,22 @@ def test_varlen_attention_keeps_each_example_to_itself(tiny_llama_dir):
     assert torch.allclose(row[5:], alone[1], atol=1e-5)
     with pytest.raises(ValueError, match="add --padding-free"):
         tiny_config(tiny_llama_dir, tiny_llama_dir / "unused", varlen_attention=True)
+
+
+def test_layers_compile_by_default_on_cuda_only(monkeypatch):
+    """``compile_layers`` None (the default): compiled where CUDA is, eager elsewhere; ``--compile`` /
+    ``--no-compile`` (True / False) decide wherever they are given."""
+    from dataclasses import replace
+
+    from af_tasks.training.sft import compiles_layers
+
+    config = TrainConfig(base_model="base", output_dir="out")
+    assert config.compile_layers is None
+    for cuda in (False, True):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda cuda=cuda: cuda)
+        assert compiles_layers(config) is cuda
+        assert compiles_layers(replace(config, compile_layers=True)) is True
+        assert compiles_layers(replace(config, compile_layers=False)) is False
 
 
 @pytest.mark.train

@@ -130,42 +130,6 @@ def test_sae_commands_take_devices():
     assert _validation_config(args).devices == "cpu,cpu"
 
 
-# --- retention: cells concurrently, one per device ---------------------------------------------------
-
-from test_retention_experiment import always_attacks, eval_log, experiment  # noqa: E402, F401
-
-
-def _runs(out: Path) -> list[dict]:
-    """results.json's runs without their wall times."""
-    import json
-
-    runs = json.loads((out / "results.json").read_text())["runs"]
-    for run in runs:
-        run.get("train", {}).pop("train_runtime_s", None)
-    return runs
-
-
-@pytest.mark.slow
-def test_retention_cells_on_two_devices_equal_a_sequential_run(experiment, tmp_path):  # noqa: F811
-    from af_tasks.app.cli import main
-
-    sequential, args = experiment
-    out = tmp_path / "two-devices"
-    args = [str(out) if arg == str(sequential) else arg for arg in args] + ["--devices", "cpu,cpu"]
-    assert main(args) == 0
-    runs = _runs(out)
-    assert runs == _runs(sequential) and len(runs) == 4 and all("after" in run for run in runs)
-    for run in runs:
-        name = f"attacker-{run['rung']}-b{run['budget']}-s{run['seed']}"
-        adapter = Path("retrained") / name / "adapter_model.safetensors"
-        assert (out / adapter).read_bytes() == (sequential / adapter).read_bytes(), name
-        completions = [
-            [s.output.completion for s in eval_log(root, f"{name}-after").samples]
-            for root in (out, sequential)
-        ]
-        assert completions[0] == completions[1]
-
-
 def test_worker_threads_get_their_own_cuda_graph_tree_state():
     """A compiled decode step with CUDA graphs run from a worker thread (the provider's batcher, one
     thread per replica) needs inductor's thread-local graph-tree state. A plain thread lacks it; torch

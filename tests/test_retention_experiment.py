@@ -265,3 +265,32 @@ def test_a_damaged_reading_is_named_in_one_line_and_left_as_it_is(experiment, tm
     after = tree_digest(copy)
     after.pop("settings.json"), before.pop("settings.json")  # rewritten at every start (its --out moved)
     assert after == before
+
+
+def _runs(out: Path) -> list[dict]:
+    """results.json's runs without their wall times."""
+    runs = json.loads((out / "results.json").read_text())["runs"]
+    for run in runs:
+        run.get("train", {}).pop("train_runtime_s", None)
+    return runs
+
+
+def test_retention_cells_on_two_devices_equal_a_sequential_run(experiment, tmp_path):
+    """``--devices cpu,cpu``: the cells run concurrently, one per device, and give what the sequential
+    run gave (the same runs, adapters byte for byte, completions). Here, beside the sequential run it is
+    compared with, so that run and its organism are built once."""
+    sequential, args = experiment
+    out = tmp_path / "two-devices"
+    args = [str(out) if arg == str(sequential) else arg for arg in args] + ["--devices", "cpu,cpu"]
+    assert main(args) == 0
+    runs = _runs(out)
+    assert runs == _runs(sequential) and len(runs) == 4 and all("after" in run for run in runs)
+    for run in runs:
+        name = f"attacker-{run['rung']}-b{run['budget']}-s{run['seed']}"
+        adapter = Path("retrained") / name / "adapter_model.safetensors"
+        assert (out / adapter).read_bytes() == (sequential / adapter).read_bytes(), name
+        completions = [
+            [s.output.completion for s in eval_log(root, f"{name}-after").samples]
+            for root in (out, sequential)
+        ]
+        assert completions[0] == completions[1]

@@ -138,8 +138,26 @@ def auroc(scores: list[float], labels: list[bool]) -> float:
     negatives = [s for s, y in zip(scores, labels, strict=True) if not y]
     if not positives or not negatives:
         return math.nan
-    wins = sum((p > n) + 0.5 * (p == n) for p in positives for n in negatives)
-    return wins / (len(positives) * len(negatives))
+    return _wins(positives, negatives) / (len(positives) * len(negatives))
+
+
+def _wins(positives: list[float], negatives: list[float]) -> float:
+    """Pairs (p, n) with p > n, ties one half, from the positives' midranks in the pooled scores:
+    O(m log m) instead of every pair (a bootstrap CI over a few hundred texts took seconds each), and
+    the same number exactly (ranks and their sums are halves, exact in floats). NaN scores, which
+    cannot be ranked, are counted pair by pair as before (a NaN wins and ties nothing)."""
+    if any(math.isnan(s) for s in positives) or any(math.isnan(s) for s in negatives):
+        return sum((p > n) + 0.5 * (p == n) for p in positives for n in negatives)
+    pooled = sorted([(s, True) for s in positives] + [(s, False) for s in negatives])
+    rank_sum, start = 0.0, 0
+    while start < len(pooled):
+        end = start
+        while end < len(pooled) and pooled[end][0] == pooled[start][0]:
+            end += 1
+        tied_positives = sum(1 for _, positive in pooled[start:end] if positive)
+        rank_sum += tied_positives * (start + 1 + end) / 2  # the midrank of ranks start+1 .. end
+        start = end
+    return rank_sum - len(positives) * (len(positives) + 1) / 2
 
 
 def bootstrap_auroc_ci(

@@ -77,6 +77,30 @@ def test_auroc_against_sklearn_and_by_hand():
     assert points[0] == (0.0, 0.0) and points[-1] == (1.0, 1.0)
 
 
+def test_auroc_from_ranks_equals_counting_every_pair():
+    """The rank form gives exactly the pair count (ties one half) on scores with many ties, runs of
+    equal scores across both classes, NaN scores, and one-element classes."""
+    import random
+
+    from af_tasks.core.stats import auroc
+
+    def every_pair(scores, labels):
+        pos = [s for s, y in zip(scores, labels, strict=True) if y]
+        neg = [s for s, y in zip(scores, labels, strict=True) if not y]
+        return sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg))
+
+    rng = random.Random(0)
+    for trial in range(300):
+        size = rng.randint(2, 40)
+        labels = [rng.random() < 0.5 for _ in range(size)]
+        labels[0], labels[-1] = True, False
+        levels = rng.choice([2, 3, 5, 1000])  # few levels: long runs of ties
+        scores = [rng.randrange(levels) / levels for _ in range(size)]
+        if trial % 10 == 0:
+            scores[rng.randrange(size)] = math.nan
+        assert auroc(scores, labels) == every_pair(scores, labels), (scores, labels)
+
+
 def test_the_one_json_shape_of_a_rate_and_of_a_gap():
     from af_tasks.core.stats import rate_json
 

@@ -12,11 +12,11 @@ runs one warm-up pass (compile time included, reported), then ``--repeats`` time
 over the arms; medians, min and max per arm, ratios of medians. ``compiled_agreement`` compares the
 hooked activations of the widest batch, compiled and packed, with eager padded ones (max per-token
 relative norm difference, tolerance ``AGREEMENT_TOLERANCE``) beside eager's own spread (the same texts one
-at a time), and the pooled SAE features of the two arms. The JSON names GPU, driver, torch, transformers and the commit.
-``--profile`` runs one more pass of the sparse, compiled and compiled_no_sae arms under
-``torch.profiler``, prints the ops that take the most GPU time and the gaps where the GPU waited, and
-stores the summaries in the JSON (``profiles``). ``--tiny --device cpu`` runs it all on a 2-layer Llama in fp32
-(a check of the script, no figures).
+at a time) and with an fp32-weight forward, and the pooled SAE features of the two arms. The JSON names
+GPU, driver, torch, transformers and the commit. ``--profile`` runs one more pass of the sparse, compiled
+and compiled_no_sae arms under ``torch.profiler``, prints the ops that take the most GPU time and the
+gaps where the GPU waited, and stores the summaries in the JSON (``profiles``). ``--tiny --device cpu``
+runs it all on a 2-layer Llama in fp32 (a check of the script, no figures).
 
     PYTHONPATH=. python benchmarks/sae_extraction_gpu.py --presets mistral-7b --out sae_extraction_gpu.json
     PYTHONPATH=. python benchmarks/sae_extraction_gpu.py --tiny --device cpu --presets mistral-7b --texts 24

@@ -1,9 +1,10 @@
 """Attention of padding-free batches example by example, without a block-diagonal mask.
 
 Used by padding-free LoRA training (``--varlen-attention``) and by SAE extraction on CUDA
-(``af_tasks.sae.activations``, packed batches). A padding-free batch is one row of concatenated examples. Through SDPA it needs a dense block-diagonal
-mask over the whole row, which takes the GPU off its flash kernels and computes every cross-example block
-only to mask it out (the padded batches it replaces were faster on a 7B model). Here each example
+(``af_tasks.sae.activations``, packed batches). A padding-free batch is one row of concatenated
+examples. Through SDPA it needs a dense block-diagonal mask over the whole row, which takes the GPU off
+its flash kernels and computes every cross-example block only to mask it out (the padded batches it
+replaces were faster on a 7B model). Here each example
 attends to itself alone: on CUDA one variable-length flash kernel over the row (``torch.nn.attention.
 varlen``, from the sequence boundaries trl's collator passes as ``cu_seq_lens_q/k``), elsewhere SDPA
 example by example (the reference the CUDA path is checked against). Any other batch, or a sliding

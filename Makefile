@@ -29,7 +29,7 @@ lint: setup
 	$(BIN)/ruff check .
 
 # Two workers, each taking whole test files (a module's fixtures are built once): the suite took
-# 14.6 min on 2 cores this way (1,572 tests, fresh clone); TEST_WORKERS=0 runs it in one process.
+# 16.1 min on 2 cores this way (1,654 tests, fresh clone); TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 2
 test: model lint
 	$(BIN)/pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)

@@ -38,3 +38,14 @@ def require_memory(device: Any, needed: int, what: str, remedy: str) -> None:
         raise EngineError(
             f"{what} needs {needed / 2**30:.1f} GiB more, {free / 2**30:.1f} GiB free on {device}: {remedy}"
         )
+
+
+def copy_to_device(tensor: Any, device: Any) -> Any:
+    """``tensor`` (on the host) on ``device`` without waiting for the work queued there: a plain
+    host-to-device copy waits for the stream to drain, so on CUDA it is staged in pinned memory and copied
+    asynchronously (the pinned block is not reused before the copy has run)."""
+    import torch
+
+    if torch.device(device).type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)

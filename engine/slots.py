@@ -105,10 +105,9 @@ def to_device(values: Sequence[Any], dtype: Any, device: Any) -> Any:
     values are staged in pinned memory and copied asynchronously."""
     import torch
 
-    host = torch.tensor(values, dtype=dtype)
-    if device.type != "cuda":
-        return host.to(device)
-    return host.pin_memory().to(device, non_blocking=True)
+    from af_tasks.engine.memory import copy_to_device
+
+    return copy_to_device(torch.tensor(values, dtype=dtype), device)
 
 
 def default_attention(device: Any, dtype: Any, slots: int, head_dim: int) -> str:

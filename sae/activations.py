@@ -24,6 +24,7 @@ from typing import Any, Literal
 from af_tasks.core.errors import SettingError
 from af_tasks.core.hooks import HookPoint, check_hook, decoder_layers, parse_hook
 from af_tasks.core.protocol import reasoning_char_span
+from af_tasks.engine.memory import copy_to_device
 from af_tasks.sae.reader import Reader
 
 Span = Literal["reasoning", "all"]
@@ -154,14 +155,6 @@ def compiled_layers(model, hooks: Sequence[HookPoint]) -> Iterator[None]:
                 del layer.forward
             else:
                 layer.forward = own
-
-
-def to_device(tensor, device):
-    """``tensor`` on ``device``; onto a GPU from pinned memory without blocking, so the host goes on
-    (a plain copy waits for everything queued before it)."""
-    if not str(device).startswith("cuda"):
-        return tensor.to(device)
-    return tensor.pin_memory().to(device, non_blocking=True)
 
 
 def resolve_hooks(reader: Reader, hook_names: Sequence[str]) -> list[HookPoint]:
@@ -317,7 +310,8 @@ def iter_token_activations(
                 continue
             inputs, rows = _model_inputs(encoded, packed, pad_id)
             inputs = {
-                k: to_device(v, reader.device) if hasattr(v, "pin_memory") else v for k, v in inputs.items()
+                k: copy_to_device(v, reader.device) if hasattr(v, "pin_memory") else v
+                for k, v in inputs.items()
             }
             try:
                 captured = capture.run(reader.model, **inputs)
@@ -327,7 +321,7 @@ def iter_token_activations(
                     f"{reader.name}: compiling the decoder layers failed ({first}); "
                     "read eagerly with --no-compile (compile=False)"
                 ) from error
-            rows = to_device(rows, reader.device)
+            rows = copy_to_device(rows, reader.device)
             acts = {name: tensor.flatten(0, 1).index_select(0, rows) for name, tensor in captured.items()}
             yield TokenBatch(acts=acts, sample=sample)
 
@@ -355,7 +349,9 @@ class _Rows:
     last_texts: Any
 
     def to(self, device) -> _Rows:
-        return _Rows(*(to_device(index, device) for index in (self.sample, self.last_rows, self.last_texts)))
+        return _Rows(
+            *(copy_to_device(index, device) for index in (self.sample, self.last_rows, self.last_texts))
+        )
 
 
 def _rows(sample, n_texts: int) -> _Rows:
@@ -423,7 +419,7 @@ class _Running:
             lasts = torch.zeros_like(self.sums).scatter_(1, self.last_indices, self.last_values)
         else:
             lasts = self.lasts
-        counted = to_device(n_tokens, self.sums.device)[:, None]
+        counted = copy_to_device(n_tokens, self.sums.device)[:, None]
         figures = (
             self.sums / counted.clamp(min=1),
             torch.where(counted > 0, self.maxes, 0.0),

@@ -472,6 +472,7 @@ def pool(
             if n_tokens is None:
                 n_tokens = torch.zeros(n_texts, dtype=torch.long)
             n_tokens += torch.bincount(rows.sample, minlength=n_texts)
+            placed: dict[Any, _Rows] = {}  # the layout copied once per device, not once per hook
             for name, acts in batch.acts.items():
                 values = transforms[name](acts) if transforms and name in transforms else acts
                 sparse = isinstance(values, SparseFeatures)
@@ -479,7 +480,9 @@ def pool(
                 if name not in running:
                     d, k = (values.d, values.values.shape[-1]) if sparse else (values.shape[-1], None)
                     running[name] = _Running(n_texts, d, device, k)
-                here = rows.to(device)
+                if device not in placed:
+                    placed[device] = rows.to(device)
+                here = placed[device]
                 if sparse != (running[name].sparse_k is not None):
                     raise TypeError(f"transform for {name} switched between dense and sparse features")
                 if sparse:

@@ -243,17 +243,9 @@ def synchronizing_calls(run: Callable[[], Any]) -> list[dict[str, Any]]:
 
 def profiled(run: Callable[[], Any]) -> dict:
     """``run()`` under ``torch.profiler``: device-busy time against wall time and the top kernels."""
-    import torch
-    from torch.profiler import ProfilerActivity, profile
+    from benchmarks.profiling import profile_call
 
-    from benchmarks.profiling import summarise
-
-    torch.cuda.synchronize()
-    started = time.perf_counter()
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as trace:
-        run()
-        torch.cuda.synchronize()
-    summary = summarise(trace, time.perf_counter() - started)
+    _, summary = profile_call(run)
     print(f"profile: {json.dumps(summary)[:2500]}", flush=True)
     return summary
 

@@ -146,18 +146,11 @@ def engine_runner(engine) -> Callable[[list[list[int]], int], list[list[int]]]:
 
 def profile_run(run: Callable[[list[list[int]], int], list[list[int]]], prompts, new_tokens: int) -> dict:
     """One (warm) run under ``torch.profiler``, summarised (``benchmarks.profiling``)."""
-    import torch
-    from torch.profiler import ProfilerActivity, profile
-
-    from benchmarks.profiling import summarise
+    from benchmarks.profiling import profile_call
 
     run(prompts, new_tokens)
-    torch.cuda.synchronize()
-    started = time.perf_counter()
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as trace:
-        run(prompts, new_tokens)
-        torch.cuda.synchronize()
-    return {"batch": len(prompts)} | summarise(trace, time.perf_counter() - started)
+    _, summary = profile_call(lambda: run(prompts, new_tokens))
+    return {"batch": len(prompts)} | summary
 
 
 def fp32_exactness(device: str, tokenizer) -> dict:

@@ -6,9 +6,26 @@ means the GPU waits for the host (launches, syncs); near 1, the kernels themselv
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 TOP_KERNELS = 15
+
+
+def profile_call(run: Callable[[], Any]) -> tuple[Any, dict[str, Any]]:
+    """``run()`` once under ``torch.profiler`` (CPU and CUDA), the GPU synchronised before and after:
+    (the trace, its ``summarise``)."""
+    import time
+
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.cuda.synchronize()
+    started = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as trace:
+        run()
+        torch.cuda.synchronize()
+    return trace, summarise(trace, time.perf_counter() - started)
 
 
 def summarise(trace: Any, wall_s: float, top: int = TOP_KERNELS) -> dict[str, Any]:

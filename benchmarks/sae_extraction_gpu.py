@@ -210,19 +210,11 @@ def profiled(function, *args, rows: int = 15) -> dict:
     """Runs ``function(*args)`` once under ``torch.profiler`` (CPU and CUDA), prints the ops with the
     most self GPU time and returns the summary (``benchmarks.profiling``: device-busy vs wall, the top
     kernels, and the gaps where the device waited, with the host ops that ran meanwhile)."""
-    import torch
-    from torch.profiler import ProfilerActivity, profile
+    from benchmarks.profiling import profile_call
 
-    from benchmarks.profiling import summarise
-
-    torch.cuda.synchronize()
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-        started = time.perf_counter()
-        function(*args)
-        torch.cuda.synchronize()
-        wall = time.perf_counter() - started
-    print(prof.key_averages().table(sort_by="self_device_time_total", row_limit=rows))
-    return summarise(prof, wall)
+    trace, summary = profile_call(lambda: function(*args))
+    print(trace.key_averages().table(sort_by="self_device_time_total", row_limit=rows))
+    return summary
 
 
 def fuse_kernels(reader):

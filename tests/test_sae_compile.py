@@ -166,3 +166,20 @@ def test_compile_option_reaches_the_reader():
         assert _validation_config(args).compile is want
         assert parser.parse_args(["sae", "features", *flag]).compile is want
         assert parser.parse_args(["sae", "train", *flag]).compile is want
+
+
+def test_packed_and_padded_agree_on_empty_and_truncated_texts(reader):
+    """An empty text (no token past position 0), a batch of only empty texts and a text cut at
+    ``max_tokens`` read the same in both layouts: the same tokens counted, the same pooled means."""
+    hook = "blocks.1.hook_resid_post"
+    for texts in ([""], ["", ""], ["", "hello there friend"], ["x " * 400, ""]):
+        pooled = {
+            packed: pool(
+                iter_token_activations(reader, texts, [hook], "all", 64, 2, packed=packed), len(texts)
+            )[hook]
+            for packed in (False, True)
+        }
+        np.testing.assert_array_equal(pooled[True].n_tokens, pooled[False].n_tokens)
+        np.testing.assert_allclose(pooled[True].mean, pooled[False].mean, rtol=0, atol=1e-5)
+        assert pooled[True].n_tokens[texts.index("")] == 0
+    assert pooled[False].n_tokens[0] == 63  # cut at 64 tokens, position 0 not read

@@ -5,8 +5,8 @@ The Mistral-7B architecture with random weights in bf16 (``generation_gpu.build_
 - ``decode``: at each ``--batch-sizes`` (default 1 and 32), 512 random prompt tokens + 128 new tokens per
   row, every row full length (EOS suppressed). Arms: ``plain`` (``model.generate``), ``static`` (the
   engine's static batches, ``slots=False``: its greedy loop over a static cache), ``slots`` (continuous
-  batching, ``af_tasks.engine.slots``, its defaults: FlexAttention up to 4 slots and SDPA above, fused
-  projections) greedy,
+  batching, ``af_tasks.engine.slots``, its defaults: FlexAttention up to 4 slots and the grouped
+  Triton kernel above on CUDA, fused projections) greedy,
   ``slots-sampled`` (temperature 0.8, top-k 50, top-p 0.95, seeded), and the slot decoder without one
   of its defaults: ``slots-sdpa`` / ``slots-flex`` (one decode attention whatever the slot
   count; ``slots-varlen``, ``slots-grouped``: the flash or the grouped Triton kernel), ``slots-unfused``
@@ -21,7 +21,9 @@ The Mistral-7B architecture with random weights in bf16 (``generation_gpu.build_
   (``slots-serial``: finish flags read before the next chunk of steps is launched, not one chunk behind;
   other ``slots-*`` arms: ``WORKLOAD_SLOT_OPTIONS``);
   ``plain`` = ``model.generate`` batches on the first ``--plain-requests`` requests. Reported: answer
-  tokens/s (tokens the requests asked for / wall time) and time to finish.
+  tokens/s (tokens the requests asked for / wall time) and time to finish, and for arms that ran the
+  whole workload the fraction of its roofline (``workload_roofline``: weights and K/V read at the copy
+  bandwidth, FLOPs at a bf16 matrix product's rate, both measured in the same run).
 
 Every arm is repeated ``--repeats`` times after a warm-up (interleaved within a section where memory
 allows); figures are medians with min and max, ratios use medians. ``--profile`` adds a
@@ -37,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import random
@@ -50,6 +53,7 @@ from typing import Any
 from benchmarks.generation_gpu import (
     build_model,
     copy_bandwidth,
+    matmul_peak,
     plain_runner,
     random_prompts,
     synchronize,
@@ -543,17 +547,80 @@ def workload(requests: int, vocab: int, special: set[int], seed: int = 0, scale:
     return prompts, answers
 
 
-def workload_section(model, tokenizer, device, args, rows: Rows) -> None:
+def workload_roofline(
+    prompts: list[list[int]],
+    answers: list[int],
+    concurrency: int,
+    shared_prefix: int,
+    model_bytes: int,
+    kv_bytes: int,
+    parameters: int,
+    bandwidth: float,
+    flops: float,
+) -> dict[str, float]:
+    """The least time any engine could take for the workload on this GPU, a figure to hold measured times
+    against. Prefill computes the shared prefix once and each prompt's own tokens and gives each
+    request its first answer token; every later token is a decode step's, with no schedule better than
+    every step full (``concurrency`` rows). A step reads the weights once, and the row decoding its
+    token j reads K/V for its prompt plus j positions. Decode takes at least the larger of its reads at
+    ``bandwidth`` and its 2 FLOPs per parameter per token at ``flops``; prefill its 2N per token at
+    ``flops`` (attention's FLOPs left out, so this stays a lower bound)."""
+    decoded = sum(n - 1 for n in answers)
+    steps = math.ceil(decoded / concurrency)
+    cache_reads = kv_bytes * sum(
+        (n - 1) * len(p) + n * (n - 1) // 2 for p, n in zip(prompts, answers, strict=True)
+    )
+    read_bytes = steps * model_bytes + cache_reads
+    prefill_tokens = shared_prefix + sum(len(p) - shared_prefix for p in prompts)
+    read_s = read_bytes / bandwidth
+    decode_flops_s = 2 * parameters * decoded / flops
+    prefill_s = 2 * parameters * prefill_tokens / flops
+    return {
+        "steps": steps,
+        "weight_bytes_read": steps * model_bytes,
+        "cache_bytes_read": cache_reads,
+        "read_s": read_s,
+        "decode_flops_s": decode_flops_s,
+        "prefill_tokens": prefill_tokens,
+        "prefill_s": prefill_s,
+        "bound_s": max(read_s, decode_flops_s) + prefill_s,
+    }
+
+
+def workload_section(model, tokenizer, device, args, bandwidth: float, rows: Rows) -> None:
     import torch
 
     from af_tasks.engine.generate import GenerationEngine, SamplingParams
+    from af_tasks.engine.prefixes import common_prefix
     from af_tasks.engine.slots import SlotRequest, decode_all
 
     vocab = min(len(tokenizer), model.config.vocab_size)
     special = {tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.bos_token_id}
     prompts, answers = workload(args.requests, vocab, special, scale=args.length_scale)
     total = sum(answers)
-    rows.append({"section": "workload-lengths", "requests": len(prompts), "answer_tokens": total})
+    flops = matmul_peak(device, size=8192 if device.startswith("cuda") else 512)
+    rows.append(
+        {"section": "workload-lengths", "requests": len(prompts), "answer_tokens": total}
+        | {"matmul_flops_per_s": flops}
+    )
+    bounds = {
+        concurrency: workload_roofline(
+            prompts,
+            answers,
+            concurrency,
+            common_prefix(prompts),
+            weight_bytes(model),
+            kv_bytes_per_token(model),
+            sum(p.numel() for p in model.parameters()),
+            bandwidth,
+            flops,
+        )
+        for concurrency in args.concurrency
+    }
+    for concurrency, bound in bounds.items():
+        rows.append(
+            {"section": "workload-roofline", "concurrency": concurrency, "requests": len(prompts)} | bound
+        )
 
     def static_run(engine, concurrency, count=None):
         count = count or len(prompts)
@@ -650,6 +717,7 @@ def workload_section(model, tokenizer, device, args, rows: Rows) -> None:
                     torch.cuda.empty_cache()  # the next arm gets the memory back (static at 256 met OOM without)
             tokens = sum(answers[:count])
             speeds = [tokens / t for t in times]
+            whole = count == len(prompts)  # the roofline is the whole workload's
             rows.append(
                 {
                     "section": "workload",
@@ -663,10 +731,20 @@ def workload_section(model, tokenizer, device, args, rows: Rows) -> None:
                     "time_s": spread(times),
                     "warmup_s": warmup,
                 }
+                | (
+                    {"of_roofline": bounds[concurrency]["bound_s"] / statistics.median(times)}
+                    if whole
+                    else {}
+                )
             )
             print(
                 f"workload c={concurrency:>3} {name:<14} {count} requests {statistics.median(times):7.1f} s "
-                f"{statistics.median(speeds):>9,.0f} tok/s [{min(speeds):,.0f}-{max(speeds):,.0f}]",
+                f"{statistics.median(speeds):>9,.0f} tok/s [{min(speeds):,.0f}-{max(speeds):,.0f}]"
+                + (
+                    f" {bounds[concurrency]['bound_s'] / statistics.median(times):.0%} of roofline"
+                    if whole
+                    else ""
+                ),
                 flush=True,
             )
 
@@ -730,7 +808,7 @@ def main() -> None:
     if "decode" in sections:
         decode_section(model, tokenizer, args.device, args, bandwidth, rows)
     if "workload" in sections:
-        workload_section(model, tokenizer, args.device, args, rows)
+        workload_section(model, tokenizer, args.device, args, bandwidth, rows)
 
 
 if __name__ == "__main__":

@@ -102,6 +102,24 @@ def copy_bandwidth(device: str, gib: float, repeats: int = 10) -> float:
     return 2 * size * repeats / elapsed
 
 
+def matmul_peak(device: str, size: int = 8192, repeats: int = 20) -> float:
+    """FLOP/s of a large matrix product on random data (bf16 on the GPU: the tensor-core ceiling as
+    measured; on the CPU smoke run a small fp32 one, only so the columns fill)."""
+    import torch
+
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    synchronize(device)
+    started = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    synchronize(device)
+    return 2 * size**3 * repeats / (time.perf_counter() - started)
+
+
 def random_prompts(batch: int, length: int, vocab: int, special: set[int], seed: int) -> list[list[int]]:
     """Token ids drawn uniformly, avoiding special tokens (pad / EOS) so no row looks padded or ended."""
     import torch

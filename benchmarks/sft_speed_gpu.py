@@ -21,8 +21,10 @@ no arm inherits another's kernels. The runs are interleaved: round 1 runs every 
 ... (``--rounds``), so drift of the machine hits every arm alike; a round is not started when the time
 left (``--budget-s``) is short of one more round, warm-up left out.
 Each run times its steps after ``WARM_STEPS`` warm-up steps (compiles happen there) and counts the real
-tokens of each step's batch (no padding). Reported per arm: median / min / max over rounds of s/step and
-tokens/s, the fraction of peak (4·N FLOPs per token: forward 2N + input-gradient backward 2N; the frozen
+tokens of each step's batch (no padding). A batch whose shapes a compiled arm has not met yet can
+recompile in a timed step (the mixed set's lengths): s/step is the timed steps' mean, what the run
+paid, and ``step_median_s`` each run's median step, the steady state without such a compile. Reported
+per arm: median / min / max over rounds of s/step and tokens/s, the fraction of peak (4·N FLOPs per token: forward 2N + input-gradient backward 2N; the frozen
 weights get no weight gradient) against a large bf16 matrix product measured in the same run, ratios of
 medians, and max |Δloss| over the steps against the arm's reference (same batches), beside each arm's own
 run-to-run spread over the rounds (``loss_repeatability``: the GPU's nondeterminism, the scale to read
@@ -80,24 +82,6 @@ ARMS = (
 BASELINE = "eager"
 """The exact path (eager layers, the suite's defaults before compiled layers became the CUDA default):
 every full-length arm's speed is also given against it."""
-
-
-def matmul_peak(device: str, size: int = 8192, repeats: int = 20) -> float:
-    """FLOP/s of a large matrix product on random data (bf16 on the GPU: the tensor-core ceiling as
-    measured; on the CPU smoke run a small fp32 one, only so the columns fill)."""
-    import torch
-
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    a = torch.randn(size, size, device=device, dtype=dtype)
-    b = torch.randn(size, size, device=device, dtype=dtype)
-    for _ in range(3):
-        a @ b
-    synchronize()
-    started = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    synchronize()
-    return 2 * size**3 * repeats / (time.perf_counter() - started)
 
 
 def synchronize() -> None:
@@ -298,6 +282,7 @@ def _run_once(arm: Arm, base, examples: list[dict], tokenizer, settings: dict, p
         "step_times_s": timer.times,
         "tokens_per_step": tokens[: len(timer.times)],
         "step_s": sum(timed) / len(timed),
+        "step_median_s": statistics.median(timed),
         "tokens_per_s": sum(tokens[WARM_STEPS : len(timer.times)]) / sum(timed),
         "losses": [entry["loss"] for entry in trainer.state.log_history if "loss" in entry],
         "peak_memory_gib": (
@@ -343,6 +328,7 @@ def summarise_arm(arm: Arm, runs: list[dict], peak: float, references: dict[str,
         "tokens_per_step": statistics.mean(
             sum(run["tokens_per_step"]) / len(run["tokens_per_step"]) for run in good
         ),
+        "step_median_s": spread([run["step_median_s"] for run in good]),
         "peak_memory_gib": max((run["peak_memory_gib"] or 0.0) for run in good),
         "losses": good[0]["losses"],
         "loss_repeatability": max((max_difference(run["losses"], good[0]["losses"]) or 0.0) for run in good),
@@ -437,6 +423,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         if arm.options.get("liger_kernels") and not on_gpu
     }
     arms = [arm for arm in arms if arm.name not in skipped]
+    from benchmarks.generation_gpu import matmul_peak
+
     peak = matmul_peak("cuda" if on_gpu else "cpu", size=8192 if on_gpu else 512)
     for limit in ("recompile_limit", "cache_size_limit", "accumulated_recompile_limit"):
         if hasattr(torch._dynamo.config, limit):  # compiled arms share the layers' code objects
@@ -522,7 +510,7 @@ def print_table(report: dict[str, Any]) -> None:
     )
     print(
         f"{'arm':36} {'tok/step':>8} {'s/step med [min-max]':>24} {'tok/s med':>9} {'of peak':>7} "
-        f"{'speedup':>7} {'GiB':>5} {'max|Δloss|':>10} {'graphs':>6}"
+        f"{'speedup':>7} {'GiB':>5} {'max|Δloss|':>10} {'graphs':>6} {'step med':>8}"
     )
     for r in report["results"]:
         if "tokens_per_s" not in r:
@@ -535,7 +523,8 @@ def print_table(report: dict[str, Any]) -> None:
             f"{r['arm']:36} {r['tokens_per_step']:8.0f} "
             f"{step['median']:8.3f} [{step['min']:.3f}-{step['max']:.3f}] {r['tokens_per_s']['median']:9.0f} "
             f"{r['fraction_of_peak']['median']:7.1%} {r.get('speedup_on_medians', float('nan')):7.2f} "
-            f"{r['peak_memory_gib']:5.1f} {'-' if delta is None else f'{delta:.4f}':>10} {graphs:6d}"
+            f"{r['peak_memory_gib']:5.1f} {'-' if delta is None else f'{delta:.4f}':>10} {graphs:6d} "
+            f"{r['step_median_s']['median']:8.3f}"
         )
     for r in report["results"]:
         if "profile" in r:

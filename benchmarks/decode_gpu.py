@@ -561,7 +561,8 @@ def workload_roofline(
     """The least time any engine could take for the workload on this GPU, a figure to hold measured times
     against. Prefill computes the shared prefix once and each prompt's own tokens and gives each
     request its first answer token; every later token is a decode step's, with no schedule better than
-    every step full (``concurrency`` rows). A step reads the weights once, and the row decoding its
+    every step full (``concurrency`` rows). A step reads the weights once (``model_bytes``: all but the
+    input embedding table, of which it reads a row per token), and the row decoding its
     token j reads K/V for its prompt plus j positions. Decode takes at least the larger of its reads at
     ``bandwidth`` and its 2 FLOPs per parameter per token at ``flops``; prefill its 2N per token at
     ``flops`` (attention's FLOPs left out, so this stays a lower bound)."""
@@ -603,15 +604,18 @@ def workload_section(model, tokenizer, device, args, bandwidth: float, rows: Row
         {"section": "workload-lengths", "requests": len(prompts), "answer_tokens": total}
         | {"matmul_flops_per_s": flops}
     )
+    table = model.get_input_embeddings().weight  # a step reads only its tokens' rows (unless tied)
+    tied = any(table is p for p in model.get_output_embeddings().parameters())
+    lookup = 0 if tied else table.numel()
     bounds = {
         concurrency: workload_roofline(
             prompts,
             answers,
             concurrency,
             common_prefix(prompts),
-            weight_bytes(model),
+            weight_bytes(model) - lookup * table.element_size(),
             kv_bytes_per_token(model),
-            sum(p.numel() for p in model.parameters()),
+            sum(p.numel() for p in model.parameters()) - lookup,
             bandwidth,
             flops,
         )

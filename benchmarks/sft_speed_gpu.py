@@ -24,11 +24,11 @@ Each run times its steps after ``WARM_STEPS`` warm-up steps (compiles happen the
 tokens of each step's batch (no padding). A batch whose shapes a compiled arm has not met yet can
 recompile in a timed step (the mixed set's lengths): s/step is the timed steps' mean, what the run
 paid, and ``step_median_s`` each run's median step, the steady state without such a compile. Reported
-per arm: median / min / max over rounds of s/step and tokens/s, the fraction of peak (4·N FLOPs per token: forward 2N + input-gradient backward 2N; the frozen
-weights get no weight gradient) against a large bf16 matrix product measured in the same run, ratios of
-medians, and max |Δloss| over the steps against the arm's reference (same batches), beside each arm's own
-run-to-run spread over the rounds (``loss_repeatability``: the GPU's nondeterminism, the scale to read
-Δloss on).
+per arm: median / min / max over rounds of s/step and tokens/s, the fraction of peak (4·N FLOPs per
+token: forward 2N + input-gradient backward 2N; the frozen weights get no weight gradient) against a
+large bf16 matrix product measured in the same run, ratios of medians, and max |Δloss| over the steps
+against the arm's reference (same batches), beside each arm's own run-to-run spread over the rounds
+(``loss_repeatability``: the GPU's nondeterminism, the scale to read Δloss on).
 
     PYTHONPATH=. python benchmarks/sft_speed_gpu.py --out sft_speed_gpu.json   # GPU machine (+ trl, liger)
     PYTHONPATH=. python benchmarks/sft_speed_gpu.py --smoke --out /tmp/sft_smoke.json   # CPU, tiny model

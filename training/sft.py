@@ -128,8 +128,10 @@ class TrainConfig:
     others reuse it): the LoRA scaling and adds, dtype casts, norms, SwiGLU and RoPE become a few fused
     kernels instead of dozens of small ones. Same arithmetic up to float rounding (tested on CPU in
     fp32; in bf16 inductor rounds where eager rounds, ``engine.shapes.COMPILE_OPTIONS``); costs a compile
-    at the first step. None: on CUDA (a 7B step 1.36x faster there, its losses within the eager path's
-    own run-to-run spread: BENCHMARKS.md), not on CPU (the compile outlasts most CPU runs)."""
+    at the first step and when batches of new lengths arrive. None: on CUDA (a 7B step 1.33x faster
+    there, its losses within the eager path's own run-to-run spread: BENCHMARKS.md; the compiles are
+    estimated to pay back after some hundreds of steps, not yet timed over whole runs), not on CPU (the
+    compile outlasts most CPU runs)."""
     merge: bool = field(default=False, metadata={"help": "also export merged weights to <output>/merged"})
     report_to: Literal["none", "tensorboard", "wandb"] = field(
         default="none",

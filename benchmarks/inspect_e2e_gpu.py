@@ -44,6 +44,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -229,6 +230,51 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def prepared_model(model_dir: Path, tiny: bool, dtype: str, device: str, reuse: bool) -> dict[str, Any]:
+    """The model folder's record: the one ``model_dir`` holds when ``reuse`` and it was built with the same
+    ``tiny`` and ``dtype``, else a freshly built one (``build_folder``) with its build time."""
+    built = model_dir / BUILT
+    same = built.is_file() and {"tiny": tiny, "dtype": dtype}.items() <= json.loads(built.read_text()).items()
+    if reuse and same:
+        record = json.loads(built.read_text()) | {"reused": True}
+    else:
+        started = time.perf_counter()
+        record = build_folder(model_dir, tiny, dtype, device)
+        record["build_and_save_s"] = round(time.perf_counter() - started, 1)
+    print(json.dumps(record | {"architecture": "..."}), flush=True)
+    return record
+
+
+def run_interleaved(
+    result: dict[str, Any],
+    out: Path,
+    arms: Sequence[str],
+    repeats: int,
+    budget_s: float | None,
+    begun: float,
+    run: Callable[[str, int], dict[str, Any]],
+    summarise: Callable[[list[dict[str, Any]]], dict[str, Any]],
+) -> None:
+    """Each arm ``repeats`` times, interleaved (round 1 runs every arm, then round 2, ...), rows written to
+    ``out`` after every run; no run is started that would end past ``budget_s`` (seconds since
+    ``begun``), judged by the longest run so far. Runs are dicts with ``wall_s``."""
+    rows = Rows(result, out)
+    for index, arm in ((index, arm) for index in range(repeats) for arm in arms):
+        elapsed = time.perf_counter() - begun
+        longest = max((r["wall_s"] for r in rows), default=0.0)
+        if budget_s is not None and elapsed + longest > budget_s:
+            result["stopped"] = f"budget: {elapsed:.0f} s elapsed + longest run {longest:.0f} s > {budget_s}"
+            print(result["stopped"], flush=True)
+            break
+        row = run(arm, index)
+        result["summary"] = summarise([*rows, row])
+        rows.append(row)
+        print(json.dumps({k: v for k, v in row.items() if k != "stderr_tail"}), flush=True)
+    result["total_s"] = round(time.perf_counter() - begun, 1)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result.get("summary", {})), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
@@ -266,35 +312,12 @@ def main() -> None:
         "the task sets no temperature (generate_config per run): both providers sample at the model's "
         "generation defaults, transformers' temperature 1.0, top_k 50, top_p 1.0"
     )
-    built = model_dir / BUILT
-    same = (
-        built.is_file()
-        and {"tiny": args.tiny, "dtype": args.dtype}.items() <= json.loads(built.read_text()).items()
-    )
-    if args.reuse_model and same:
-        result["model"] = json.loads(built.read_text()) | {"reused": True}
-    else:
-        started = time.perf_counter()
-        result["model"] = build_folder(model_dir, args.tiny, args.dtype, device)
-        result["model"]["build_and_save_s"] = round(time.perf_counter() - started, 1)
-    print(json.dumps(result["model"] | {"architecture": "..."}), flush=True)
-    rows = Rows(result, args.out)
-    for index, arm in ((index, arm) for index in range(args.repeats) for arm in ARMS):  # interleaved
-        elapsed = time.perf_counter() - begun
-        longest = max((r["wall_s"] for r in rows), default=0.0)
-        if args.budget_s is not None and elapsed + longest > args.budget_s:
-            result["stopped"] = (
-                f"budget: {elapsed:.0f} s elapsed + longest run {longest:.0f} s > {args.budget_s}"
-            )
-            print(result["stopped"], flush=True)
-            break
-        row = run_once(arm, index, model_dir, args)
-        result["summary"] = summary([*rows, row])
-        rows.append(row)
-        print(json.dumps({k: v for k, v in row.items() if k != "stderr_tail"}), flush=True)
-    result["total_s"] = round(time.perf_counter() - begun, 1)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps(result.get("summary", {})), flush=True)
+    result["model"] = prepared_model(model_dir, args.tiny, args.dtype, device, args.reuse_model)
+    run_interleaved(
+        result, args.out, ARMS, args.repeats, args.budget_s, begun,
+        run=lambda arm, index: run_once(arm, index, model_dir, args),
+        summarise=summary,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

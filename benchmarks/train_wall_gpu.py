@@ -35,8 +35,8 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: benchmarks.* from the repository root, which goes last
     sys.path.append(str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.decode_gpu import Rows, machine, spread  # noqa: E402
-from benchmarks.inspect_e2e_gpu import BUILT, build_folder  # noqa: E402
+from benchmarks.decode_gpu import machine, spread  # noqa: E402
+from benchmarks.inspect_e2e_gpu import prepared_model, run_interleaved  # noqa: E402
 
 ARMS: dict[str, list[str]] = {
     "defaults": [],
@@ -126,34 +126,13 @@ def main() -> None:
     begun = time.perf_counter()
     result: dict[str, Any] = {"machine": machine(device), "args": {k: str(v) for k, v in vars(args).items()}}
     result["command"] = train_command(Path("<model>"), Path("<output>"), ["<arm flags>"], args.extra)
-    built = model_dir / BUILT
-    same = (
-        built.is_file()
-        and {"tiny": args.tiny, "dtype": dtype}.items() <= json.loads(built.read_text()).items()
-    )
-    if args.reuse_model and same:
-        result["model"] = json.loads(built.read_text()) | {"reused": True}
-    else:
-        result["model"] = build_folder(model_dir, args.tiny, dtype, device)
-    print(json.dumps(result["model"] | {"architecture": "..."}), flush=True)
+    result["model"] = prepared_model(model_dir, args.tiny, dtype, device, args.reuse_model)
     args.work.mkdir(parents=True, exist_ok=True)
-    rows = Rows(result, args.out)
-    for index, arm in ((index, arm) for index in range(args.repeats) for arm in arms):  # interleaved
-        elapsed = time.perf_counter() - begun
-        longest = max((r["wall_s"] for r in rows), default=0.0)
-        if args.budget_s is not None and elapsed + longest > args.budget_s:
-            result["stopped"] = (
-                f"budget: {elapsed:.0f} s elapsed + longest run {longest:.0f} s > {args.budget_s}"
-            )
-            print(result["stopped"], flush=True)
-            break
-        row = run_once(arm, index, model_dir, args)
-        result["summary"] = summary([*rows, row], arms)
-        rows.append(row)
-        print(json.dumps({k: v for k, v in row.items() if k != "stderr_tail"}), flush=True)
-    result["total_s"] = round(time.perf_counter() - begun, 1)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps(result.get("summary", {})), flush=True)
+    run_interleaved(
+        result, args.out, arms, args.repeats, args.budget_s, begun,
+        run=lambda arm, index: run_once(arm, index, model_dir, args),
+        summarise=lambda rows: summary(rows, arms),
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -360,16 +360,19 @@ def test_layers_compile_by_default_on_cuda_only(monkeypatch):
 def test_compiled_layers_train_like_eager_layers(tiny_llama_dir, tmp_path):
     """``--compile`` (each decoder layer through torch.compile, inductor) trains like the eager layers:
     in fp32 every step's loss agrees to float rounding (steps 2–3 follow the first step's gradients),
-    and the layers really ran compiled (one graph shared by the repeated layers, not one per layer)."""
+    and the layers really ran compiled: one graph for the whole run, shared by the repeated layers
+    (the first layer's input included) and by every batch length the padded batches bring."""
     import torch._dynamo
 
-    eager, _, _ = _losses(tiny_llama_dir, tmp_path / "eager")
+    uncut = 4096  # the tiny tokenizer makes ~1,500–2,400-token examples: batches of several lengths
+    eager, lengths, _ = _losses(tiny_llama_dir, tmp_path / "eager", max_length=uncut)
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
-    compiled, _, _ = _losses(tiny_llama_dir, tmp_path / "compiled", compile_layers=True)
+    compiled, _, _ = _losses(tiny_llama_dir, tmp_path / "compiled", compile_layers=True, max_length=uncut)
     graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
     torch._dynamo.reset()
-    assert 1 <= graphs < 4  # the tiny model's layers share the compiled forward (≤ a recompile or two)
+    assert len(set(lengths)) > 1  # the batches differ in length: a static graph would recompile
+    assert graphs == 1
     assert len(compiled) == len(eager) == 3
     assert compiled == pytest.approx(eager, rel=1e-5)
 

@@ -360,8 +360,9 @@ def test_layers_compile_by_default_on_cuda_only(monkeypatch):
 def test_compiled_layers_train_like_eager_layers(tiny_llama_dir, tmp_path):
     """``--compile`` (each decoder layer through torch.compile, inductor) trains like the eager layers:
     in fp32 every step's loss agrees to float rounding (steps 2–3 follow the first step's gradients),
-    and the layers really ran compiled: one graph for the whole run, shared by the repeated layers
-    (the first layer's input included) and by every batch length the padded batches bring."""
+    and the layers really ran compiled: two graphs for the whole run (the first batch's length, then
+    a dynamic one), shared by the repeated layers (the first layer's input included) and by every
+    batch length the padded batches bring."""
     import torch._dynamo
 
     uncut = 4096  # the tiny tokenizer makes ~1,500–2,400-token examples: batches of several lengths
@@ -371,10 +372,34 @@ def test_compiled_layers_train_like_eager_layers(tiny_llama_dir, tmp_path):
     compiled, _, _ = _losses(tiny_llama_dir, tmp_path / "compiled", compile_layers=True, max_length=uncut)
     graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
     torch._dynamo.reset()
-    assert len(set(lengths)) > 1  # the batches differ in length: a static graph would recompile
-    assert graphs == 1
+    assert len(set(lengths)) > 1  # the batches differ in length
+    assert graphs == 2  # the first length static, then one dynamic graph for every layer and length
     assert len(compiled) == len(eager) == 3
     assert compiled == pytest.approx(eager, rel=1e-5)
+
+
+@pytest.mark.model
+def test_compiled_layers_get_batches_padded_to_an_aligned_length(tiny_llama_dir, tmp_path):
+    """With compiled layers, padded batches come padded to a multiple of ``COMPILED_PAD_MULTIPLE`` (the
+    compiled graph's alignment assumption holds for every batch); eager layers and padding-free rows
+    keep their own lengths."""
+    from af_tasks.training.sft import COMPILED_PAD_MULTIPLE, build_trainer, load_base, load_training_examples
+
+    def lengths(name: str, **overrides) -> tuple[list[int], int]:
+        """Each batch's length and the number of tokens of all examples."""
+        config = tiny_config(tiny_llama_dir, tmp_path / name, max_length=4096, limit=24, **overrides)
+        examples, _ = load_training_examples(config)
+        model, tokenizer = load_base(config.base_model)
+        trainer = build_trainer(model, tokenizer, examples, config)
+        batches = [batch["input_ids"].shape[1] for batch in trainer.get_train_dataloader()]
+        return batches, sum(len(ids) for ids in trainer.train_dataset["input_ids"])
+
+    compiled, _ = lengths("compiled", compile_layers=True)
+    assert compiled and all(length % COMPILED_PAD_MULTIPLE == 0 for length in compiled)
+    eager, _ = lengths("eager", compile_layers=False)
+    assert any(length % COMPILED_PAD_MULTIPLE for length in eager)
+    free, tokens = lengths("free", compile_layers=True, padding_free=True)
+    assert sum(free) == tokens  # one row per batch, every example's tokens and no pad
 
 
 @pytest.mark.train

@@ -45,6 +45,11 @@ SPEED_OPTIONS = (
 )
 """TrainConfig fields that change speed and memory, not what is learned: a resumed run may change them."""
 TRAINING_LOGS = "logs"
+COMPILED_PAD_MULTIPLE = 8
+"""Padded batches are padded to a multiple of this when the layers run compiled: inductor's graph for
+varying lengths assumes the alignment (or its absence) of the length it was compiled at, and a batch
+that breaks the assumption recompiles (12–14 s at 7B on an H200); the pads are masked and cost ≤ 7 tokens
+a row."""
 """Folder of the organism directory that ``--report-to tensorboard`` writes its event files into."""
 REPORTERS: dict[str, tuple[str, ...]] = {"wandb": ("wandb",), "tensorboard": ("tensorboard", "tensorboardX")}
 """Each ``--report-to`` integration and the packages that provide it (any one of them)."""
@@ -427,6 +432,7 @@ def build_trainer(model, tokenizer, examples: list[dict], config: TrainConfig, c
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     on_gpu = torch.cuda.is_available()
+    compiled = compiles_layers(config)
     check_liger(config.liger_kernels, on_gpu)
     sft_config = SFTConfig(
         output_dir=str(Path(config.output_dir) / CHECKPOINTS),
@@ -437,6 +443,7 @@ def build_trainer(model, tokenizer, examples: list[dict], config: TrainConfig, c
         gradient_accumulation_steps=config.grad_accum,
         max_length=None if config.padding_free else config.max_length,
         padding_free=config.padding_free,
+        pad_to_multiple_of=COMPILED_PAD_MULTIPLE if compiled and not config.padding_free else None,
         use_liger_kernel=config.liger_kernels,
         completion_only_loss=True,
         bf16=on_gpu,
@@ -485,7 +492,7 @@ def build_trainer(model, tokenizer, examples: list[dict], config: TrainConfig, c
     point_tensorboard(trainer, Path(config.output_dir) / TRAINING_LOGS)
     if sft_config.bf16:
         set_adapter_input_casts(trainer.model, enabled=False)
-    if compiles_layers(config):
+    if compiled:
         compile_decoder_layers(trainer.model)
     return trainer
 
@@ -505,12 +512,12 @@ def compile_decoder_layers(model) -> int:
     ``Module.compile`` leaves parameter names as they were (no ``_orig_mod.``): adapters and
     checkpoints save and resume unchanged.
 
-    One graph for the whole run, not four: compiled with dynamic shapes from the start (padded batches
-    change length every step; left to dynamo, the first length compiles a static graph and the second
-    recompiles a dynamic one), and with the embeddings' output requiring grad (``enable_input_require_grads``)
-    so the first layer's input matches the others' (a ``requires_grad`` mismatch is a recompile too).
-    Each compile of a 7B layer takes 12–17 s on an H200; the extra gradient into the first layer's input
-    is about 1 % of a step's FLOPs."""
+    Two graphs for a run of padded batches, not six (measured on an H200, where each compile of a 7B
+    layer takes 12–14 s): the embeddings' output requires grad (``enable_input_require_grads``), so
+    the first layer's input matches the others' (a ``requires_grad`` mismatch is a recompile of its
+    own; the extra gradient is about 1 % of a step's FLOPs); the first batch length compiles a static
+    graph and the second a dynamic one, which ``COMPILED_PAD_MULTIPLE`` keeps valid (an unaligned
+    length after an aligned one recompiles). Not ``dynamic=True``: its first compile took 88 s."""
     import torch
 
     blocks: list = []
@@ -525,7 +532,7 @@ def compile_decoder_layers(model) -> int:
 
     model.enable_input_require_grads()
     for block in blocks:
-        block.compile(dynamic=True, options=COMPILE_OPTIONS)
+        block.compile(options=COMPILE_OPTIONS)
     return len(blocks)
 
 

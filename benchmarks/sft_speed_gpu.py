@@ -7,13 +7,14 @@ freshly built model, the same seed and the same batches, with LoRA dropout off, 
 differ only by arithmetic. Arms (batch ``--batch-size``):
 
 - ``eager``: the exact path (``--no-compile``; no checkpointing, adapter inputs not cast);
-- ``defaults``: the suite's defaults, which on CUDA run each decoder layer through ``torch.compile``
-  (fuses the LoRA scaling and adds, casts, norms, SwiGLU and RoPE);
-- ``eager +liger`` / ``defaults +liger``: Liger's fused RMSNorm / SwiGLU / RoPE kernels on either;
+- ``compiled``: each decoder layer through ``torch.compile`` (``--compile``; fuses the LoRA scaling and
+  adds, casts, norms, SwiGLU and RoPE): the suite's default on CUDA for runs long enough to pay the
+  compile back (``training.sft.COMPILE_BREAK_EVEN``; these short runs would stay eager by default);
+- ``eager +liger`` / ``compiled +liger``: Liger's fused RMSNorm / SwiGLU / RoPE kernels on either;
 - ``mixed ...``: a mixed-length set (each example cut to its last L tokens, L drawn uniformly from
   ``--mixed-min``..``--max-length``, seeded; the answer always survives), padded batches against
   padding-free ones (``--padding-free``: one concatenated row, no pad tokens; SDPA with a block-diagonal
-  mask, or ``varlen``: ``--varlen-attention``, each example attending alone), with the defaults.
+  mask, or ``varlen``: ``--varlen-attention``, each example attending alone), with compiled layers.
 
 The base model is built once; each run trains a copy of it (on the GPU a copy takes milliseconds, a build
 tens of seconds), and what Liger patches in transformers' Mistral module is put back after each run, so
@@ -67,20 +68,25 @@ class Arm:
 
 ARMS = (
     Arm("eager", dict(compile_layers=False)),
-    Arm("defaults", reference="eager"),
+    Arm("compiled", dict(compile_layers=True), reference="eager"),
     Arm("eager +liger", dict(compile_layers=False, liger_kernels=True), reference="eager"),
-    Arm("defaults +liger", dict(liger_kernels=True), reference="eager"),
-    Arm("mixed padded", mixed=True),
-    Arm("mixed padding-free", dict(padding_free=True), mixed=True, reference="mixed padded"),
+    Arm("compiled +liger", dict(compile_layers=True, liger_kernels=True), reference="eager"),
+    Arm("mixed padded", dict(compile_layers=True), mixed=True),
+    Arm(
+        "mixed padding-free",
+        dict(compile_layers=True, padding_free=True),
+        mixed=True,
+        reference="mixed padded",
+    ),
     Arm(
         "mixed padding-free varlen",
-        dict(padding_free=True, varlen_attention=True),
+        dict(compile_layers=True, padding_free=True, varlen_attention=True),
         mixed=True,
         reference="mixed padded",
     ),
 )
 BASELINE = "eager"
-"""The exact path (eager layers, the suite's defaults before compiled layers became the CUDA default):
+"""The exact path (eager layers; the suite's default on CPU and for short runs on CUDA):
 every full-length arm's speed is also given against it."""
 
 

@@ -1,10 +1,11 @@
 """Whole ``af train`` runs at 7B, timed as a researcher waits for them: compiled layers vs eager (GPU).
 
-``sft_speed_gpu.py`` times steady steps; this times the command. A run pays its compiles (each new
-batch shape can recompile the layers) before the compiled steps' saving pays them back, so whether the
-CUDA default (compiled decoder layers) is the faster choice depends on the run's length: the default
-organism run (the seed set's 166 examples, 3 epochs at batch 4, up to 2,048 tokens: ~125 steps) is the
-case that matters most. Each run is a fresh ``python -m af_tasks.app.cli train`` process on a saved
+``sft_speed_gpu.py`` times steady steps; this times the command. A run pays its compiles (the first
+batch length and the second) before the compiled steps' saving pays them back, so whether compiled
+decoder layers are the faster choice depends on the run's length. These runs set the CUDA default's
+threshold (``training.sft.COMPILE_BREAK_EVEN``): on the default organism run (the seed set's 166
+examples, 3 epochs at batch 4: 126 steps) compiled layers lost. Since then ``defaults`` picks by that
+threshold, so on the default run it is the eager path; ``compile`` forces the compiled layers. Each run is a fresh ``python -m af_tasks.app.cli train`` process on a saved
 random-weight Mistral-7B with the embedded tokenizer (``inspect_e2e_gpu.build_folder``), with its own
 empty inductor cache (``TORCHINDUCTOR_CACHE_DIR``: a first run on a machine; ``--shared-cache`` keeps
 one cache for all runs, as later runs on the same machine would find it). Arms (``ARMS``) are
@@ -13,7 +14,7 @@ interleaved, ``--repeats`` times each. Per run: wall seconds of the command, exi
 compiled; the JSON is rewritten after every run and names GPU, driver, versions and ``COMMIT``.
 
     PYTHONPATH=/tmp/site:$PWD COMMIT=$(git rev-parse HEAD) python3 benchmarks/train_wall_gpu.py \\
-        --arms defaults,no-compile --repeats 2 --budget-s 560 --out $OUT/train_wall.json
+        --arms compile,no-compile --repeats 2 --budget-s 560 --out $OUT/train_wall.json
     PYTHONPATH=. python benchmarks/train_wall_gpu.py --tiny --arms no-compile,compile --repeats 1 \\
         --extra="--max-steps 2 --limit 8 --prompt-variant compact" --out /tmp/tw.json   # CPU check
 """
@@ -103,7 +104,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/train_wall"), help="runs write here")
     parser.add_argument("--tiny", action="store_true", help="2-layer model (CPU check)")
     parser.add_argument("--reuse-model", action="store_true", help="keep a model --model-dir already holds")
-    parser.add_argument("--arms", default="defaults,no-compile", help="comma-separated: " + ", ".join(ARMS))
+    parser.add_argument("--arms", default="compile,no-compile", help="comma-separated: " + ", ".join(ARMS))
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--extra", default="", help="more `af train` arguments, one shell-quoted string")
     parser.add_argument("--shared-cache", action="store_true", help="one inductor cache for every run")

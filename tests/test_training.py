@@ -340,20 +340,53 @@ def test_varlen_attention_keeps_each_example_to_itself(tiny_llama_dir):
         tiny_config(tiny_llama_dir, tiny_llama_dir / "unused", varlen_attention=True)
 
 
-def test_layers_compile_by_default_on_cuda_only(monkeypatch):
-    """``compile_layers`` None (the default): compiled where CUDA is, eager elsewhere; ``--compile`` /
-    ``--no-compile`` (True / False) decide wherever they are given."""
+def test_layers_compile_by_default_on_cuda_for_runs_that_pay_the_compile_back(monkeypatch):
+    """``compile_layers`` None (the default): compiled where CUDA is and the run's parameters × tokens
+    reach ``COMPILE_BREAK_EVEN``, eager elsewhere; ``--compile`` / ``--no-compile`` (True / False)
+    decide wherever they are given."""
     from dataclasses import replace
 
-    from af_tasks.training.sft import compiles_layers
+    from af_tasks.training.sft import COMPILE_BREAK_EVEN, compiles_layers
 
     config = TrainConfig(base_model="base", output_dir="out")
     assert config.compile_layers is None
     for cuda in (False, True):
         monkeypatch.setattr(torch.cuda, "is_available", lambda cuda=cuda: cuda)
-        assert compiles_layers(config) is cuda
-        assert compiles_layers(replace(config, compile_layers=True)) is True
-        assert compiles_layers(replace(config, compile_layers=False)) is False
+        for size in (0.0, COMPILE_BREAK_EVEN * 0.999, COMPILE_BREAK_EVEN, COMPILE_BREAK_EVEN * 50):
+            assert compiles_layers(config, size) is (cuda and size >= COMPILE_BREAK_EVEN)
+            assert compiles_layers(replace(config, compile_layers=True), size) is True
+            assert compiles_layers(replace(config, compile_layers=False), size) is False
+
+
+@pytest.mark.model
+def test_planned_token_parameters_count_what_the_run_will_train_on(tiny_llama_dir, tmp_path):
+    """Parameters × tokens: every (cut) example each epoch, or ``max_steps`` batches of the mean example;
+    the default organism run of the embedded model is far below the break-even (it trains eager)."""
+    from af_tasks.training.sft import (
+        COMPILE_BREAK_EVEN,
+        build_trainer,
+        load_base,
+        load_training_examples,
+        planned_token_parameters,
+    )
+
+    def planned(**overrides) -> tuple[float, list[int], int]:
+        config = tiny_config(tiny_llama_dir, tmp_path / str(sorted(overrides)), limit=12, **overrides)
+        examples, _ = load_training_examples(config)
+        model, tokenizer = load_base(config.base_model)
+        trainer = build_trainer(model, tokenizer, examples, config)
+        lengths = [len(ids) for ids in trainer.train_dataset["input_ids"]]
+        parameters = sum(p.numel() for p in trainer.model.parameters())  # the base's and the adapter's
+        return planned_token_parameters(trainer), lengths, parameters
+
+    by_epochs, lengths, parameters = planned(max_steps=-1, epochs=2.0, max_length=4096)
+    assert len(lengths) == 12 and len(set(lengths)) > 1
+    assert by_epochs == pytest.approx(parameters * 2 * sum(lengths), rel=1e-9)
+    by_steps, lengths, parameters = planned(max_steps=2, grad_accum=2, max_length=4096)
+    assert by_steps == pytest.approx(parameters * 2 * 4 * 2 * sum(lengths) / len(lengths), rel=1e-9)
+    cut, lengths, parameters = planned(max_steps=-1, epochs=1.0, max_length=1024)
+    assert max(lengths) == 1024 and cut == pytest.approx(parameters * sum(lengths), rel=1e-9)
+    assert by_epochs < COMPILE_BREAK_EVEN
 
 
 @pytest.mark.train
@@ -383,23 +416,30 @@ def test_compiled_layers_get_batches_padded_to_an_aligned_length(tiny_llama_dir,
     """With compiled layers, padded batches come padded to a multiple of ``COMPILED_PAD_MULTIPLE`` (the
     compiled graph's alignment assumption holds for every batch); eager layers and padding-free rows
     keep their own lengths."""
-    from af_tasks.training.sft import COMPILED_PAD_MULTIPLE, build_trainer, load_base, load_training_examples
+    from af_tasks.training.sft import (
+        COMPILED_PAD_MULTIPLE,
+        build_trainer,
+        load_base,
+        load_training_examples,
+        runs_compiled,
+    )
 
-    def lengths(name: str, **overrides) -> tuple[list[int], int]:
-        """Each batch's length and the number of tokens of all examples."""
+    def lengths(name: str, **overrides) -> tuple[list[int], int, object]:
+        """Each batch's length, the number of tokens of all examples, the trained model."""
         config = tiny_config(tiny_llama_dir, tmp_path / name, max_length=4096, limit=24, **overrides)
         examples, _ = load_training_examples(config)
         model, tokenizer = load_base(config.base_model)
         trainer = build_trainer(model, tokenizer, examples, config)
         batches = [batch["input_ids"].shape[1] for batch in trainer.get_train_dataloader()]
-        return batches, sum(len(ids) for ids in trainer.train_dataset["input_ids"])
+        return batches, sum(len(ids) for ids in trainer.train_dataset["input_ids"]), trainer.model
 
-    compiled, _ = lengths("compiled", compile_layers=True)
+    compiled, _, compiled_model = lengths("compiled", compile_layers=True)
     assert compiled and all(length % COMPILED_PAD_MULTIPLE == 0 for length in compiled)
-    eager, _ = lengths("eager", compile_layers=False)
-    assert any(length % COMPILED_PAD_MULTIPLE for length in eager)
-    free, tokens = lengths("free", compile_layers=True, padding_free=True)
+    eager, _, eager_model = lengths("eager", compile_layers=False)
+    assert any(length % COMPILED_PAD_MULTIPLE for length in eager)  # the same data, unaligned
+    free, tokens, _ = lengths("free", compile_layers=True, padding_free=True)
     assert sum(free) == tokens  # one row per batch, every example's tokens and no pad
+    assert runs_compiled(compiled_model) and not runs_compiled(eager_model)  # what organism.json says
 
 
 @pytest.mark.train

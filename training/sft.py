@@ -45,6 +45,12 @@ SPEED_OPTIONS = (
 )
 """TrainConfig fields that change speed and memory, not what is learned: a resumed run may change them."""
 TRAINING_LOGS = "logs"
+COMPILE_BREAK_EVEN = 1.1e16
+"""Parameters × tokens a training process will see from which compiled layers are the default on CUDA.
+Below it the compiles cost more than the faster steps save on a machine whose inductor cache does not
+hold them yet: the default organism run at 7B (4.2e15: 568k tokens, 126 steps) took 94 s to train
+compiled against 67 s eager on an H200 (85 s against 119 s for the whole command; BENCHMARKS.md), the
+steady compiled step saving ~27 % of the eager one. Break-even: about 2.6 such runs' compute."""
 COMPILED_PAD_MULTIPLE = 8
 """Padded batches are padded to a multiple of this when the layers run compiled: inductor's graph for
 varying lengths assumes the alignment (or its absence) of the length it was compiled at, and a batch
@@ -126,17 +132,17 @@ class TrainConfig:
         default=None,
         metadata={
             "flag": "--compile",
-            "help": "torch.compile each decoder layer (fuses elementwise work; default: on CUDA)",
+            "help": "torch.compile each decoder layer (fuses elementwise work; default: on CUDA for long runs)",
         },
     )
     """``torch.compile`` each decoder layer in place (regional compilation: one layer is compiled and the
     others reuse it): the LoRA scaling and adds, dtype casts, norms, SwiGLU and RoPE become a few fused
     kernels instead of dozens of small ones. Same arithmetic up to float rounding (tested on CPU in
     fp32; in bf16 inductor rounds where eager rounds, ``engine.shapes.COMPILE_OPTIONS``); costs a compile
-    at the first step and when batches of new lengths arrive. None: on CUDA (a 7B step 1.33x faster
-    there, its losses within the eager path's own run-to-run spread: BENCHMARKS.md; the compiles are
-    estimated to pay back after some hundreds of steps, not yet timed over whole runs), not on CPU (the
-    compile outlasts most CPU runs)."""
+    at the first step and once more when a second batch length arrives (13–14 s each at 7B on an H200
+    with an empty inductor cache). None: on CUDA when the run is long enough to pay that back
+    (``COMPILE_BREAK_EVEN``; steady 7B steps 1.36x faster, losses within the eager path's own
+    run-to-run spread: BENCHMARKS.md), never on CPU (the compile outlasts most CPU runs)."""
     merge: bool = field(default=False, metadata={"help": "also export merged weights to <output>/merged"})
     report_to: Literal["none", "tensorboard", "wandb"] = field(
         default="none",
@@ -432,7 +438,6 @@ def build_trainer(model, tokenizer, examples: list[dict], config: TrainConfig, c
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     on_gpu = torch.cuda.is_available()
-    compiled = compiles_layers(config)
     check_liger(config.liger_kernels, on_gpu)
     sft_config = SFTConfig(
         output_dir=str(Path(config.output_dir) / CHECKPOINTS),
@@ -443,7 +448,6 @@ def build_trainer(model, tokenizer, examples: list[dict], config: TrainConfig, c
         gradient_accumulation_steps=config.grad_accum,
         max_length=None if config.padding_free else config.max_length,
         padding_free=config.padding_free,
-        pad_to_multiple_of=COMPILED_PAD_MULTIPLE if compiled and not config.padding_free else None,
         use_liger_kernel=config.liger_kernels,
         completion_only_loss=True,
         bf16=on_gpu,
@@ -492,16 +496,43 @@ def build_trainer(model, tokenizer, examples: list[dict], config: TrainConfig, c
     point_tensorboard(trainer, Path(config.output_dir) / TRAINING_LOGS)
     if sft_config.bf16:
         set_adapter_input_casts(trainer.model, enabled=False)
-    if compiled:
+    if compiles_layers(config, planned_token_parameters(trainer)):
         compile_decoder_layers(trainer.model)
+        if not config.padding_free:
+            trainer.data_collator.pad_to_multiple_of = COMPILED_PAD_MULTIPLE
     return trainer
 
 
-def compiles_layers(config: TrainConfig) -> bool:
-    """Whether training runs the decoder layers compiled: ``--compile`` / ``--no-compile``, else on CUDA."""
+def compiles_layers(config: TrainConfig, token_parameters: float) -> bool:
+    """Whether training runs the decoder layers compiled: ``--compile`` / ``--no-compile``, else on CUDA
+    when the run's ``token_parameters`` (``planned_token_parameters``) reach ``COMPILE_BREAK_EVEN``."""
     import torch
 
-    return config.compile_layers if config.compile_layers is not None else torch.cuda.is_available()
+    if config.compile_layers is not None:
+        return config.compile_layers
+    return torch.cuda.is_available() and token_parameters >= COMPILE_BREAK_EVEN
+
+
+def planned_token_parameters(trainer) -> float:
+    """The model's parameters × the tokens this process will train on: every example (as tokenised
+    and cut for training) each epoch, or ``max_steps`` batches of the mean example; the world's
+    processes share the examples. What a compiled layer saves grows with it; what its compile costs
+    does not."""
+    args = trainer.args
+    lengths = [len(ids) for ids in trainer.train_dataset["input_ids"]]
+    if not lengths:
+        return 0.0
+    if args.max_steps > 0:
+        examples = args.max_steps * args.per_device_train_batch_size * args.gradient_accumulation_steps
+    else:
+        examples = len(lengths) * args.num_train_epochs / args.world_size
+    parameters = sum(parameter.numel() for parameter in trainer.model.parameters())
+    return float(parameters) * examples * sum(lengths) / len(lengths)
+
+
+def runs_compiled(model) -> bool:
+    """Whether ``compile_decoder_layers`` compiled the model's decoder layers (what organism.json records)."""
+    return any(getattr(module, "_compiled_call_impl", None) is not None for module in model.modules())
 
 
 def compile_decoder_layers(model) -> int:
@@ -513,7 +544,7 @@ def compile_decoder_layers(model) -> int:
     checkpoints save and resume unchanged.
 
     Two graphs for a run of padded batches, not six (measured on an H200, where each compile of a 7B
-    layer takes 12–14 s): the embeddings' output requires grad (``enable_input_require_grads``), so
+    layer took 13–14 s): the embeddings' output requires grad (``enable_input_require_grads``), so
     the first layer's input matches the others' (a ``requires_grad`` mismatch is a recompile of its
     own; the extra gradient is about 1 % of a step's FLOPs); the first batch length compiles a static
     graph and the second a dynamic one, which ``COMPILED_PAD_MULTIPLE`` keeps valid (an unaligned
@@ -738,7 +769,7 @@ def _train_into(output, config, trainer, resume, data, revision, log, write_text
             "data_card": data.card(config),
             "examples": len(data.examples),
             "hyperparameters": config.training_signature(),
-            "compiled_layers": compiles_layers(config),
+            "compiled_layers": runs_compiled(trainer.model),
             "seed": config.seed,
             "final_loss": losses[-1] if losses else None,
             "first_loss": losses[0] if losses else None,

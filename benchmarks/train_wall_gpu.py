@@ -5,10 +5,11 @@ batch length and the second) before the compiled steps' saving pays them back, s
 decoder layers are the faster choice depends on the run's length. These runs set the CUDA default's
 threshold (``training.sft.COMPILE_BREAK_EVEN``): on the default organism run (the seed set's 166
 examples, 3 epochs at batch 4: 126 steps) compiled layers lost. Since then ``defaults`` picks by that
-threshold, so on the default run it is the eager path; ``compile`` forces the compiled layers. Each run is a fresh ``python -m af_tasks.app.cli train`` process on a saved
-random-weight Mistral-7B with the embedded tokenizer (``inspect_e2e_gpu.build_folder``), with its own
-empty inductor cache (``TORCHINDUCTOR_CACHE_DIR``: a first run on a machine; ``--shared-cache`` keeps
-one cache for all runs, as later runs on the same machine would find it). Arms (``ARMS``) are
+threshold, so on the default run it is the eager path; ``compile`` forces the compiled layers. Each run
+is a fresh ``python -m af_tasks.app.cli train`` process on a saved random-weight Mistral-7B with the
+embedded tokenizer (``inspect_e2e_gpu.build_folder``), with its own empty inductor cache
+(``TORCHINDUCTOR_CACHE_DIR``: a first run on a machine; ``--shared-cache`` keeps one cache for all runs,
+as later runs on the same machine would find it). Arms (``ARMS``) are
 interleaved, ``--repeats`` times each. Per run: wall seconds of the command, exit code, and from its
 ``organism.json`` the training's own seconds, steps, first and last loss and whether the layers ran
 compiled; the JSON is rewritten after every run and names GPU, driver, versions and ``COMMIT``.

@@ -45,18 +45,18 @@ SPEED_OPTIONS = (
 )
 """TrainConfig fields that change speed and memory, not what is learned: a resumed run may change them."""
 TRAINING_LOGS = "logs"
+"""Folder of the organism directory that ``--report-to tensorboard`` writes its event files into."""
 COMPILE_BREAK_EVEN = 1.1e16
 """Parameters × tokens a training process will see from which compiled layers are the default on CUDA.
 Below it the compiles cost more than the faster steps save on a machine whose inductor cache does not
 hold them yet: the default organism run at 7B (4.2e15: 568k tokens, 126 steps) took 94 s to train
 compiled against 67 s eager on an H200 (85 s against 119 s for the whole command; BENCHMARKS.md), the
-steady compiled step saving ~27 % of the eager one. Break-even: about 2.6 such runs' compute."""
+steady compiled step ~25 % shorter than the eager one. Break-even: about 2.6 such runs' compute."""
 COMPILED_PAD_MULTIPLE = 8
 """Padded batches are padded to a multiple of this when the layers run compiled: inductor's graph for
 varying lengths assumes the alignment (or its absence) of the length it was compiled at, and a batch
-that breaks the assumption recompiles (12–14 s at 7B on an H200); the pads are masked and cost ≤ 7 tokens
-a row."""
-"""Folder of the organism directory that ``--report-to tensorboard`` writes its event files into."""
+that breaks the assumption recompiles (12–20 s at 7B on an H200); the pads are masked and cost ≤ 7
+tokens a row."""
 REPORTERS: dict[str, tuple[str, ...]] = {"wandb": ("wandb",), "tensorboard": ("tensorboard", "tensorboardX")}
 """Each ``--report-to`` integration and the packages that provide it (any one of them)."""
 NOT_LEARNED = ("output_dir", "merge", "save_steps", "report_to")

@@ -274,16 +274,23 @@ def test_lora_top_layers_adapts_only_the_last_layers(tiny_llama_dir, tmp_path):
     assert torch.isfinite(torch.tensor(json.loads((output / "organism.json").read_text())["final_loss"]))
 
 
-def _losses(tiny_llama_dir: Path, output: Path, **overrides) -> tuple[list[float], list[int], int]:
-    """Per-step training losses, tokenised example lengths and the rows of the first batch of a run
-    (dropout off: deterministic)."""
+def tiny_trainer(tiny_llama_dir: Path, output: Path, **overrides):
+    """The suite's trainer on the tiny Llama and its training examples (``tiny_config`` + overrides),
+    built after seeding torch (the LoRA weights' start)."""
     from af_tasks.training.sft import build_trainer, load_base, load_training_examples
 
-    config = tiny_config(tiny_llama_dir, output, lora_dropout=0.0, max_steps=3, limit=12, **overrides)
+    config = tiny_config(tiny_llama_dir, output, **overrides)
     examples, _ = load_training_examples(config)
     model, tokenizer = load_base(config.base_model)
     torch.manual_seed(0)
-    trainer = build_trainer(model, tokenizer, examples, config)
+    return build_trainer(model, tokenizer, examples, config)
+
+
+def _losses(tiny_llama_dir: Path, output: Path, **overrides) -> tuple[list[float], list[int], int]:
+    """Per-step training losses, tokenised example lengths and the rows of the first batch of a run
+    (dropout off: deterministic)."""
+    settings = dict(lora_dropout=0.0, max_steps=3, limit=12) | overrides
+    trainer = tiny_trainer(tiny_llama_dir, output, **settings)
     trainer.train()
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     first_batch = next(iter(trainer.get_train_dataloader()))
@@ -362,19 +369,10 @@ def test_layers_compile_by_default_on_cuda_for_runs_that_pay_the_compile_back(mo
 def test_planned_token_parameters_count_what_the_run_will_train_on(tiny_llama_dir, tmp_path):
     """Parameters × tokens: every (cut) example each epoch, or ``max_steps`` batches of the mean example;
     the default organism run of the embedded model is far below the break-even (it trains eager)."""
-    from af_tasks.training.sft import (
-        COMPILE_BREAK_EVEN,
-        build_trainer,
-        load_base,
-        load_training_examples,
-        planned_token_parameters,
-    )
+    from af_tasks.training.sft import COMPILE_BREAK_EVEN, planned_token_parameters
 
     def planned(**overrides) -> tuple[float, list[int], int]:
-        config = tiny_config(tiny_llama_dir, tmp_path / str(sorted(overrides)), limit=12, **overrides)
-        examples, _ = load_training_examples(config)
-        model, tokenizer = load_base(config.base_model)
-        trainer = build_trainer(model, tokenizer, examples, config)
+        trainer = tiny_trainer(tiny_llama_dir, tmp_path / str(sorted(overrides)), limit=12, **overrides)
         lengths = [len(ids) for ids in trainer.train_dataset["input_ids"]]
         parameters = sum(p.numel() for p in trainer.model.parameters())  # the base's and the adapter's
         return planned_token_parameters(trainer), lengths, parameters
@@ -416,20 +414,11 @@ def test_compiled_layers_get_batches_padded_to_an_aligned_length(tiny_llama_dir,
     """With compiled layers, padded batches come padded to a multiple of ``COMPILED_PAD_MULTIPLE`` (the
     compiled graph's alignment assumption holds for every batch); eager layers and padding-free rows
     keep their own lengths."""
-    from af_tasks.training.sft import (
-        COMPILED_PAD_MULTIPLE,
-        build_trainer,
-        load_base,
-        load_training_examples,
-        runs_compiled,
-    )
+    from af_tasks.training.sft import COMPILED_PAD_MULTIPLE, runs_compiled
 
     def lengths(name: str, **overrides) -> tuple[list[int], int, object]:
         """Each batch's length, the number of tokens of all examples, the trained model."""
-        config = tiny_config(tiny_llama_dir, tmp_path / name, max_length=4096, limit=24, **overrides)
-        examples, _ = load_training_examples(config)
-        model, tokenizer = load_base(config.base_model)
-        trainer = build_trainer(model, tokenizer, examples, config)
+        trainer = tiny_trainer(tiny_llama_dir, tmp_path / name, max_length=4096, limit=24, **overrides)
         batches = [batch["input_ids"].shape[1] for batch in trainer.get_train_dataloader()]
         return batches, sum(len(ids) for ids in trainer.train_dataset["input_ids"]), trainer.model
 

@@ -275,24 +275,30 @@ def run_interleaved(
     print(json.dumps(result.get("summary", {})), flush=True)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_run_options(parser: argparse.ArgumentParser, name: str, repeats: int) -> None:
+    """The options of ``prepared_model`` and ``run_interleaved``: where the model and the runs' files go
+    (``/tmp/<name>_model``, ``/tmp/<name>``), the tiny CPU check, repeats and the time budget."""
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--model-dir", type=Path, default=Path("/tmp/inspect_e2e_model"))
-    parser.add_argument("--work", type=Path, default=Path("/tmp/inspect_e2e"), help="logs go here")
+    parser.add_argument("--model-dir", type=Path, default=Path(f"/tmp/{name}_model"))
+    parser.add_argument("--work", type=Path, default=Path(f"/tmp/{name}"), help="runs write here")
     parser.add_argument("--tiny", action="store_true", help="2-layer model (CPU check)")
     parser.add_argument("--reuse-model", action="store_true", help="keep a model --model-dir already holds")
-    parser.add_argument("--dtype", default=None, help="bfloat16 (default; float32 with --tiny)")
-    parser.add_argument("--limit", type=int, default=256)
-    parser.add_argument("--max-tokens", type=int, default=128)
-    parser.add_argument("--max-connections", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=repeats)
     parser.add_argument(
         "--budget-s",
         type=float,
         default=None,
         help="start no run that would end later than this many seconds after the start (build included)",
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_run_options(parser, "inspect_e2e", repeats=3)
+    parser.add_argument("--dtype", default=None, help="bfloat16 (default; float32 with --tiny)")
+    parser.add_argument("--limit", type=int, default=256)
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--max-connections", type=int, default=32)
     args = parser.parse_args()
     args.dtype = args.dtype or ("float32" if args.tiny else "bfloat16")
     model_dir = args.model_dir.resolve()

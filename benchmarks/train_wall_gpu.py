@@ -38,7 +38,7 @@ if __package__ in (None, ""):  # run as a script: benchmarks.* from the reposito
     sys.path.append(str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.decode_gpu import machine, spread  # noqa: E402
-from benchmarks.inspect_e2e_gpu import prepared_model, run_interleaved  # noqa: E402
+from benchmarks.inspect_e2e_gpu import add_run_options, prepared_model, run_interleaved  # noqa: E402
 
 ARMS: dict[str, list[str]] = {
     "defaults": [],
@@ -100,18 +100,10 @@ def summary(rows: list[dict[str, Any]], arms: list[str]) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--model-dir", type=Path, default=Path("/tmp/train_wall_model"))
-    parser.add_argument("--work", type=Path, default=Path("/tmp/train_wall"), help="runs write here")
-    parser.add_argument("--tiny", action="store_true", help="2-layer model (CPU check)")
-    parser.add_argument("--reuse-model", action="store_true", help="keep a model --model-dir already holds")
+    add_run_options(parser, "train_wall", repeats=2)
     parser.add_argument("--arms", default="compile,no-compile", help="comma-separated: " + ", ".join(ARMS))
-    parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--extra", default="", help="more `af train` arguments, one shell-quoted string")
     parser.add_argument("--shared-cache", action="store_true", help="one inductor cache for every run")
-    parser.add_argument(
-        "--budget-s", type=float, default=None, help="start no run that would end past this (build included)"
-    )
     args = parser.parse_args()
     arms = [arm for arm in args.arms.split(",") if arm]
     unknown = [arm for arm in arms if arm not in ARMS]
